@@ -1,0 +1,46 @@
+# LP-DS: `make demo` sets everything up and runs the main job; `make test` sets up and runs the tests.
+# Both are idempotent: a second run only redoes what changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lpds-installed
+APT_PKGS := liblapack3 xvfb xauth libgl1 libglu1-mesa libglx-mesa0 libgl1-mesa-dri libxrandr2 libxxf86vm1 libxi6 libfreetype6 libpng16-16
+# RAI renders through GLX: without a display, run under a virtual one
+XRUN := $(if $(DISPLAY),,xvfb-run -a -s "-screen 0 1024x768x24")
+OUT ?= runs/demo
+ROS_PKGS := $(wildcard src/lpds_ros/setup.py)
+PIP_EDITABLE := -e src/lpds_core -e src/lpds_sim $(if $(ROS_PKGS),-e src/lpds_ros,)
+
+.PHONY: setup apt venv demo test bench colcon clean
+
+setup: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt src/lpds_core/pyproject.toml src/lpds_sim/pyproject.toml $(ROS_PKGS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps $(PIP_EDITABLE)
+	touch $@
+
+demo: setup
+	$(XRUN) $(BIN)/lpds toy --out $(OUT)/toy
+
+test: setup
+	$(XRUN) $(BIN)/python -m pytest
+
+bench: setup
+	$(XRUN) $(BIN)/python bench/toy.py
+
+clean:
+	rm -rf $(VENV) build install log runs .pytest_cache
