@@ -71,6 +71,7 @@ def test_minmax_observation_normalisation_option():
 def test_state_encoder_rejects_nan_and_wrong_shapes():
     enc = StateEncoder(OBS)
     assert enc(torch.zeros(2, OBS)).shape == (2, OBS)
+    assert enc(torch.zeros(2, OBS, dtype=torch.float64)).dtype == torch.float32
     with pytest.raises(ValueError, match="NaN"):
         enc(torch.tensor([[0.0, 1.0, float("nan"), 0.0, 0.0]]))
     with pytest.raises(ValueError, match=r"expected \(B, 5\).*batch dimension"):

@@ -24,7 +24,7 @@ def _require_float(name: str, x: Any, shape: tuple[int | None, ...]) -> torch.Te
     _require_shape(name, x, shape)
     if not torch.isfinite(x).all():
         raise ValueError(f"observation '{name}' contains NaN or inf values; check the sensor/env that produced it")
-    return x
+    return x.to(torch.float32)  # float64 from numpy envs is fine, the weights are float32
 
 
 def _require_shape(name: str, x: torch.Tensor, shape: tuple[int | None, ...]) -> None:
