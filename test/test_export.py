@@ -90,6 +90,7 @@ def test_export_parity_and_metadata(exported):
     spec = policy.spec
     assert spec["horizon"] == H and spec["num_steps"] == 10 and spec["delta"] == 0.05 and spec["task"] == "toy"
     assert spec["backbone"] == m.kind and spec["obs_spec"] == m.obs_spec()
+    np.testing.assert_allclose(spec["normalization"]["action"]["scale"], m.action_norm.scale.numpy(), rtol=1e-6)
     meta = {p.key: p.value for p in onnx.load(str(paths["decoder"])).metadata_props}
     assert '"algo": "lpds"' in meta["lpds"]
 

@@ -109,6 +109,11 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str],
     onnx.save(model, str(path))
 
 
+def _norm_meta(norm: nn.Module) -> dict[str, Any]:
+    """y = (x - shift) / scale."""
+    return {"mode": norm.mode, "shift": norm.shift.tolist(), "scale": norm.scale.tolist()}
+
+
 def export_onnx(
     backbone: ChunkPolicy,
     perturbation: nn.Module | None,
@@ -136,7 +141,12 @@ def export_onnx(
         "backbone": backbone.kind, "backbone_class": type(backbone).__name__, "backbone_config": backbone.config,
         "obs_type": backbone.obs_type, "obs_spec": spec, "action_spec": backbone.action_spec(),
         "horizon": backbone.horizon, "act_dim": backbone.act_dim, "num_steps": backbone.num_steps,
-        "feature_dim": backbone.feature_dim, "normalization": "inside the graph: raw observations in, raw actions out",
+        "feature_dim": backbone.feature_dim,
+        "normalization": {  # applied inside the graphs (raw in, raw out); recorded here for inspection
+            "obs": _norm_meta(backbone.encoder.norm), "action": _norm_meta(backbone.action_norm),
+            **({"rgb": "x/127.5 - 1", "depth": f"clip(d, 0, {backbone.encoder.max_depth}) scaled to [-1, 1]"}
+               if backbone.obs_type == "image" else {}),
+        },
         "has_perturbation": perturbation is not None, "perturbation_takes_eps": takes_eps,
         "perturbation_space": space, "task": None, "algo": None, "delta": None,
         **dict(metadata or {}),
