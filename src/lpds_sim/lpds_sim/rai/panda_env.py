@@ -327,7 +327,12 @@ class PandaTaskEnv(gym.Env):
 
     @property
     def ee_target(self) -> np.ndarray:
+        """The commanded (integrated) end-effector position target, world frame."""
         return self._tgt_pos.copy()
+
+    @property
+    def ee_target_yaw(self) -> float:
+        return float(self._tgt_yaw)
 
     def _proprio(self) -> np.ndarray:
         pos, quat = self.ee_pose()
