@@ -201,3 +201,21 @@ def test_operator_variation_is_seeded_and_human_like(env):
     exact = acts(0, OperatorStyle.exact())
     moving = np.abs(exact[:, :3]).max(axis=1) > 0
     assert len(exact) < len(a) + 20 and moving[:10].all()  # no pauses at the start of the exact style
+
+
+def test_yaw_action_rotates_the_gripper():
+    """Base-class yaw channel (used by tasks with `use_yaw=True`, e.g. mug hanging)."""
+    from lpds_sim.rai.pick_place_env import PickPlaceEnv
+
+    class YawPickPlace(PickPlaceEnv):
+        use_yaw = True
+
+    env = YawPickPlace()
+    assert env.action_space.shape == (5,)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(np.array([0, 0, 0, 1.0, 1.0]))
+    expected = 5 * env.max_yaw_rate / env.control_hz
+    assert env.ee_target_yaw == pytest.approx(expected)
+    assert env.ee_yaw() == pytest.approx(expected, abs=0.03)
+    assert env.settings()["action"]["names"] == ["dx", "dy", "dz", "dyaw", "gripper"]
