@@ -17,6 +17,9 @@ for every task and auditable in one place:
   never counting the manipulated objects (`held_frames`).
 * observations: `obs_mode="state"` → flat float32 vector (layout in `state_layout`); `obs_mode="image"` →
   `{"rgb": uint8 (3,S,S), "depth": float32 metres (1,S,S), "proprio": float32 (8,)}` from a fixed D435i-like camera.
+* episodes: `reset(seed, options={"cell": (row, col)})` puts the object in a grid cell (seeded jitter), or
+  `options={"object_xy": (x, y)}`, or uniformly over `object_region`; success terminates; `max_episode_steps`
+  truncates. One PhysX Simulation lives as long as the env (reset = setState + push poses).
 """
 from __future__ import annotations
 
@@ -87,7 +90,6 @@ class PandaTaskEnv(gym.Env):
         self.ik = DLSIK(self.C_ik, scene.EE_FRAME, self.q_home)
         self._build_task(self.C)
         self.C.setJointState(self.q_home)
-        self._finger_joint = "l_panda_finger_joint1"
         self.S: ry.Simulation | None = None  # created in reset()
         self._ee = self.C.getFrame(scene.EE_FRAME)
         self._non_env = set(self.held_frames) | {"world"}
