@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-TABLE_TOP_Z = 0.65  # top surface of `table` in scenarios/pandaSingle.g
+from .scene import TABLE_TOP_Z
 
 # names of the frames this module adds (the env and the operator refer to them)
 MUG = "mug"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lpds_sim.rai.mug_scene import TABLE_TOP_Z, MugScene
+from .mug_scene import TABLE_TOP_Z, MugScene
 
 
 def handle_crossing(mug_pos: np.ndarray, mug_rot: np.ndarray, peg_root: np.ndarray,
