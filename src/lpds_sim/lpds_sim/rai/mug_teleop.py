@@ -17,38 +17,31 @@ paths, a detour-then-correct above the mug, pauses at phase changes, hesitations
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 import robotic as ry
 
+from ..teleop import CLOSE, OPEN, OperatorStyle, ScriptedOperator
 from .mug_scene import HANG_IN, HANG_PRE, MUG, MUG_HANDLE_CENTRE, MUG_HANDLE_FRAMES, PEG
 from .scene import EE_FRAME
 
-OPEN, CLOSE = 1.0, -1.0
 GRASP_HEIGHT = 0.023  # l_gripper above the mug centre: the palm capsule allows only the top 2 cm (reference note)
 
 
 @dataclass
-class MugOperatorStyle:
-    """How human the operator looks. `exact()` switches every variation off (for tests and debugging)."""
+class MugOperatorStyle(OperatorStyle):
+    """The shared operator style, a little calmer (a mug held by its top 2 cm swings on hard accelerations),
+    plus the speed of the slide along the peg. `exact()` switches every variation off."""
 
-    speed_range: tuple[float, float] = (0.45, 0.85)  # fraction of the env's max speed, drawn per free-space move
-    insert_speed_range: tuple[float, float] = (0.2, 0.4)  # along the peg
     waypoint_std: float = 0.012  # m, amplitude of the smooth offset added to free-space paths
-    detour_prob: float = 0.4  # aim beside the mug first, then correct
-    detour_std: float = 0.012
-    pause_prob: float = 0.35  # at each phase change
+    speed_range: tuple[float, float] = (0.45, 0.85)  # fraction of the env's max speed, drawn per free-space move
     pause_steps: tuple[int, int] = (1, 5)
-    hesitate_prob: float = 0.03  # per free-space step
+    detour_prob: float = 0.4  # aim beside the mug first, then correct
     tremor_std: float = 0.03  # action units, free space only
-    enabled: bool = True
-
-    @classmethod
-    def exact(cls) -> "MugOperatorStyle":
-        return cls(enabled=False)
+    insert_speed_range: tuple[float, float] = (0.2, 0.4)  # along the peg
 
 
 def plan_mug_hang(C: ry.Config, side: int, flip: int) -> list[np.ndarray] | None:
@@ -132,36 +125,33 @@ class Move:
     settle_tol: float | None = None  # after the last step wait (<= 10 steps) until the measured EE is this close
 
 
-class MugHangOperator:
-    """Closed-loop scripted policy for `MugHangEnv`: `op.reset()` after `env.reset()`, then `action = op(obs)`."""
+class MugHangOperator(ScriptedOperator):
+    """Closed-loop scripted policy for `MugHangEnv`: `op.reset()` after `env.reset()`, then `action = op(obs)`.
+
+    Shares the policy API, seeding (per episode, from the operator seed and the start position) and style with
+    `teleop.ScriptedOperator`; the plan is a queue of per-step executors instead of waypoint segments, because the
+    insertion is a closed loop on the measured handle pose.
+    """
 
     max_replans = 1
     sides_flips = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 
-    def __init__(self, env: gym.Env, style: MugOperatorStyle | None = None, seed: int | None = None) -> None:
-        self.env = env
-        self.u = env.unwrapped
+    def __init__(self, env: gym.Env, style: OperatorStyle | None = None, seed: int | None = None) -> None:
+        if style is not None and not isinstance(style, MugOperatorStyle):
+            style = MugOperatorStyle(**asdict(style))  # a plain OperatorStyle: keep its choices, add the mug's
+        super().__init__(env, style or MugOperatorStyle(), seed)
         if not getattr(self.u, "use_yaw", False) or not hasattr(self.u, "mug_pose"):
             raise TypeError(f"MugHangOperator needs a MugHangEnv, got {type(self.u).__name__}")
-        self.style = style or MugOperatorStyle()
-        self.rng = np.random.default_rng(seed)
-        self.max_step = self.u.max_lin_speed / self.u.control_hz
-        self.max_yaw_step = self.u.max_yaw_rate / self.u.control_hz
-        self.planner = ""
         self.side = 1
-        self.replans = 0
-        self._queue: list[tuple[str, Callable[[], np.ndarray | None]]] = []
         self.phase = ""
+        self._queue: list[tuple[str, Callable[[], np.ndarray | None]]] = []
+        self._planned_mug = np.zeros(3)
 
-    # ------------------------------------------------------------------ policy API
-    def reset(self, seed: int | None = None) -> None:
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
-        self.replans = 0
+    def _new_plan(self) -> None:  # called by ScriptedOperator.reset()
         self._make_plan()
 
-    def __call__(self, obs=None) -> np.ndarray:
-        return self.act()
+    def done(self) -> bool:
+        return not self._queue
 
     def act(self) -> np.ndarray:
         if self._needs_replan():
