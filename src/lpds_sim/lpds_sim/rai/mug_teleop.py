@@ -17,6 +17,7 @@ paths, a detour-then-correct above the mug, pauses at phase changes, hesitations
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -28,6 +29,10 @@ from ..teleop import CLOSE, OPEN, OperatorStyle, ScriptedOperator
 from .mug_scene import HANG_IN, HANG_PRE, MUG, MUG_HANDLE_CENTRE, MUG_HANDLE_FRAMES, PEG
 from .scene import EE_FRAME
 
+# one executor of the plan: called once per control step with the operator, returns an action or None when done.
+# Executors get the operator as an argument instead of closing over it: a closure over `self` would put operator,
+# env and RAI objects in a reference cycle, and freeing RAI objects from the cycle collector segfaults.
+Step = Callable[["MugHangOperator"], "np.ndarray | None"]
 GRASP_HEIGHT = 0.023  # l_gripper above the mug centre: the palm capsule allows only the top 2 cm (reference note)
 
 
@@ -144,11 +149,14 @@ class MugHangOperator(ScriptedOperator):
             raise TypeError(f"MugHangOperator needs a MugHangEnv, got {type(self.u).__name__}")
         self.side = 1
         self.phase = ""
-        self._queue: list[tuple[str, Callable[[], np.ndarray | None]]] = []
+        self._queue: list[tuple[str, Step]] = []
         self._planned_mug = np.zeros(3)
+        self.plan_seconds = 0.0  # KOMO planning time summed over all episodes (benchmarks read it)
 
     def _new_plan(self) -> None:  # called by ScriptedOperator.reset()
+        t = time.perf_counter()
         self._make_plan()
+        self.plan_seconds += time.perf_counter() - t
 
     def done(self) -> bool:
         return not self._queue
@@ -159,7 +167,7 @@ class MugHangOperator(ScriptedOperator):
             self._make_plan()
         while self._queue:
             self.phase, run = self._queue[0]
-            a = run()
+            a = run(self)
             if a is not None:
                 return a
             self._queue.pop(0)
@@ -246,8 +254,7 @@ class MugHangOperator(ScriptedOperator):
         st = self.style
         if st.enabled and self.rng.random() < st.pause_prob:
             n = int(self.rng.integers(st.pause_steps[0], st.pause_steps[1] + 1))
-            self._queue.append(("pause", self._counted(lambda: self._action(self.u.ee_target, self.u._tgt_yaw, grip),
-                                                       n)))
+            self._queue.append(("pause", self._counted(lambda op: op._action(op.u.ee_target, op.u._tgt_yaw, grip), n)))
 
     # ------------------------------------------------------------------ references
     def _speed(self) -> float:
@@ -289,33 +296,33 @@ class MugHangOperator(ScriptedOperator):
     def _push(self, move: Move) -> None:
         state = {"i": 0, "settle": 0}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             i = state["i"]
             if i < len(move.pos):
-                st = self.style
-                if move.free_space and st.enabled and self.rng.random() < st.hesitate_prob:
-                    return self._action(self.u.ee_target, self.u._tgt_yaw, move.grip)
+                st = op.style
+                if move.free_space and st.enabled and op.rng.random() < st.hesitate_prob:
+                    return op._action(op.u.ee_target, op.u._tgt_yaw, move.grip)
                 state["i"] += 1
-                a = self._action(move.pos[i], move.yaw[i], move.grip)
+                a = op._action(move.pos[i], move.yaw[i], move.grip)
                 if move.free_space and st.enabled and st.tremor_std > 0:
-                    a[:3] = np.clip(a[:3] + self.rng.normal(0, st.tremor_std, 3), -1, 1)
+                    a[:3] = np.clip(a[:3] + op.rng.normal(0, st.tremor_std, 3), -1, 1)
                 return a
             if move.settle_tol is not None and state["settle"] < 10:
-                if np.linalg.norm(self.u.ee_pose()[0] - move.pos[-1]) > move.settle_tol:
+                if np.linalg.norm(op.u.ee_pose()[0] - move.pos[-1]) > move.settle_tol:
                     state["settle"] += 1
-                    return self._action(move.pos[-1], move.yaw[-1], move.grip)
+                    return op._action(move.pos[-1], move.yaw[-1], move.grip)
             return None
 
         self._queue.append((move.label, run))
 
-    def _counted(self, f: Callable[[], np.ndarray], n: int) -> Callable[[], np.ndarray | None]:
+    def _counted(self, f: Step, n: int) -> Step:
         state = {"n": n}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             if state["n"] <= 0:
                 return None
             state["n"] -= 1
-            return f()
+            return f(op)
 
         return run
 
@@ -333,30 +340,30 @@ class MugHangOperator(ScriptedOperator):
         e, eyaw = self._handle_error(c_goal, mug_yaw_goal)
         return self.u.ee_target + gain * e, self.u._tgt_yaw + gain * eyaw
 
-    def _servo_align(self, c_pre: np.ndarray, mug_yaw_goal: float) -> Callable[[], np.ndarray | None]:
+    def _servo_align(self, c_pre: np.ndarray, mug_yaw_goal: float) -> Step:
         state = {"n": 0, "ok": 0}
 
-        def run() -> np.ndarray | None:
-            e, eyaw = self._handle_error(c_pre, mug_yaw_goal)
+        def run(op: "MugHangOperator") -> np.ndarray | None:
+            e, eyaw = op._handle_error(c_pre, mug_yaw_goal)
             if np.linalg.norm(e) < 0.003 and abs(eyaw) < 0.03:
                 state["ok"] += 1
             if state["ok"] >= 2 or state["n"] >= 25:
                 return None
             state["n"] += 1
-            p, y = self._servo_target(c_pre, mug_yaw_goal, 0.5)
-            return self._action(p, y, CLOSE)
+            p, y = op._servo_target(c_pre, mug_yaw_goal, 0.5)
+            return op._action(p, y, CLOSE)
 
         return run
 
     def _servo_insert(self, c_pre: np.ndarray, c_in: np.ndarray, mug_yaw_goal: float,
-                      n: int) -> Callable[[], np.ndarray | None]:
+                      n: int) -> Step:
         """Slide the hole along the peg in `n` steps, pausing (up to 15 steps in all) while it is off the axis."""
         axis = (c_in - c_pre) / np.linalg.norm(c_in - c_pre)
         state = {"k": 0, "steps": 0, "waits": 0}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             k = state["k"]
-            e, _ = self._handle_error(c_pre + (c_in - c_pre) * min(1.0, k / n), mug_yaw_goal)
+            e, _ = op._handle_error(c_pre + (c_in - c_pre) * min(1.0, k / n), mug_yaw_goal)
             lateral = np.linalg.norm(e - axis * (e @ axis))
             if k >= n and (np.linalg.norm(e) < 0.004 or state["steps"] >= n + 15):
                 return None
@@ -367,40 +374,40 @@ class MugHangOperator(ScriptedOperator):
             state["steps"] += 1
             c_prev = c_pre + (c_in - c_pre) * min(1.0, k / n)
             c_goal = c_pre + (c_in - c_pre) * min(1.0, state["k"] / n)
-            p, y = self._servo_target(c_goal, mug_yaw_goal, 0.5)
+            p, y = op._servo_target(c_goal, mug_yaw_goal, 0.5)
             p = p + (c_goal - c_prev) * 0.5  # feed-forward the rest of the goal's own motion along the peg
-            return self._action(p, y, CLOSE)
+            return op._action(p, y, CLOSE)
 
         return run
 
-    def _release(self) -> Callable[[], np.ndarray | None]:
+    def _release(self) -> Step:
         state = {"n": 0}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             if state["n"] == 0:
-                state["p"], state["y"] = self.u.ee_target, self.u._tgt_yaw
-            if state["n"] >= 6 and (self.u.gripper_width() > 0.075 or state["n"] >= 15):
+                state["p"], state["y"] = op.u.ee_target, op.u._tgt_yaw
+            if state["n"] >= 6 and (op.u.gripper_width() > 0.075 or state["n"] >= 15):
                 return None
             state["n"] += 1
-            return self._action(state["p"], state["y"], OPEN)
+            return op._action(state["p"], state["y"], OPEN)
 
         return run
 
-    def _retreat(self) -> Callable[[], np.ndarray | None]:
+    def _retreat(self) -> Step:
         state: dict = {}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             if "move" not in state:  # built lazily: starts wherever the hand is after releasing
-                p, y = self.u.ee_target, self.u._tgt_yaw
+                p, y = op.u.ee_target, op.u._tgt_yaw
                 up = p + [0, 0, 0.08]
                 back = up + [0, -0.08, 0.02]
-                path = np.vstack([self._line(p, up, y, OPEN, "lift", 0.3).pos, self._line(up, back, y, OPEN, "back",
+                path = np.vstack([op._line(p, up, y, OPEN, "lift", 0.3).pos, op._line(up, back, y, OPEN, "back",
                                                                                           0.5).pos])
                 state["move"], state["i"] = path, 0
             if state["i"] >= len(state["move"]):
                 return None
             state["i"] += 1
-            return self._action(state["move"][state["i"] - 1], self.u._tgt_yaw, OPEN)
+            return op._action(state["move"][state["i"] - 1], op.u._tgt_yaw, OPEN)
 
         return run
 
