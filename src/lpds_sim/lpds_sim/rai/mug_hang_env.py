@@ -29,7 +29,6 @@ class MugHangEnv(PandaTaskEnv):
     # mug start region (x, y of the body centre): in front of and left of the holder, kept >= 20 cm from the post
     object_region = ((-0.25, 0.1), (0.1, 0.35))
     grid_shape = (2, 2)        # 2x2 cells x 5 trials = the 20 mug trials of the grid protocol
-    grid_trials = 5
     default_max_episode_steps = 200
     mug_yaw_range = (-np.pi, np.pi)  # the handle may point anywhere at the start, as on a real bench
     hold_steps = 10            # 1 s at 10 Hz hanging in a row = success
