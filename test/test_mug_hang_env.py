@@ -147,3 +147,41 @@ def test_scripted_operator_meets_the_mug_grid_target(env):
     res = GridProtocol(rows, cols, trials, seed=0).run(env, make_operator("mug_hang", env, seed=0), progress=False)
     assert len(res.trials) == 20
     assert res.successes >= 17, res.summary()
+
+
+IMAGE_SCRIPT = """
+import numpy as np
+from lpds_sim.rai.display import NoDisplayError
+from lpds_sim.rai.mug_scene import MugScene
+from lpds_sim.tasks import make_env
+try:
+    env = make_env("mug_hang", obs_mode="image")
+except NoDisplayError as exc:
+    print("CLEAR-ERROR", exc)
+    raise SystemExit(0)
+def rgb(pos, quat=(1, 0, 0, 0)):
+    obs, _ = env.reset(seed=0, options={"mug_pose": (pos, quat)})
+    return obs
+z = MugScene().mug_rest_z()
+away = rgb([1.0, -0.9, z])["rgb"].astype(int)  # on the table, out of the camera's view
+hung = rgb(*MugScene().hang_pose())
+assert hung["rgb"].shape == (3, 84, 84) and hung["depth"].shape == (1, 84, 84)
+assert hung["rgb"].std() > 5 and (hung["depth"] > 0).mean() > 0.9   # a real picture, not a blank frame
+(x0, x1), (y0, y1) = env.unwrapped.object_region
+for obs in (hung, rgb([x0, y0, z]), rgb([x0, y1, z]), rgb([x1, y0, z]), rgb([x1, y1, z])):
+    changed = (np.abs(obs["rgb"].astype(int) - away).sum(0) > 30).sum()
+    assert changed > 20, changed   # the mug is in view at the peg and at every corner of its start region
+env.close()
+print("IMAGE-OK")
+"""
+
+
+def test_mug_camera_sees_the_start_region_and_the_peg(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", IMAGE_SCRIPT], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ))
+    assert out.returncode == 0, f"rc={out.returncode}\n{out.stdout}\n{out.stderr[-2000:]}"
+    assert "IMAGE-OK" in out.stdout or "CLEAR-ERROR" in out.stdout
