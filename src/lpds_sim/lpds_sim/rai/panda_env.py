@@ -17,6 +17,9 @@ for every task and auditable in one place:
   never counting the manipulated objects (`held_frames`).
 * observations: `obs_mode="state"` → flat float32 vector (layout in `state_layout`); `obs_mode="image"` →
   `{"rgb": uint8 (3,S,S), "depth": float32 metres (1,S,S), "proprio": float32 (8,)}` from a fixed D435i-like camera.
+* episodes: `reset(seed, options={"cell": (row, col)})` puts the object in a grid cell (seeded jitter), or
+  `options={"object_xy": (x, y)}`, or uniformly over `object_region`; success terminates; `max_episode_steps`
+  truncates. One PhysX Simulation lives as long as the env (reset = setState + push poses).
 """
 from __future__ import annotations
 
@@ -62,7 +65,7 @@ class PandaTaskEnv(gym.Env):
                  max_lin_speed: float = 0.3, max_yaw_rate: float = 1.0, max_episode_steps: int | None = None,
                  image_size: int = 84, sensor_noise: bool | SensorNoise = False, camera: CameraSpec | None = None,
                  terminate_on_success: bool = True, collision_margin: float = 0.005, render_mode: str | None = None,
-                 coarse_free_motion: bool = True):
+                 coarse_free_motion: bool = True, fast_render: bool = True):
         if obs_mode not in ("state", "image"):
             raise ValueError(f"obs_mode must be 'state' or 'image', got {obs_mode!r}")
         n_sub = round(1.0 / (control_hz * sim_dt))
@@ -87,7 +90,6 @@ class PandaTaskEnv(gym.Env):
         self.ik = DLSIK(self.C_ik, scene.EE_FRAME, self.q_home)
         self._build_task(self.C)
         self.C.setJointState(self.q_home)
-        self._finger_joint = "l_panda_finger_joint1"
         self.S: ry.Simulation | None = None  # created in reset()
         self._ee = self.C.getFrame(scene.EE_FRAME)
         self._non_env = set(self.held_frames) | {"world"}
@@ -100,8 +102,9 @@ class PandaTaskEnv(gym.Env):
         elif isinstance(sensor_noise, SensorNoise):
             self._cam_spec.noise = sensor_noise
         self._camera: RGBDCamera | None = None
+        self.fast_render = fast_render
         if obs_mode == "image":
-            self._camera = RGBDCamera(self.C, self._cam_spec)
+            self._camera = RGBDCamera(self.C, self._cam_spec, fast=fast_render)
 
         A = 5 if self.use_yaw else 4
         self.action_space = spaces.Box(-1.0, 1.0, (A,), np.float32)
@@ -135,7 +138,7 @@ class PandaTaskEnv(gym.Env):
                            "sensor_noise": self._cam_spec.noise.rgb_std > 0 or self._cam_spec.noise.hole_frac > 0,
                            "terminate_on_success": self.terminate_on_success,
                            "collision_margin": self.collision_margin,
-                           "coarse_free_motion": self.coarse_free_motion},
+                           "coarse_free_motion": self.coarse_free_motion, "fast_render": self.fast_render},
             "action": {"dim": int(self.action_space.shape[0]),
                        "names": ["dx", "dy", "dz", "dyaw", "gripper"] if self.use_yaw else ["dx", "dy", "dz", "gripper"],
                        "low": -1.0, "high": 1.0, "pos_step_m": self.max_lin_speed / self.control_hz,
@@ -297,7 +300,7 @@ class PandaTaskEnv(gym.Env):
         if self.render_mode != "rgb_array":
             return None
         if self._camera is None:
-            self._camera = RGBDCamera(self.C, self._cam_spec)
+            self._camera = RGBDCamera(self.C, self._cam_spec, fast=self.fast_render)
         rgb, _ = self._camera.render(None)
         return rgb.transpose(1, 2, 0)
 
@@ -326,7 +329,12 @@ class PandaTaskEnv(gym.Env):
 
     @property
     def ee_target(self) -> np.ndarray:
+        """The commanded (integrated) end-effector position target, world frame."""
         return self._tgt_pos.copy()
+
+    @property
+    def ee_target_yaw(self) -> float:
+        return float(self._tgt_yaw)
 
     def _proprio(self) -> np.ndarray:
         pos, quat = self.ee_pose()
