@@ -82,6 +82,20 @@ def test_reward_is_the_formula_of_the_info_terms(env):
             break
 
 
+def test_pushing_the_gripper_onto_the_holder_post_is_a_collision(env):
+    env.reset(seed=0)
+    u = env.unwrapped
+    post_top = np.array([*SC.holder.xy, 0.65 + SC.holder.peg_height + 0.015])
+    collided = False
+    for _ in range(60):  # fly above the post, then press down onto it
+        goal = post_top + ([0, 0, 0.10] if np.linalg.norm(u.ee_pose()[0][:2] - post_top[:2]) > 0.01 else [0, 0, -0.05])
+        a = np.r_[np.clip((goal - u.ee_target) / 0.03, -1, 1), 0.0, 1.0].astype(np.float32)
+        collided |= env.step(a)[-1]["collision"]
+        if collided:
+            break
+    assert collided
+
+
 def test_grid_cells_place_the_mug_inside_the_cell(env):
     u = env.unwrapped
     rows, cols, _ = get_task("mug_hang").grid
