@@ -254,7 +254,8 @@ class MugHangOperator(ScriptedOperator):
         st = self.style
         if st.enabled and self.rng.random() < st.pause_prob:
             n = int(self.rng.integers(st.pause_steps[0], st.pause_steps[1] + 1))
-            self._queue.append(("pause", self._counted(lambda op: op._action(op.u.ee_target, op.u.ee_target_yaw, grip), n)))
+            keep_still = lambda op: op._action(op.u.ee_target, op.u.ee_target_yaw, grip)  # noqa: E731
+            self._queue.append(("pause", self._counted(keep_still, n)))
 
     # ------------------------------------------------------------------ references
     def _speed(self) -> float:
@@ -401,8 +402,8 @@ class MugHangOperator(ScriptedOperator):
                 p, y = op.u.ee_target, op.u.ee_target_yaw
                 up = p + [0, 0, 0.08]
                 back = up + [0, -0.08, 0.02]
-                path = np.vstack([op._line(p, up, y, OPEN, "lift", 0.3).pos, op._line(up, back, y, OPEN, "back",
-                                                                                          0.5).pos])
+                lift, away = op._line(p, up, y, OPEN, "lift", 0.3), op._line(up, back, y, OPEN, "back", 0.5)
+                path = np.vstack([lift.pos, away.pos])
                 state["move"], state["i"] = path, 0
             if state["i"] >= len(state["move"]):
                 return None
@@ -415,7 +416,8 @@ class MugHangOperator(ScriptedOperator):
     def _action(self, pos: np.ndarray, yaw: float, grip: float) -> np.ndarray:
         """Env action that moves the commanded target to (pos, yaw) as far as one step allows."""
         d = np.clip((np.asarray(pos) - self.u.ee_target) / self.max_step, -1.0, 1.0)
-        dyaw = np.clip(float(wrap_angle(yaw - self.u.ee_target_yaw)) / self.max_yaw_step, -1.0, 1.0)
+        # no wrapping: the env's yaw target is a clipped scalar in [-yaw_limit, yaw_limit], not an angle on a circle
+        dyaw = np.clip((float(yaw) - self.u.ee_target_yaw) / self.max_yaw_step, -1.0, 1.0)
         return np.r_[d, dyaw, grip].astype(np.float32)
 
     def _needs_replan(self) -> bool:
