@@ -11,7 +11,7 @@ pauses at phase changes and short hesitations, a detour-then-correct on the fina
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import gymnasium as gym

@@ -60,7 +60,6 @@ class PickPlaceOperator(ScriptedOperator):
         segs: list[Segment] = []
         if not u.gripper_open_cmd or ee[2] < cube[2] + 0.04:  # re-plan after a failure: open and back off first
             segs.append(Segment(np.array([ee + [0, 0, 0.06]]), OPEN, "back_off", wait_steps=3))
-            self.replan_from_low = True
         paths = None if segs else self._komo_paths()
         self.planner = "komo" if paths is not None else "straight"
         approach, carry = paths if paths is not None else self._straight_paths(cube)
