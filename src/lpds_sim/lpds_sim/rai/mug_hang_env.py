@@ -82,12 +82,6 @@ class MugHangEnv(PandaTaskEnv):
     def _is_success(self) -> bool:
         return self._hang_timer.update(self.mug_hanging_now())
 
-    def close(self):
-        # Free the PhysX simulation now, at a known point: an env freed later by the cycle collector (e.g. one an
-        # operator closure keeps in a reference cycle) segfaulted in RAI 2/2 times; dropping S here fixed it 2/2.
-        self.S = None
-        super().close()
-
     # ---- mug-specific readers (the operator and the tests use them too)
     def mug_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """World position and rotation matrix of the mug body."""

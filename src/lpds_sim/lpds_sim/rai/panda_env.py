@@ -308,6 +308,9 @@ class PandaTaskEnv(gym.Env):
         if self._camera is not None:
             self._camera.release()
         self._camera = None
+        # Free the PhysX simulation now, at a known point: an env freed later by the cycle collector
+        # (e.g. one an operator closure keeps in a reference cycle) segfaulted inside RAI.
+        self.S = None
 
     # ------------------------------------------------------------------ state readers
     def _obj_frame(self) -> ry.Frame:
