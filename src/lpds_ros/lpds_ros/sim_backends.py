@@ -1,0 +1,138 @@
+"""What the sim robot node drives: a backend with the robot's and camera's interfaces.
+
+`rai`: lpds_sim's PhysX pick-and-place env (imported lazily). `kinematic`: a numpy fake hardware in the spirit of
+ros2_control's mock components — the end effector tracks the target at a bounded speed, the cube sticks to closed
+fingers and drops when they open. No physics: it exists to test the ROS plumbing fast and without RAI; it never
+stands in for the simulator's results.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+TOP_DOWN = np.array([1.0, 0.0, 0.0, 0.0])  # x y z w: gripper pointing down
+
+
+class SimBackend(Protocol):
+    obs_names: list[str]
+    joint_names: list[str]
+
+    def reset(self, row: int, col: int, seed: int) -> None: ...
+    def command(self, position: np.ndarray, quaternion: np.ndarray, gripper: float) -> None: ...
+    def step(self) -> None: ...
+    def ee_pose(self) -> tuple[np.ndarray, np.ndarray]: ...
+    def joint_positions(self) -> np.ndarray: ...
+    def gripper_width(self) -> float: ...
+    def task_obs(self) -> np.ndarray: ...
+    def episode_info(self) -> dict[str, float]: ...
+    def render(self) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+
+def grid_cell_position(row: int, col: int, rows: int, cols: int, jitter: np.ndarray,
+                       x_range=(0.40, 0.60), y_range=(-0.25, 0.05)) -> np.ndarray:
+    """Centre of a cell of a rows x cols grid over the table region, plus a jitter in cell units (|j| <= 0.5)."""
+    if not (0 <= row < rows and 0 <= col < cols):
+        raise ValueError(f"cell ({row}, {col}) is outside the {rows}x{cols} grid")
+    cx = x_range[0] + (row + 0.5 + 0.6 * jitter[0]) * (x_range[1] - x_range[0]) / rows
+    cy = y_range[0] + (col + 0.5 + 0.6 * jitter[1]) * (y_range[1] - y_range[0]) / cols
+    return np.array([cx, cy])
+
+
+class KinematicBackend:
+    obs_names = ["ee_x", "ee_y", "ee_z", "gripper_width", "obj_x", "obj_y", "obj_z", "target_x", "target_y",
+                 "target_z"]
+    joint_names = [f"fr3_joint{i}" for i in range(1, 8)] + ["fr3_finger_joint1", "fr3_finger_joint2"]
+    CUBE = 0.04
+    TABLE_Z = 0.0
+    TRAY = np.array([0.50, 0.25, 0.0])
+    TRAY_HALF = 0.08
+    HOME = np.array([0.45, 0.0, 0.30])
+
+    def __init__(self, rows: int = 2, cols: int = 4, max_speed: float = 0.03, image_hw=(96, 128)):
+        self.rows, self.cols, self.max_speed, self.image_hw = rows, cols, max_speed, image_hw
+        self.reset(0, 0, 0)
+
+    def reset(self, row: int, col: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        xy = grid_cell_position(row, col, self.rows, self.cols, rng.uniform(-0.5, 0.5, 2))
+        self.obj = np.array([xy[0], xy[1], self.TABLE_Z + self.CUBE / 2])
+        self.ee, self.quat = self.HOME.copy(), TOP_DOWN.copy()
+        self.target, self.width, self.grip_cmd = self.HOME.copy(), 0.08, 0.0
+        self.held, self.steps, self.success, self.collision = False, 0, False, False
+
+    def command(self, position, quaternion, gripper: float) -> None:
+        self.target = np.asarray(position, float).copy()
+        self.quat = np.asarray(quaternion, float) / np.linalg.norm(quaternion)
+        self.grip_cmd = float(gripper)
+
+    def step(self) -> None:
+        d = self.target - self.ee
+        n = np.linalg.norm(d)
+        self.ee = self.ee + (d if n <= self.max_speed else d * self.max_speed / n)
+        self.ee[2] = max(self.ee[2], self.TABLE_Z + 0.005)
+        goal_w = 0.0 if self.grip_cmd > 0.5 else 0.08
+        if self.held and goal_w < self.width:
+            goal_w = self.CUBE  # fingers stop on the cube
+        elif not self.held and goal_w == 0.0 and np.linalg.norm(self.obj - self.ee) < 0.02 and self.width >= self.CUBE:
+            goal_w = self.CUBE
+        self.width += float(np.clip(goal_w - self.width, -0.02, 0.02))
+        if not self.held and abs(self.width - self.CUBE) < 1e-6 and np.linalg.norm(self.obj - self.ee) < 0.02:
+            self.held = True
+        if self.held and self.width > self.CUBE + 0.005:
+            self.held = False
+        if self.held:
+            self.obj = self.ee.copy()
+        else:
+            self.obj[2] = max(self.TABLE_Z + self.CUBE / 2, self.obj[2] - 0.05)
+        self.collision = self.collision or bool(self.ee[2] < self.TABLE_Z + 0.006 and not self.held)
+        in_tray = np.all(np.abs(self.obj[:2] - self.TRAY[:2]) < self.TRAY_HALF)
+        self.success = self.success or bool(in_tray and not self.held and self.obj[2] <= self.CUBE / 2 + 1e-6)
+        self.steps += 1
+
+    def ee_pose(self):
+        return self.ee.copy(), self.quat.copy()
+
+    def joint_positions(self) -> np.ndarray:
+        q = np.array([0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4])  # not modelled
+        return np.concatenate([q, [self.width / 2, self.width / 2]])
+
+    def gripper_width(self) -> float:
+        return self.width
+
+    def task_obs(self) -> np.ndarray:
+        return np.concatenate([self.ee, [self.width], self.obj, self.TRAY + [0, 0, self.CUBE / 2]]).astype(np.float32)
+
+    def episode_info(self) -> dict[str, float]:
+        return {"success": float(self.success), "collision": float(self.collision), "steps": float(self.steps),
+                "obj_x": self.obj[0], "obj_y": self.obj[1], "obj_z": self.obj[2]}
+
+    def render(self):
+        """A top-down synthetic frame: grey table, green tray, red cube; depth in metres from a camera 1 m up."""
+        h, w = self.image_hw
+        rgb = np.full((h, w, 3), 120, np.uint8)
+        depth = np.full((h, w), 1.0, np.float32)
+
+        def px(x, y):
+            return int((x - 0.25) / 0.5 * h), int((y + 0.35) / 0.7 * w)
+
+        r0, c0 = px(*(self.TRAY[:2] - self.TRAY_HALF))
+        r1, c1 = px(*(self.TRAY[:2] + self.TRAY_HALF))
+        rgb[max(r0, 0):r1, max(c0, 0):c1] = (40, 160, 40)
+        r0, c0 = px(*(self.obj[:2] - self.CUBE / 2))
+        r1, c1 = px(*(self.obj[:2] + self.CUBE / 2))
+        rgb[max(r0, 0):max(r1, 1), max(c0, 0):max(c1, 1)] = (200, 30, 30)
+        depth[max(r0, 0):max(r1, 1), max(c0, 0):max(c1, 1)] = 1.0 - self.obj[2] - self.CUBE / 2
+        return rgb, depth
+
+
+def make_backend(name: str, task: str, seed: int = 0) -> Any:
+    if name == "kinematic":
+        if task != "pick_place":
+            raise ValueError("the kinematic backend only models pick_place")
+        return KinematicBackend()
+    if name == "rai":
+        from .rai_backend import RaiBackend  # lazily: needs robotic + lpds_sim
+
+        return RaiBackend(task, seed=seed)
+    raise ValueError(f"unknown sim backend {name!r}: use rai or kinematic")
