@@ -32,6 +32,10 @@ JOINT_TRAJECTORY = "fr3_arm_controller/joint_trajectory"
 SIM_GRIPPER_COMMAND = "franka_gripper/command"
 TRAIN_PROGRESS = "lpds/train/progress"
 
+# lpds_sim PandaTaskEnv defaults: the action semantics the policies are trained with
+SIM_MAX_LIN_SPEED = 0.3  # m/s at |a| = 1
+SIM_MAX_YAW_RATE = 1.0  # rad/s at |a| = 1
+
 # Every parameter of every node with its default: nodes declare exactly these.
 NODE_PARAMETERS: dict[str, dict[str, Any]] = {
     "perception_node": {
@@ -60,23 +64,25 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "task_state_topic": TASK_STATE,
         "obs_rgb_topic": OBS_RGB,
         "obs_depth_topic": OBS_DEPTH,
-        "proprio_layout": ["ee_x", "ee_y", "ee_z", "gripper_width"],
+        "proprio_layout": ["ee_x", "ee_y", "ee_z", "qw", "qx", "qy", "qz", "gripper_width"],  # lpds_sim proprio
         "current_pose_topic": CURRENT_POSE,
         "gripper_state_topic": GRIPPER_STATES,
         "target_pose_topic": TARGET_POSE,
         "gripper_command_topic": GRIPPER_COMMAND,
-        "base_frame": "fr3_link0",
-        "control_rate": 30.0,
+        "base_frame": "world",
+        "control_rate": 10.0,  # must be the rate the policy was trained at (lpds_sim envs: control_hz)
         "tick_source": "obs",  # obs: one tick per matched observation | timer: fixed-rate timer
         "replan_after": 4,
-        "action_scale": 1.0,  # metres per unit of the position action
-        "gripper_open_value": -1.0,  # action value meaning fully open
-        "gripper_closed_value": 1.0,
+        "action_scale": 0.03,  # metres per unit of position action = env max_lin_speed / control_hz
+        "yaw_scale": 0.1,  # radians per unit of yaw action (5-D actions) = env max_yaw_rate / control_hz
+        "gripper_open_value": 1.0,  # action value meaning open (lpds_sim: a[-1] >= 0 opens)
+        "gripper_closed_value": -1.0,
         "sync_slop": 0.02,
         "max_input_age": 0.2,
-        "box_min": [0.25, -0.35, 0.02],
-        "box_max": [0.75, 0.35, 0.55],
-        "max_step": 0.02,
+        # workspace box in the policy's frame (defaults: lpds_sim PandaTaskEnv ee_low/ee_high, world frame)
+        "box_min": [-0.45, -0.05, 0.64],
+        "box_max": [0.45, 0.6, 1.25],
+        "max_step": 0.06,  # metres per tick (env: one action moves the target <= 0.052 m at 10 Hz)
         "autostart": True,
         "seed": 0,
     },
@@ -102,7 +108,7 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
     "sim_robot_node": {
         "backend": "rai",  # rai (lpds_sim PhysX env) | kinematic (numpy fake hardware, no physics)
         "task": "pick_place",
-        "rate": 30.0,
+        "rate": 10.0,
         "equilibrium_pose_topic": EQUILIBRIUM_POSE,
         "gripper_topic": SIM_GRIPPER_COMMAND,
         "current_pose_topic": CURRENT_POSE,
@@ -114,12 +120,12 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "episode_info_topic": EPISODE_INFO,
         "publish_images": True,
         "image_every": 1,  # publish camera frames every N physics ticks
-        "base_frame": "fr3_link0",
+        "base_frame": "world",
         "camera_frame": "camera_color_optical_frame",
         "reset_row": 0,
         "reset_col": 0,
         "reset_seed": 0,
-        "max_episode_steps": 300,
+        "max_episode_steps": 0,  # 0: the task env's own limit
         "seed": 0,
     },
     "grid_evaluator_node": {
@@ -189,7 +195,7 @@ def _bool(v: Any) -> bool:
 def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_dir: str = "", namespace: str = "",
                      controller: str = "cartesian_impedance", runner: str = "onnx", obs_mode: str = "state",
                      start_drivers: Any = False, task: str = "pick_place", sim_backend: str = "rai",
-                     control_rate: float = 30.0) -> tuple[list[NodeSpec], list[IncludeSpec]]:
+                     control_rate: float = 10.0) -> tuple[list[NodeSpec], list[IncludeSpec]]:
     """Perception -> policy -> franka adapter, against the sim robot (use_sim) or franka_ros2 + realsense2_camera."""
     use_sim = _bool(use_sim)
     if controller not in ("cartesian_impedance", "joint_trajectory"):
@@ -209,7 +215,9 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
     nodes.append(NodeSpec("perception_node", "perception", namespace, {"source": "sim" if use_sim else "topics"}))
     nodes.append(NodeSpec("policy_node", "policy", namespace,
                           {"runner": runner, "model_dir": model_dir, "obs_mode": obs_mode,
-                           "control_rate": float(control_rate)}))
+                           "control_rate": float(control_rate), "action_scale": SIM_MAX_LIN_SPEED / float(control_rate),
+                           "yaw_scale": SIM_MAX_YAW_RATE / float(control_rate),
+                           "max_step": 2.0 * SIM_MAX_LIN_SPEED / float(control_rate)}))
     nodes.append(NodeSpec("franka_adapter_node", "franka_adapter", namespace,
                           {"controller": controller, "robot_ip": "" if use_sim else robot_ip,
                            "gripper_backend": "topic" if use_sim else "franka_actions"}))

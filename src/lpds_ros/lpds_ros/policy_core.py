@@ -31,6 +31,7 @@ class ActionMapping:
     action_scale: float = 1.0
     gripper_open_value: float = -1.0
     gripper_closed_value: float = 1.0
+    yaw_scale: float = 0.1  # rad per unit of a[3] when actions are (dx, dy, dz, dyaw, gripper)
 
     def gripper_command(self, a: float) -> float:
         """0 = open .. 1 = closed."""
@@ -43,6 +44,13 @@ class TickResult:
     command: SafeTarget | None
     reasons: list[str] = field(default_factory=list)
     planned: bool = False
+
+
+def rotate_z(q_xyzw: np.ndarray, angle: float) -> np.ndarray:
+    """World-frame rotation about z applied to an (x, y, z, w) quaternion."""
+    x, y, z, w = q_xyzw
+    c, s = np.cos(angle / 2), np.sin(angle / 2)  # r = (0, 0, s, c); r * q
+    return np.array([c * x - s * y, c * y + s * x, c * z + s * w, c * w - s * z])
 
 
 MAX_POSE_OUTSIDE_BOX = 0.3  # a measured pose further than this outside the workspace box is not believed
@@ -143,7 +151,10 @@ class PolicyController:
             return TickResult(None, ["action chunk exhausted"])
         last = self.safety.last
         target = last.position + a[:3] * self.mapping.action_scale
-        safe = self.safety.filter(target, last.quaternion, self.mapping.gripper_command(a[-1]))
+        quat = last.quaternion
+        if a.shape[0] == 5:  # yaw about the world z axis
+            quat = rotate_z(quat, float(a[3]) * self.mapping.yaw_scale)
+        safe = self.safety.filter(target, quat, self.mapping.gripper_command(a[-1]))
         if not safe.accepted:
             self._hold()
             return TickResult(None, safe.reasons, planned)

@@ -28,7 +28,10 @@ PROPRIO_FIELDS = ("ee_x", "ee_y", "ee_z", "qx", "qy", "qz", "qw", "gripper_width
 
 
 def proprio_from_state(state: RobotState, layout: list[str]) -> np.ndarray:
-    values = dict(zip(PROPRIO_FIELDS, [*state.position, *state.quaternion, state.gripper_width]))
+    """Proprioception in the sim env's layout; the quaternion sign is canonical (w >= 0) like lpds_sim's."""
+    q = np.asarray(state.quaternion, float)
+    q = -q if q[3] < 0 else q
+    values = dict(zip(PROPRIO_FIELDS, [*state.position, *q, state.gripper_width]))
     unknown = [n for n in layout if n not in values]
     if unknown:
         raise ValueError(f"proprio_layout has unknown fields {unknown}; known: {PROPRIO_FIELDS}")
@@ -44,7 +47,7 @@ class PolicyNode(Node):
             runner=runner, limits=SafetyLimits(tuple(p["box_min"]), tuple(p["box_max"]), float(p["max_step"])),
             replan_after=int(p["replan_after"]), max_input_age=float(p["max_input_age"]),
             mapping=ActionMapping(float(p["action_scale"]), float(p["gripper_open_value"]),
-                                  float(p["gripper_closed_value"])))
+                                  float(p["gripper_closed_value"]), float(p["yaw_scale"])))
         self._injected_runner = runner is not None
         self._obs_names: list[str] | None = None
         if runner is None and not (p["runner"] == "scripted" and p["obs_mode"] == "state"):
@@ -91,7 +94,9 @@ class PolicyNode(Node):
     def _load(self) -> PolicyRunner:
         p = self.p
         model_dir = self.get_parameter("model_dir").value
-        kw = {"obs_names": self._obs_names} if p["runner"] == "scripted" else {}
+        kw = {"obs_names": self._obs_names, "action_scale": float(p["action_scale"]),
+              "gripper_open_value": float(p["gripper_open_value"]),
+              "gripper_closed_value": float(p["gripper_closed_value"])} if p["runner"] == "scripted" else {}
         return load_runner(p["runner"], model_dir, seed=int(p["seed"]), **kw)
 
     # -- inputs ----------------------------------------------------------------------------------------------

@@ -57,57 +57,61 @@ def _spec_get(spec: Any, *names: str) -> Any:
 class ScriptedPickPlace:
     """A state-machine operator over named state fields (ee_*, gripper_width, obj_*, target_*).
 
-    Stateless (the phase is read off the observation), so it can be restarted at any point like a learned policy.
-    Actions: (dx, dy, dz, gripper) with dx..dz in metres/`action_scale` and gripper -1 open / +1 close.
+    Stateless (the phase is read off the observation), so it can be restarted at any point like a learned policy;
+    it stands behind the same `act(obs) -> chunk` interface as the exported model, to test the deployment path
+    independently of how well a trained model does. Actions (dx, dy, dz, gripper) in the env's units.
     """
 
     names = ("ee_x", "ee_y", "ee_z", "gripper_width", "obj_x", "obj_y", "obj_z", "target_x", "target_y", "target_z")
 
-    def __init__(self, obs_names: list[str] | None = None, horizon: int = 4, max_delta: float = 0.015,
-                 action_scale: float = 1.0, hover: float = 0.10, grasp_width: float = 0.035):
+    def __init__(self, obs_names: list[str] | None = None, horizon: int = 4, action_scale: float = 0.03,
+                 gripper_open_value: float = 1.0, gripper_closed_value: float = -1.0, hover: float = 0.10,
+                 grasp_depth: float = 0.0, release_height: float = 0.04, held_width: float = 0.04,
+                 min_held_width: float = 0.008, gain: float = 0.5):
         self.horizon, self.act_dim = int(horizon), 4
         self.obs_names = list(obs_names) if obs_names else list(self.names)
         missing = [n for n in self.names if n not in self.obs_names]
         if missing:
             raise ValueError(f"scripted operator needs state fields {missing}; the observation has {self.obs_names}")
         self._idx = [self.obs_names.index(n) for n in self.names]
-        self.max_delta, self.scale, self.hover, self.grasp_width = max_delta, action_scale, hover, grasp_width
+        self.scale, self.open_v, self.closed_v = action_scale, gripper_open_value, gripper_closed_value
+        self.hover, self.grasp_depth, self.release_height = hover, grasp_depth, release_height
+        self.held_width, self.min_held_width, self.gain = held_width, min_held_width, gain
 
     def act(self, obs: Any) -> np.ndarray:
         v = np.asarray(obs, dtype=np.float64).reshape(-1)[self._idx]
         ee, width, obj, tgt = v[0:3], v[3], v[4:7], v[7:10]
-        chunk, ee = np.zeros((self.horizon, 4)), ee.copy()
+        goal, close = self._phase(ee, width, obj, tgt)
+        chunk = np.zeros((self.horizon, 4))
         for i in range(self.horizon):
-            goal, grip = self._phase(ee, width, obj, tgt)
-            step = goal - ee
-            n = np.linalg.norm(step)
-            if n > self.max_delta:
-                step *= self.max_delta / n
-            chunk[i, :3], chunk[i, 3] = step / self.scale, grip
-            ee = ee + step
-            if np.linalg.norm(obj - (v[0:3])) < 0.03 and width < self.grasp_width:
-                obj = obj + step  # carried
+            # proportional step: the env integrates its own target ahead of the measured pose, so full steps overshoot
+            step = np.clip(self.gain * (goal - ee) / self.scale, -1.0, 1.0)
+            chunk[i, :3] = step
+            chunk[i, 3] = self.closed_v if close else self.open_v
+            ee = ee + step * self.scale
         return chunk
 
-    def _phase(self, ee, width, obj, tgt):
-        held = width < self.grasp_width and np.linalg.norm(obj - ee) < 0.04 and width > 0.002
-        xy = np.linalg.norm(ee[:2] - obj[:2])
-        if not held:
-            if width < self.grasp_width and np.linalg.norm(obj - ee) < 0.02:
-                return ee, 1.0  # closing: keep still until the fingers settle
-            if xy > 0.01:
-                return np.array([obj[0], obj[1], max(obj[2] + self.hover, ee[2])]), -1.0
-            if ee[2] - obj[2] > 0.005:
-                return np.array([obj[0], obj[1], obj[2]]), -1.0
-            return ee, 1.0
-        txy = np.linalg.norm(ee[:2] - tgt[:2])
-        if txy > 0.01:
-            if ee[2] < tgt[2] + self.hover - 0.01 and txy > 0.03:
-                return np.array([ee[0], ee[1], tgt[2] + self.hover]), 1.0
-            return np.array([tgt[0], tgt[1], tgt[2] + self.hover]), 1.0
-        if ee[2] - (tgt[2] + 0.03) > 0.005:
-            return np.array([tgt[0], tgt[1], tgt[2] + 0.03]), 1.0
-        return ee, -1.0
+    def _phase(self, ee, width, obj, tgt) -> tuple[np.ndarray, bool]:
+        held = np.linalg.norm(obj - ee) < 0.04 and self.min_held_width < width < self.held_width
+        if held:
+            dxy = np.linalg.norm(ee[:2] - tgt[:2])
+            if dxy > 0.02:
+                if ee[2] < tgt[2] + self.hover - 0.03 and dxy > 0.05:
+                    return np.array([ee[0], ee[1], tgt[2] + self.hover]), True  # lift first
+                return np.array([tgt[0], tgt[1], tgt[2] + self.hover]), True
+            if ee[2] > tgt[2] + self.release_height:
+                return np.array([tgt[0], tgt[1], tgt[2] + self.release_height - 0.01]), True
+            return ee, False  # release over the target
+        grasp = np.array([obj[0], obj[1], obj[2] - self.grasp_depth])
+        dxy = np.linalg.norm(ee[:2] - obj[:2])
+        low = ee[2] < obj[2] + self.hover - 0.03
+        if dxy > (0.02 if low else 0.008):
+            if low and dxy > 0.03:
+                return np.array([ee[0], ee[1], obj[2] + self.hover]), False  # rise before moving sideways
+            return np.array([obj[0], obj[1], obj[2] + self.hover]), False
+        if np.linalg.norm(ee - grasp) > 0.012 and width > self.held_width:
+            return grasp, False
+        return grasp, True  # close on the cube, keep centred while the fingers close
 
 
 def load_runner(kind: str, model_dir: str = "", seed: int = 0, **kwargs: Any) -> PolicyRunner:

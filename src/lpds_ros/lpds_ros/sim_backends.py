@@ -105,7 +105,7 @@ class KinematicBackend:
 
     def episode_info(self) -> dict[str, float]:
         return {"success": float(self.success), "collision": float(self.collision), "steps": float(self.steps),
-                "obj_x": self.obj[0], "obj_y": self.obj[1], "obj_z": self.obj[2]}
+                "done": float(self.success or self.steps >= 300), "obj_x": self.obj[0], "obj_y": self.obj[1], "obj_z": self.obj[2]}
 
     def render(self):
         """A top-down synthetic frame: grey table, green tray, red cube; depth in metres from a camera 1 m up."""
@@ -126,7 +126,8 @@ class KinematicBackend:
         return rgb, depth
 
 
-def make_backend(name: str, task: str, seed: int = 0) -> Any:
+def make_backend(name: str, task: str, seed: int = 0, rate: float = 10.0, render: bool = True,
+                 max_episode_steps: int | None = None) -> Any:
     if name == "kinematic":
         if task != "pick_place":
             raise ValueError("the kinematic backend only models pick_place")
@@ -134,5 +135,5 @@ def make_backend(name: str, task: str, seed: int = 0) -> Any:
     if name == "rai":
         from .rai_backend import RaiBackend  # lazily: needs robotic + lpds_sim
 
-        return RaiBackend(task, seed=seed)
+        return RaiBackend(task, seed=seed, rate=rate, render=render, max_episode_steps=max_episode_steps)
     raise ValueError(f"unknown sim backend {name!r}: use rai or kinematic")

@@ -27,7 +27,9 @@ class SimRobotNode(Node):
     def __init__(self, backend: Any = None, **kwargs: Any):
         super().__init__("sim_robot", **kwargs)
         self.p = p = declare_graph_parameters(self, "sim_robot_node")
-        self.backend = backend if backend is not None else make_backend(p["backend"], p["task"], int(p["seed"]))
+        self.backend = backend if backend is not None else make_backend(
+            p["backend"], p["task"], int(p["seed"]), float(p["rate"]), bool(p["publish_images"]),
+            int(p["max_episode_steps"]) or None)
         self._reset_backend()
         sq = sensor_qos()
         self.pub_pose = self.create_publisher(PoseStamped, p["current_pose_topic"], sq)
