@@ -143,7 +143,7 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "shutdown_when_done": True,
     },
     "trainer_node": {
-        "trainer": "lpds_sim.pipeline:train_steer",  # package.module:function (see trainer_node docstring)
+        "trainer": "lpds_ros.train_hooks:pipeline_train_steer",  # package.module:function (train_hooks contract)
         "task": "pick_place",
         "out_dir": "runs/ros_train",
         "config": "",

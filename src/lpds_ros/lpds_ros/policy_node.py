@@ -269,8 +269,8 @@ class PolicyNode(Node):
     def close(self) -> None:
         if self.latencies_ms:
             lat = np.array(self.latencies_ms)
-            self.get_logger().info(f"ticks {self.stats}, obs->cmd p50 {np.percentile(lat, 50):.2f} ms "
-                                   f"p99 {np.percentile(lat, 99):.2f} ms")
+            print(f"[policy] ticks {self.stats}, obs->cmd p50 {np.percentile(lat, 50):.2f} ms "
+                  f"p99 {np.percentile(lat, 99):.2f} ms", flush=True)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -29,33 +29,34 @@ class SimBackend(Protocol):
     def render(self) -> tuple[np.ndarray, np.ndarray] | None: ...
 
 
-def grid_cell_position(row: int, col: int, rows: int, cols: int, jitter: np.ndarray,
-                       x_range=(0.40, 0.60), y_range=(-0.25, 0.05)) -> np.ndarray:
-    """Centre of a cell of a rows x cols grid over the table region, plus a jitter in cell units (|j| <= 0.5)."""
-    if not (0 <= row < rows and 0 <= col < cols):
-        raise ValueError(f"cell ({row}, {col}) is outside the {rows}x{cols} grid")
-    cx = x_range[0] + (row + 0.5 + 0.6 * jitter[0]) * (x_range[1] - x_range[0]) / rows
-    cy = y_range[0] + (col + 0.5 + 0.6 * jitter[1]) * (y_range[1] - y_range[0]) / cols
-    return np.array([cx, cy])
-
-
 class KinematicBackend:
+    """Same world layout and conventions as lpds_sim's PickPlace-v0 (world frame, table top z = 0.65, 2x4 grid with
+    rows along y, tray at (-0.25, 0.22)), so the same policy parameters (box, scales) apply to both backends."""
+
     obs_names = ["ee_x", "ee_y", "ee_z", "gripper_width", "obj_x", "obj_y", "obj_z", "target_x", "target_y",
                  "target_z"]
     joint_names = [f"fr3_joint{i}" for i in range(1, 8)] + ["fr3_finger_joint1", "fr3_finger_joint2"]
-    CUBE = 0.04
-    TABLE_Z = 0.0
-    TRAY = np.array([0.50, 0.25, 0.0])
-    TRAY_HALF = 0.08
-    HOME = np.array([0.45, 0.0, 0.30])
+    CUBE = 0.05
+    TABLE_Z = 0.65
+    TRAY = np.array([-0.25, 0.22, 0.66])  # tray floor centre
+    TRAY_HALF = 0.1
+    HOME = np.array([0.05, 0.2, 0.95])
+    REGION = ((-0.05, 0.35), (0.1, 0.3))  # x range, y range of the object start grid
+    HELD_WIDTH_READING = 0.02  # finger reading with the cube in hand, as the RAI env reports it
 
-    def __init__(self, rows: int = 2, cols: int = 4, max_speed: float = 0.03, image_hw=(96, 128)):
+    def __init__(self, rows: int = 2, cols: int = 4, max_speed: float = 0.03, max_episode_steps: int = 150,
+                 image_hw=(96, 128)):
         self.rows, self.cols, self.max_speed, self.image_hw = rows, cols, max_speed, image_hw
+        self.max_episode_steps = max_episode_steps
         self.reset(0, 0, 0)
 
     def reset(self, row: int, col: int, seed: int) -> None:
+        if not (0 <= row < self.rows and 0 <= col < self.cols):
+            raise ValueError(f"cell ({row}, {col}) is outside the {self.rows}x{self.cols} grid")
         rng = np.random.default_rng(seed)
-        xy = grid_cell_position(row, col, self.rows, self.cols, rng.uniform(-0.5, 0.5, 2))
+        (x0, x1), (y0, y1) = self.REGION
+        dx, dy = (x1 - x0) / self.cols, (y1 - y0) / self.rows
+        xy = np.array([x0 + (col + 0.5) * dx, y0 + (row + 0.5) * dy]) + rng.uniform(-0.3, 0.3, 2) * [dx, dy]
         self.obj = np.array([xy[0], xy[1], self.TABLE_Z + self.CUBE / 2])
         self.ee, self.quat = self.HOME.copy(), TOP_DOWN.copy()
         self.target, self.width, self.grip_cmd = self.HOME.copy(), 0.08, 0.0
@@ -71,23 +72,21 @@ class KinematicBackend:
         n = np.linalg.norm(d)
         self.ee = self.ee + (d if n <= self.max_speed else d * self.max_speed / n)
         self.ee[2] = max(self.ee[2], self.TABLE_Z + 0.005)
-        goal_w = 0.0 if self.grip_cmd > 0.5 else 0.08
-        if self.held and goal_w < self.width:
-            goal_w = self.CUBE  # fingers stop on the cube
-        elif not self.held and goal_w == 0.0 and np.linalg.norm(self.obj - self.ee) < 0.02 and self.width >= self.CUBE:
-            goal_w = self.CUBE
-        self.width += float(np.clip(goal_w - self.width, -0.02, 0.02))
-        if not self.held and abs(self.width - self.CUBE) < 1e-6 and np.linalg.norm(self.obj - self.ee) < 0.02:
+        closing = self.grip_cmd > 0.5
+        if closing and not self.held and np.linalg.norm(self.obj - self.ee) < 0.02:
             self.held = True
-        if self.held and self.width > self.CUBE + 0.005:
+        if not closing:
             self.held = False
+        goal_w = (self.HELD_WIDTH_READING if self.held else 0.0) if closing else 0.08
+        self.width += float(np.clip(goal_w - self.width, -0.02, 0.02))
         if self.held:
             self.obj = self.ee.copy()
         else:
-            self.obj[2] = max(self.TABLE_Z + self.CUBE / 2, self.obj[2] - 0.05)
+            floor = self.TRAY[2] if np.all(np.abs(self.obj[:2] - self.TRAY[:2]) < self.TRAY_HALF) else self.TABLE_Z
+            self.obj[2] = max(floor + self.CUBE / 2, self.obj[2] - 0.05)
         self.collision = self.collision or bool(self.ee[2] < self.TABLE_Z + 0.006 and not self.held)
-        in_tray = np.all(np.abs(self.obj[:2] - self.TRAY[:2]) < self.TRAY_HALF)
-        self.success = self.success or bool(in_tray and not self.held and self.obj[2] <= self.CUBE / 2 + 1e-6)
+        in_tray = np.all(np.abs(self.obj[:2] - self.TRAY[:2]) < self.TRAY_HALF - self.CUBE / 2)
+        self.success = self.success or bool(in_tray and not self.held and self.obj[2] <= self.TRAY[2] + self.CUBE)
         self.steps += 1
 
     def ee_pose(self):
@@ -104,8 +103,9 @@ class KinematicBackend:
         return np.concatenate([self.ee, [self.width], self.obj, self.TRAY + [0, 0, self.CUBE / 2]]).astype(np.float32)
 
     def episode_info(self) -> dict[str, float]:
+        done = self.success or self.steps >= self.max_episode_steps
         return {"success": float(self.success), "collision": float(self.collision), "steps": float(self.steps),
-                "done": float(self.success or self.steps >= 300), "obj_x": self.obj[0], "obj_y": self.obj[1], "obj_z": self.obj[2]}
+                "done": float(done), "obj_x": self.obj[0], "obj_y": self.obj[1], "obj_z": self.obj[2]}
 
     def render(self):
         """A top-down synthetic frame: grey table, green tray, red cube; depth in metres from a camera 1 m up."""
@@ -114,7 +114,7 @@ class KinematicBackend:
         depth = np.full((h, w), 1.0, np.float32)
 
         def px(x, y):
-            return int((x - 0.25) / 0.5 * h), int((y + 0.35) / 0.7 * w)
+            return int((y + 0.05) / 0.5 * h), int((x + 0.45) / 0.9 * w)
 
         r0, c0 = px(*(self.TRAY[:2] - self.TRAY_HALF))
         r1, c1 = px(*(self.TRAY[:2] + self.TRAY_HALF))
@@ -122,7 +122,7 @@ class KinematicBackend:
         r0, c0 = px(*(self.obj[:2] - self.CUBE / 2))
         r1, c1 = px(*(self.obj[:2] + self.CUBE / 2))
         rgb[max(r0, 0):max(r1, 1), max(c0, 0):max(c1, 1)] = (200, 30, 30)
-        depth[max(r0, 0):max(r1, 1), max(c0, 0):max(c1, 1)] = 1.0 - self.obj[2] - self.CUBE / 2
+        depth[max(r0, 0):max(r1, 1), max(c0, 0):max(c1, 1)] = 1.0 - (self.obj[2] - self.TABLE_Z) - self.CUBE / 2
         return rgb, depth
 
 
@@ -131,7 +131,7 @@ def make_backend(name: str, task: str, seed: int = 0, rate: float = 10.0, render
     if name == "kinematic":
         if task != "pick_place":
             raise ValueError("the kinematic backend only models pick_place")
-        return KinematicBackend()
+        return KinematicBackend(max_speed=0.3 / rate, max_episode_steps=max_episode_steps or 150)
     if name == "rai":
         from .rai_backend import RaiBackend  # lazily: needs robotic + lpds_sim
 
