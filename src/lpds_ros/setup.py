@@ -29,7 +29,6 @@ setup(
     maintainer_email="lpds@example.org",
     description="LP-DS deployment on ROS 2 (perception, ONNX policy + safety filter, Franka adapter, sim robot).",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [f"{exe} = {PACKAGE}.{mod}:main" for exe, mod in NODES.items()],
     },

@@ -240,13 +240,15 @@ def grid_eval_graph(use_sim: Any = True, episodes: int = 0, out_dir: str = "runs
     return nodes, includes
 
 
-def train_rai_graph(model_dir: str = "runs/ros_train/onnx", out_dir: str = "runs/ros_train",
-                    task: str = "pick_place", namespace: str = "", runner: str = "onnx",
+def train_rai_graph(model_dir: str = "", out_dir: str = "runs/ros_train", task: str = "pick_place",
+                    namespace: str = "", runner: str = "onnx", config: str = "",
                     **kw: Any) -> tuple[list[NodeSpec], list[IncludeSpec]]:
-    """Trainer in the background + the sim graph running the latest exported policy (reloaded on each export)."""
+    """Trainer in the background + the sim graph running the latest exported policy (reloaded on each export;
+    with an empty model_dir the policy holds until the first export arrives)."""
     nodes, includes = pick_place_graph(use_sim=True, model_dir=model_dir, namespace=namespace, task=task,
                                        runner=runner, **kw)
-    nodes.append(NodeSpec("trainer_node", "trainer", namespace, {"task": task, "out_dir": out_dir}))
+    nodes.append(NodeSpec("trainer_node", "trainer", namespace, {"task": task, "out_dir": out_dir,
+                                                                 "config": config}))
     return nodes, includes
 
 

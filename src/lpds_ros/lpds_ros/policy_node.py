@@ -50,7 +50,9 @@ class PolicyNode(Node):
                                   float(p["gripper_closed_value"]), float(p["yaw_scale"])))
         self._injected_runner = runner is not None
         self._obs_names: list[str] | None = None
-        if runner is None and not (p["runner"] == "scripted" and p["obs_mode"] == "state"):
+        waits_for_names = p["runner"] == "scripted" and p["obs_mode"] == "state"
+        waits_for_model = p["runner"] == "onnx" and not p["model_dir"]  # e.g. the trainer exports it later
+        if runner is None and not waits_for_names and not waits_for_model:
             self.controller.runner = self._load()
         self.pairs: ApproxTimePairBuffer = ApproxTimePairBuffer(float(p["sync_slop"]), 30)
         self._gripper_width: float | None = None
@@ -195,7 +197,7 @@ class PolicyNode(Node):
         else:
             obs_stamp, obs, _, state = pair
         if self.controller.runner is None:
-            self._hold_reason("no policy loaded yet")
+            self._hold_reason("no policy loaded yet: set model_dir and call ~/reload")
             return
         self.stats["ticks"] += 1
         try:

@@ -61,9 +61,10 @@ def resize_bilinear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
 
 
 def resize_nearest(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """The source pixel containing each output pixel's centre (PIL's NEAREST convention)."""
     h, w = img.shape[:2]
-    ys = np.rint(_sample_coords(h, out_h)).astype(int)
-    xs = np.rint(_sample_coords(w, out_w)).astype(int)
+    ys = np.minimum(((np.arange(out_h) + 0.5) * h / out_h).astype(int), h - 1)
+    xs = np.minimum(((np.arange(out_w) + 0.5) * w / out_w).astype(int), w - 1)
     return img[ys][:, xs].copy()
 
 
