@@ -65,6 +65,9 @@ class PolicyNode(Node):
         self.latencies_ms: list[float] = []
         self._last_command_wall: float | None = None
 
+        unknown = [n for n in p["proprio_layout"] if n not in PROPRIO_FIELDS]
+        if unknown:
+            raise ValueError(f"proprio_layout has unknown fields {unknown}; known: {PROPRIO_FIELDS}")
         sq = sensor_qos()
         if p["obs_mode"] == "state":
             self.create_subscription(JointState, p["task_state_topic"], self._on_task_state, sq)
@@ -150,18 +153,7 @@ class PolicyNode(Node):
         stamp = stamp_to_sec(msg.header.stamp)
         if self._rgb is None or abs(self._rgb[0] - stamp) > 1e-6:
             return  # perception publishes rgb then depth with one stamp; wait for the matching rgb
-        state = self._latest_state_near(stamp)
-        proprio = proprio_from_state(state, list(self.p["proprio_layout"])) if state else None
-        if proprio is None:
-            return
-        self._add_obs(stamp, {"rgb": self._rgb[1], "depth": depth, "proprio": proprio})
-
-    def _latest_state_near(self, stamp: float) -> RobotState | None:
-        qb = self.pairs._queues[1]
-        if not qb:
-            return None
-        s, st = min(qb, key=lambda x: abs(x[0] - stamp))
-        return st if abs(s - stamp) <= self.pairs.slop else None
+        self._add_obs(stamp, {"rgb": self._rgb[1], "depth": depth})  # proprio joins at tick time
 
     def _on_pose(self, msg: PoseStamped) -> None:
         if self._gripper_width is None:
@@ -196,6 +188,8 @@ class PolicyNode(Node):
             obs, obs_stamp, state = None, 0.0, None
         else:
             obs_stamp, obs, _, state = pair
+            if self.p["obs_mode"] == "image":
+                obs = {**obs, "proprio": proprio_from_state(state, list(self.p["proprio_layout"]))}
         if self.controller.runner is None:
             self._hold_reason("no policy loaded yet: set model_dir and call ~/reload")
             return
