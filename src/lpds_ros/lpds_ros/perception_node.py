@@ -70,6 +70,9 @@ class PerceptionNode(Node):
         self.pub_rgb.publish(numpy_to_image(rgb_o.transpose(1, 2, 0), "rgb8", stamp, frame))
         self.pub_depth.publish(numpy_to_image(depth_o[0], "32FC1", stamp, frame))
         self.published += 1
+        if self.published == 1:
+            self.get_logger().info(f"first observation published: rgb {rgb.shape[:2]} -> {rgb_o.shape}, "
+                                   f"depth -> {depth_o.shape}")
 
     def _realsense_loop(self) -> None:
         try:
