@@ -125,6 +125,8 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "reset_row": 0,
         "reset_col": 0,
         "reset_seed": 0,
+        "grid_rows": 2,
+        "grid_cols": 4,
         "max_episode_steps": 0,  # 0: the task env's own limit
         "seed": 0,
     },

@@ -3,7 +3,9 @@
 mode `auto` (sim robot): per trial — stop the policy, set the sim robot's reset_row/reset_col/reset_seed
 parameters, call its ~/reset, start the policy, wait for sim/episode_info to report done/success (or the
 timeout), stop the policy, record. mode `operator` (real robot): prompts on stdin to place the cube in the cell,
-starts the policy, then asks the operator for the outcome. Writes grid_results.json/.csv and grid_heatmap.png.
+starts the policy, then asks the operator for the outcome. Trials, seeds and the JSON/CSV/heatmap output are
+lpds_sim's GridProtocol/GridResult, so a ROS grid and a direct `lpds eval` grid are the same 40 start states
+and the same files.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from .grid_results import Trial, TrialResult, grid_trials, write_results
+from lpds_sim.grid_protocol import GridProtocol, GridResult, Trial, TrialResult
+
 from .ros_common import declare_graph_parameters, run_node, stamp_to_sec
 
 
@@ -27,10 +30,11 @@ class GridEvaluatorNode(Node):
         self.input_fn = input_fn
         self.done, self.exit_code = False, 0
         self.results: list[TrialResult] = []
-        self.summary: dict | None = None
+        self.summary: GridResult | None = None
         self._info: dict[str, float] = {}
         self._info_stamp = 0.0
         self._info_event = threading.Event()
+        self.timeouts = 0
         pol, sim = p["policy_name"], p["sim_robot_name"]
         self.cli_start = self.create_client(Trigger, f"{pol}/start")
         self.cli_stop = self.create_client(Trigger, f"{pol}/stop")
@@ -42,7 +46,8 @@ class GridEvaluatorNode(Node):
             self.create_subscription(JointState, p["episode_info_topic"], self._on_info, 10)
         elif p["mode"] != "operator":
             raise ValueError(f"mode must be auto or operator, got {p['mode']!r}")
-        self.trials = grid_trials(int(p["rows"]), int(p["cols"]), int(p["trials"]), int(p["seed"]))
+        self.protocol = GridProtocol(int(p["rows"]), int(p["cols"]), int(p["trials"]), int(p["seed"]))
+        self.trials = self.protocol.trials()
         if int(p["episodes"]) > 0:
             self.trials = self.trials[: int(p["episodes"])]
         self._worker = threading.Thread(target=self._run_protocol, daemon=True)
@@ -71,8 +76,9 @@ class GridEvaluatorNode(Node):
     def _set_cell(self, t: Trial) -> None:
         if not self.sim_params.wait_for_services(timeout_sec=10.0):
             raise TimeoutError("sim robot parameter services are not available")
-        params = [Parameter("reset_row", value=t.row), Parameter("reset_col", value=t.col),
-                  Parameter("reset_seed", value=t.seed)]
+        params = [Parameter("reset_row", value=t.cell[0]), Parameter("reset_col", value=t.cell[1]),
+                  Parameter("reset_seed", value=t.seed), Parameter("grid_rows", value=self.protocol.rows),
+                  Parameter("grid_cols", value=self.protocol.cols)]
         res = self._wait(self.sim_params.set_parameters(params), 10.0, "set sim robot parameters")
         if not all(r.successful for r in res.results):
             raise RuntimeError(f"sim robot refused the cell parameters: {[r.reason for r in res.results]}")
@@ -84,12 +90,14 @@ class GridEvaluatorNode(Node):
             for t in self.trials:
                 res = self._auto_trial(t) if self.p["mode"] == "auto" else self._operator_trial(t)
                 self.results.append(res)
-                log.info(f"trial {t.index + 1}/{len(self.trials)} cell ({t.row},{t.col}) seed {t.seed}: "
-                         f"{'SUCCESS' if res.success else 'failure'} in {res.steps} steps {res.note}")
-            p = self.p
-            self.summary = write_results(p["out_dir"], self.results, int(p["rows"]), int(p["cols"]), int(p["trials"]),
-                                         {"source": "ros", "mode": p["mode"]})
-            log.info(f"grid: {self.summary['n_success']}/{self.summary['n_trials']} -> {p['out_dir']}")
+                log.info(f"trial {t.index + 1}/{len(self.trials)} cell {t.cell} seed {t.seed}: "
+                         f"{'SUCCESS' if res.success else 'failure'} in {res.length} steps")
+            pr = self.protocol
+            self.summary = GridResult(pr.rows, pr.cols, pr.trials_per_cell, pr.seed, self.results,
+                                      {"title": f"ROS graph ({self.p['mode']})", "source": "ros",
+                                       "mode": self.p["mode"], "timeouts": self.timeouts})
+            self.summary.write(self.p["out_dir"])
+            log.info(f"{self.summary.summary()}\n-> {self.p['out_dir']}")
         except Exception as exc:  # noqa: BLE001 - report and exit non-zero
             log.error(f"grid evaluation aborted: {type(exc).__name__}: {exc}")
             self.exit_code = 1
@@ -105,7 +113,6 @@ class GridEvaluatorNode(Node):
         self._trigger(self.cli_start, "policy start")
         t0 = time.monotonic()
         info: dict[str, float] = {}
-        note = ""
         while True:
             self._info_event.clear()
             if self._info_stamp >= t_reset:
@@ -113,25 +120,27 @@ class GridEvaluatorNode(Node):
                 if info.get("success", 0) > 0.5 or info.get("done", 0) > 0.5:
                     break
             if time.monotonic() - t0 > float(self.p["episode_timeout"]):
-                note = "timeout"
+                self.timeouts += 1
+                self.get_logger().warning(f"trial {t.index}: no episode end within {self.p['episode_timeout']} s")
                 break
             self._info_event.wait(0.2)
         self._trigger(self.cli_stop, "policy stop")
-        return TrialResult(t, bool(info.get("success", 0) > 0.5), bool(info.get("collision", 0) > 0.5),
-                           int(info.get("steps", 0)), time.monotonic() - t0, note)
+        return TrialResult(t.index, t.cell, t.seed, bool(info.get("success", 0) > 0.5),
+                           float(info.get("return", 0.0)), int(info.get("steps", 0)),
+                           int(info.get("collisions", 0)), [float(info.get("start_x", 0.0)),
+                                                            float(info.get("start_y", 0.0))])
 
     def _operator_trial(self, t: Trial) -> TrialResult:
         self._trigger(self.cli_stop, "policy stop")
         self.input_fn(f"[trial {t.index + 1}/{len(self.trials)}] move the robot home, place the cube in cell "
-                      f"(row {t.row}, col {t.col}), then press Enter to start the policy ")
+                      f"(row {t.cell[0]}, col {t.cell[1]}), then press Enter to start the policy ")
         self._trigger(self.cli_start, "policy start")
-        t0 = time.monotonic()
         ans = self.input_fn(f"press Enter when the trial is over (policy stops after {self.p['episode_timeout']} s "
                             "of your choosing); type s for success, f for failure: ").strip().lower()
         self._trigger(self.cli_stop, "policy stop")
         while ans not in ("s", "f"):
             ans = self.input_fn("outcome? s = success, f = failure: ").strip().lower()
-        return TrialResult(t, ans == "s", False, 0, time.monotonic() - t0, "operator")
+        return TrialResult(t.index, t.cell, t.seed, ans == "s", float("nan"), 0, 0, [float("nan"), float("nan")])
 
 
 def main(args: list[str] | None = None) -> int:

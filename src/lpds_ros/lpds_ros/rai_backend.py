@@ -17,7 +17,7 @@ STATE_FIELD_NAMES = {
 }
 
 
-def sim_dt_for(rate: float, max_dt: float = 0.02) -> float:
+def sim_dt_for(rate: float, max_dt: float = 0.01) -> float:
     """Largest physics step <= max_dt that divides the control period (the env needs whole substeps)."""
     return 1.0 / (rate * math.ceil(1.0 / (rate * max_dt) - 1e-9))
 
@@ -58,10 +58,14 @@ class RaiBackend:
         self._seed0 = seed
         self.reset(0, 0, seed)
 
-    def reset(self, row: int, col: int, seed: int) -> None:
-        self._obs, self._info = self.env.reset(seed=int(seed), options={"cell": (int(row), int(col))})
+    def reset(self, row: int, col: int, seed: int, grid: tuple[int, int] | None = None) -> None:
+        opts = {"cell": (int(row), int(col))}
+        if grid is not None:
+            opts["grid"] = (int(grid[0]), int(grid[1]))
+        self._obs, self._info = self.env.reset(seed=int(seed), options=opts)
         self._target, self._yaw_target, self._grip = self.env.ee_target, None, 0.0
         self.success, self.collision, self.steps, self.done = False, False, 0, False
+        self.ret, self.collisions = 0.0, 0
 
     def command(self, position: np.ndarray, quaternion: np.ndarray, gripper: float) -> None:
         self._target = np.asarray(position, float)
@@ -79,8 +83,11 @@ class RaiBackend:
         return np.clip(a, -1.0, 1.0)
 
     def step(self) -> None:
-        self._obs, _, term, trunc, info = self.env.step(self.action())
-        self.steps += 1
+        self._obs, r, term, trunc, info = self.env.step(self.action())
+        if not self.done:  # the episode as run_episode counts it (up to success or the step limit)
+            self.steps += 1
+            self.ret += float(r)
+            self.collisions += int(info["collision"])
         self.success = self.success or bool(info["success"])
         self.collision = self.collision or bool(info["collision"])
         self.done = self.done or bool(trunc) or self.success or self.steps >= self.env.max_episode_steps
@@ -102,8 +109,10 @@ class RaiBackend:
 
     def episode_info(self) -> dict[str, float]:
         obj = self.env._obj_frame().getPosition()
+        sx, sy = getattr(self.env, "start_xy", (np.nan, np.nan))
         return {"success": float(self.success), "collision": float(self.collision), "steps": float(self.steps),
-                "done": float(self.done), "obj_x": float(obj[0]), "obj_y": float(obj[1]), "obj_z": float(obj[2])}
+                "done": float(self.done), "return": self.ret, "collisions": float(self.collisions),
+                "start_x": float(sx), "start_y": float(sy), "obj_x": float(obj[0]), "obj_y": float(obj[1]), "obj_z": float(obj[2])}
 
     def render(self):
         if self._camera is None:

@@ -18,7 +18,7 @@ class SimBackend(Protocol):
     obs_names: list[str]
     joint_names: list[str]
 
-    def reset(self, row: int, col: int, seed: int) -> None: ...
+    def reset(self, row: int, col: int, seed: int, grid: tuple[int, int] | None = None) -> None: ...
     def command(self, position: np.ndarray, quaternion: np.ndarray, gripper: float) -> None: ...
     def step(self) -> None: ...
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]: ...
@@ -38,10 +38,10 @@ class KinematicBackend:
     joint_names = [f"fr3_joint{i}" for i in range(1, 8)] + ["fr3_finger_joint1", "fr3_finger_joint2"]
     CUBE = 0.05
     TABLE_Z = 0.65
-    TRAY = np.array([-0.25, 0.22, 0.66])  # tray floor centre
+    TRAY = np.array([-0.25, 0.32, 0.66])  # tray floor centre
     TRAY_HALF = 0.1
-    HOME = np.array([0.05, 0.2, 0.95])
-    REGION = ((-0.05, 0.35), (0.1, 0.3))  # x range, y range of the object start grid
+    HOME = np.array([0.05, 0.3, 0.95])
+    REGION = ((-0.05, 0.35), (0.22, 0.42))  # x range, y range of the object start grid
     HELD_WIDTH_READING = 0.02  # finger reading with the cube in hand, as the RAI env reports it
 
     def __init__(self, rows: int = 2, cols: int = 4, max_speed: float = 0.03, max_episode_steps: int = 150,
@@ -50,17 +50,19 @@ class KinematicBackend:
         self.max_episode_steps = max_episode_steps
         self.reset(0, 0, 0)
 
-    def reset(self, row: int, col: int, seed: int) -> None:
-        if not (0 <= row < self.rows and 0 <= col < self.cols):
-            raise ValueError(f"cell ({row}, {col}) is outside the {self.rows}x{self.cols} grid")
+    def reset(self, row: int, col: int, seed: int, grid: tuple[int, int] | None = None) -> None:
+        rows, cols = grid or (self.rows, self.cols)
+        if not (0 <= row < rows and 0 <= col < cols):
+            raise ValueError(f"cell ({row}, {col}) is outside the {rows}x{cols} grid")
         rng = np.random.default_rng(seed)
         (x0, x1), (y0, y1) = self.REGION
-        dx, dy = (x1 - x0) / self.cols, (y1 - y0) / self.rows
+        dx, dy = (x1 - x0) / cols, (y1 - y0) / rows
         xy = np.array([x0 + (col + 0.5) * dx, y0 + (row + 0.5) * dy]) + rng.uniform(-0.3, 0.3, 2) * [dx, dy]
         self.obj = np.array([xy[0], xy[1], self.TABLE_Z + self.CUBE / 2])
         self.ee, self.quat = self.HOME.copy(), TOP_DOWN.copy()
         self.target, self.width, self.grip_cmd = self.HOME.copy(), 0.08, 0.0
         self.held, self.steps, self.success, self.collision = False, 0, False, False
+        self.start_xy, self.ret, self.collisions = self.obj[:2].copy(), 0.0, 0
 
     def command(self, position, quaternion, gripper: float) -> None:
         self.target = np.asarray(position, float).copy()
@@ -68,6 +70,8 @@ class KinematicBackend:
         self.grip_cmd = float(gripper)
 
     def step(self) -> None:
+        if self.success or self.steps >= self.max_episode_steps:
+            return  # episode over: the fake hardware freezes until the next reset
         d = self.target - self.ee
         n = np.linalg.norm(d)
         self.ee = self.ee + (d if n <= self.max_speed else d * self.max_speed / n)
@@ -88,6 +92,9 @@ class KinematicBackend:
         in_tray = np.all(np.abs(self.obj[:2] - self.TRAY[:2]) < self.TRAY_HALF - self.CUBE / 2)
         self.success = self.success or bool(in_tray and not self.held and self.obj[2] <= self.TRAY[2] + self.CUBE)
         self.steps += 1
+        hit = self.ee[2] < self.TABLE_Z + 0.006 and not self.held
+        self.collisions += int(hit)
+        self.ret += -0.1 * float(np.linalg.norm(self.obj[:2] - self.TRAY[:2])) - 0.5 * hit + 1.0 * self.success
 
     def ee_pose(self):
         return self.ee.copy(), self.quat.copy()
@@ -105,7 +112,9 @@ class KinematicBackend:
     def episode_info(self) -> dict[str, float]:
         done = self.success or self.steps >= self.max_episode_steps
         return {"success": float(self.success), "collision": float(self.collision), "steps": float(self.steps),
-                "done": float(done), "obj_x": self.obj[0], "obj_y": self.obj[1], "obj_z": self.obj[2]}
+                "done": float(done), "return": self.ret, "collisions": float(self.collisions),
+                "start_x": self.start_xy[0], "start_y": self.start_xy[1],
+                "obj_x": self.obj[0], "obj_y": self.obj[1], "obj_z": self.obj[2]}
 
     def render(self):
         """A top-down synthetic frame: grey table, green tray, red cube; depth in metres from a camera 1 m up."""

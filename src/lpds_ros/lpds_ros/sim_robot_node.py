@@ -47,8 +47,9 @@ class SimRobotNode(Node):
         self.get_logger().info(f"sim robot up: backend={p['backend']} task={p['task']} rate={p['rate']} Hz")
 
     def _reset_backend(self) -> None:
-        row, col, seed = (int(self.get_parameter(n).value) for n in ("reset_row", "reset_col", "reset_seed"))
-        self.backend.reset(row, col, seed)
+        row, col, seed, rows, cols = (int(self.get_parameter(n).value)
+                                      for n in ("reset_row", "reset_col", "reset_seed", "grid_rows", "grid_cols"))
+        self.backend.reset(row, col, seed, (rows, cols))
         self._gripper = 0.0
         self._target = None
 

@@ -1,9 +1,6 @@
-import json
-
 import numpy as np
 import pytest
 
-from lpds_ros.grid_results import TrialResult, grid_trials, success_table, write_results
 from lpds_ros.kinematics import HOME, fk, ik
 from lpds_ros.runner import ScriptedPickPlace, load_runner
 from lpds_ros.sim_backends import KinematicBackend
@@ -52,17 +49,3 @@ def test_scripted_operator_solves_kinematic_pick_place_directly():
                 break
         wins += b.success
     assert wins == 2
-
-
-def test_grid_trials_and_outputs(tmp_path):
-    trials = grid_trials(2, 4, 5, seed=100)
-    assert len(trials) == 40 and trials[0].seed == 100 and trials[-1].seed == 139
-    assert {(t.row, t.col) for t in trials} == {(r, c) for r in range(2) for c in range(4)}
-    results = [TrialResult(t, success=(t.col == 1), collision=False, steps=10, duration_s=0.1) for t in trials]
-    assert success_table(results, 2, 4).tolist() == [[0, 5, 0, 0], [0, 5, 0, 0]]
-    s = write_results(tmp_path, results, 2, 4, 5)
-    assert s["n_success"] == 10 and json.loads((tmp_path / "grid_results.json").read_text())["success_rate"] == 0.25
-    assert (tmp_path / "grid_heatmap.png").stat().st_size > 1000
-    assert len((tmp_path / "grid_results.csv").read_text().splitlines()) == 41
-    with pytest.raises(ValueError):
-        grid_trials(0, 4, 5)

@@ -56,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
         return rc
     summary = json.loads((out / "grid_results.json").read_text())
     print(f"ROS grid ({args.task}, runner={runner}, backend={args.backend}): "
-          f"{summary['n_success']}/{summary['n_trials']} successes; per cell {summary['per_cell_success']}")
+          f"{summary['successes']}/{summary['total']} successes; per cell {summary['success_table']}")
     return 0
