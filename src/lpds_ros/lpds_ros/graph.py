@@ -108,7 +108,8 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
     "sim_robot_node": {
         "backend": "rai",  # rai (lpds_sim PhysX env) | kinematic (numpy fake hardware, no physics)
         "task": "pick_place",
-        "rate": 10.0,
+        "rate": 10.0,  # env control rate (what the policy was trained at)
+        "speedup": 1.0,  # wall-clock ticks per env step period: > 1 runs the sim faster than real time
         "equilibrium_pose_topic": EQUILIBRIUM_POSE,
         "gripper_topic": SIM_GRIPPER_COMMAND,
         "current_pose_topic": CURRENT_POSE,
@@ -197,16 +198,21 @@ def _bool(v: Any) -> bool:
 def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_dir: str = "", namespace: str = "",
                      controller: str = "cartesian_impedance", runner: str = "onnx", obs_mode: str = "state",
                      start_drivers: Any = False, task: str = "pick_place", sim_backend: str = "rai",
-                     control_rate: float = 10.0) -> tuple[list[NodeSpec], list[IncludeSpec]]:
-    """Perception -> policy -> franka adapter, against the sim robot (use_sim) or franka_ros2 + realsense2_camera."""
+                     control_rate: float = 10.0, speedup: float = 1.0) -> tuple[list[NodeSpec], list[IncludeSpec]]:
+    """Perception -> policy -> franka adapter, against the sim robot (use_sim) or franka_ros2 + realsense2_camera.
+
+    speedup (sim only) runs the sim robot's clock faster than real time; the policy's actions keep the env's
+    per-step semantics (action_scale from control_rate), only its tick bookkeeping follows the wall rate."""
     use_sim = _bool(use_sim)
+    speedup = float(speedup) if use_sim else 1.0
     if controller not in ("cartesian_impedance", "joint_trajectory"):
         raise ValueError(f"controller must be cartesian_impedance or joint_trajectory, got {controller!r}")
     nodes: list[NodeSpec] = []
     includes: list[IncludeSpec] = []
     if use_sim:
         nodes.append(NodeSpec("sim_robot_node", "sim_robot", namespace,
-                              {"backend": sim_backend, "task": task, "rate": float(control_rate)}))
+                              {"backend": sim_backend, "task": task, "rate": float(control_rate),
+                               "speedup": speedup}))
     elif _bool(start_drivers):
         includes.append(IncludeSpec("franka_bringup", "franka.launch.py",
                                     {"robot_type": "fr3", "robot_ip": robot_ip, "namespace": namespace,
@@ -217,7 +223,8 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
     nodes.append(NodeSpec("perception_node", "perception", namespace, {"source": "sim" if use_sim else "topics"}))
     nodes.append(NodeSpec("policy_node", "policy", namespace,
                           {"runner": runner, "model_dir": model_dir, "obs_mode": obs_mode,
-                           "control_rate": float(control_rate), "action_scale": SIM_MAX_LIN_SPEED / float(control_rate),
+                           "control_rate": float(control_rate) * speedup,
+                           "action_scale": SIM_MAX_LIN_SPEED / float(control_rate),
                            "yaw_scale": SIM_MAX_YAW_RATE / float(control_rate),
                            "max_step": 2.0 * SIM_MAX_LIN_SPEED / float(control_rate)}))
     nodes.append(NodeSpec("franka_adapter_node", "franka_adapter", namespace,

@@ -20,6 +20,7 @@ ARGUMENT_HELP = {
     "start_drivers": "also include franka_bringup/franka.launch.py and realsense2_camera/rs_launch.py",
     "sim_backend": "rai (PhysX) or kinematic (no physics, plumbing only)",
     "control_rate": "policy rate in Hz: the rate the policy was trained at",
+    "speedup": "sim only: run the sim robot's clock this many times faster than real time",
     "episodes": "stop after this many grid trials (0: the whole grid)",
     "trials": "trials per grid cell",
     "out_dir": "where results / runs are written",

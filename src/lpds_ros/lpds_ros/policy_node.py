@@ -2,7 +2,8 @@
 
 Topics (all names are parameters): in  task_state (state obs, JointState as a named vector) or obs/rgb + obs/depth
 (perception), current_pose (PoseStamped), gripper joint_states;  out  target_pose (PoseStamped), gripper_command
-(Float64, 0 open .. 1 closed), ~/tick_stats (Float64MultiArray [obs->cmd ms, stamp->cmd ms, compute ms]),
+(Float64, 0 open .. 1 closed), ~/tick_stats (Float64MultiArray [obs->cmd ms, stamp->cmd ms, compute ms,
+missed ticks so far, commands so far]),
 ~/hold_reason (String, on change).  Services: ~/start, ~/stop, ~/reload (std_srvs/Trigger).
 """
 from __future__ import annotations
@@ -224,7 +225,8 @@ class PolicyNode(Node):
             self.stats["missed"] += int(round((t1 - self._last_command_wall) / self.period)) - 1
         self._last_command_wall = t1
         recv = self._recv_time.get(obs_stamp, t0)
-        lat = [1e3 * (t1 - recv), 1e3 * (self.get_clock().now().nanoseconds * 1e-9 - obs_stamp), 1e3 * (t1 - t0)]
+        lat = [1e3 * (t1 - recv), 1e3 * (self.get_clock().now().nanoseconds * 1e-9 - obs_stamp), 1e3 * (t1 - t0),
+               float(self.stats["missed"]), float(self.stats["commands"])]
         self.latencies_ms.append(lat[0])
         self.pub_stats.publish(Float64MultiArray(data=lat))
         if self._last_reason:

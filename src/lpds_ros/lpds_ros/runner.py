@@ -27,31 +27,21 @@ class OnnxRunner:
 
     def __init__(self, model_dir: str, seed: int = 0):
         try:
-            from lpds_core.export import OnnxPolicy
+            from lpds_core.onnx_policy import OnnxPolicy  # numpy + onnxruntime only: no torch on the robot PC
         except ImportError as exc:  # pragma: no cover - depends on the installed lpds_core
-            raise RuntimeError("runner 'onnx' needs lpds_core.export.OnnxPolicy (pip install -e src/lpds_core); "
-                               f"import failed: {exc}") from exc
+            raise RuntimeError("runner 'onnx' needs lpds_core.onnx_policy.OnnxPolicy and onnxruntime "
+                               f"(pip install -e src/lpds_core onnxruntime); import failed: {exc}") from exc
         if not model_dir:
             raise ValueError("runner 'onnx' needs the parameter model_dir (a folder with decoder.onnx and "
                              "perturbation.onnx from `lpds export`)")
         self.policy = OnnxPolicy(model_dir)
-        self.spec = getattr(self.policy, "spec", None)
-        self.horizon = int(_spec_get(self.spec, "horizon", "H"))
-        self.act_dim = int(_spec_get(self.spec, "act_dim", "A"))
+        self.spec = self.policy.spec
+        self.horizon, self.act_dim = int(self.policy.horizon), int(self.policy.act_dim)
         self._rng = np.random.default_rng(seed)
 
     def act(self, obs: Any) -> np.ndarray:
-        eps = self._rng.standard_normal((self.horizon, self.act_dim)).astype(np.float32)
-        return np.asarray(self.policy.act(obs, eps=eps), dtype=np.float64).reshape(self.horizon, self.act_dim)
-
-
-def _spec_get(spec: Any, *names: str) -> Any:
-    for n in names:
-        if isinstance(spec, dict) and n in spec:
-            return spec[n]
-        if hasattr(spec, n):
-            return getattr(spec, n)
-    raise KeyError(f"policy spec has none of {names}: {spec!r}")
+        """ε ~ N(0, I) from the node's seeded generator -> perturbation -> decode (all inside OnnxPolicy)."""
+        return np.asarray(self.policy.act(obs, rng=self._rng), dtype=np.float64).reshape(self.horizon, self.act_dim)
 
 
 class ScriptedPickPlace:

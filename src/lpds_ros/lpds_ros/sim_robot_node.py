@@ -43,7 +43,7 @@ class SimRobotNode(Node):
         self.create_subscription(Float64, p["gripper_topic"], self._on_gripper, command_qos())
         self.create_service(Trigger, "~/reset", self._srv_reset)
         self._tick_count = 0
-        self.create_timer(1.0 / float(p["rate"]), self._tick)
+        self.create_timer(1.0 / (float(p["rate"]) * float(p["speedup"])), self._tick)
         self.get_logger().info(f"sim robot up: backend={p['backend']} task={p['task']} rate={p['rate']} Hz")
 
     def _reset_backend(self) -> None:
