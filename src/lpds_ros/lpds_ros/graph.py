@@ -74,15 +74,20 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "tick_source": "obs",  # obs: one tick per matched observation | timer: fixed-rate timer
         "replan_after": 4,
         "action_scale": 0.03,  # metres per unit of position action = env max_lin_speed / control_hz
+        "action_clip": 1.0,  # clip actions to [-1, 1] before use, as the env does (0: off)
         "yaw_scale": 0.1,  # radians per unit of yaw action (5-D actions) = env max_yaw_rate / control_hz
         "gripper_open_value": 1.0,  # action value meaning open (lpds_sim: a[-1] >= 0 opens)
         "gripper_closed_value": -1.0,
         "sync_slop": 0.02,
         "max_input_age": 0.2,
         # workspace box in the policy's frame (defaults: lpds_sim PandaTaskEnv ee_low/ee_high, world frame)
+        # position of the robot base in the policy's (sim world) frame: measured poses are shifted by +offset,
+        # published targets by -offset (rotation assumed identity). 0 in sim; on the robot: the sim's base position
+        "base_offset": [0.0, 0.0, 0.0],
         "box_min": [-0.45, -0.05, 0.64],
         "box_max": [0.45, 0.6, 1.25],
         "max_step": 0.06,  # metres per tick (env: one action moves the target <= 0.052 m at 10 Hz)
+        "max_lead": 0.06,  # metres a target may lead the measured pose (env: 2 * max_lin_speed / control_hz)
         "autostart": True,
         "seed": 0,
     },
@@ -110,6 +115,10 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "task": "pick_place",
         "rate": 10.0,  # env control rate (what the policy was trained at)
         "speedup": 1.0,  # wall-clock ticks per env step period: > 1 runs the sim faster than real time
+        # lockstep: step as soon as the period is over AND the command answering the last state has arrived
+        # (or lockstep_timeout periods later): a busy machine then slows the sim instead of desynchronising it
+        "lockstep": True,
+        "lockstep_timeout": 1.0,
         "equilibrium_pose_topic": EQUILIBRIUM_POSE,
         "gripper_topic": SIM_GRIPPER_COMMAND,
         "current_pose_topic": CURRENT_POSE,
@@ -166,6 +175,7 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     package: str = PACKAGE
     output: str = "screen"
+    params_files: tuple[str, ...] = ()  # extra ROS parameter YAML files, applied after `parameters`
 
     def __post_init__(self) -> None:
         known = NODE_PARAMETERS.get(self.executable)
@@ -198,7 +208,8 @@ def _bool(v: Any) -> bool:
 def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_dir: str = "", namespace: str = "",
                      controller: str = "cartesian_impedance", runner: str = "onnx", obs_mode: str = "state",
                      start_drivers: Any = False, task: str = "pick_place", sim_backend: str = "rai",
-                     control_rate: float = 10.0, speedup: float = 1.0) -> tuple[list[NodeSpec], list[IncludeSpec]]:
+                     control_rate: float = 10.0, speedup: float = 1.0,
+                     policy_params: str = "") -> tuple[list[NodeSpec], list[IncludeSpec]]:
     """Perception -> policy -> franka adapter, against the sim robot (use_sim) or franka_ros2 + realsense2_camera.
 
     speedup (sim only) runs the sim robot's clock faster than real time; the policy's actions keep the env's
@@ -226,7 +237,9 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
                            "control_rate": float(control_rate) * speedup,
                            "action_scale": SIM_MAX_LIN_SPEED / float(control_rate),
                            "yaw_scale": SIM_MAX_YAW_RATE / float(control_rate),
-                           "max_step": 2.0 * SIM_MAX_LIN_SPEED / float(control_rate)}))
+                           "max_step": 2.0 * SIM_MAX_LIN_SPEED / float(control_rate),
+                           "max_lead": 2.0 * SIM_MAX_LIN_SPEED / float(control_rate)},
+                          params_files=(policy_params,) if policy_params else ()))
     nodes.append(NodeSpec("franka_adapter_node", "franka_adapter", namespace,
                           {"controller": controller, "robot_ip": "" if use_sim else robot_ip,
                            "gripper_backend": "topic" if use_sim else "franka_actions"}))
@@ -272,8 +285,8 @@ def ros_args(spec: NodeSpec, params_file: str | None = None) -> list[str]:
         args += ["-r", f"__ns:={spec.namespace if spec.namespace.startswith('/') else '/' + spec.namespace}"]
     for src, dst in spec.remappings:
         args += ["-r", f"{src}:={dst}"]
-    if params_file:
-        args += ["--params-file", params_file]
+    for f in ([params_file] if params_file else []) + list(spec.params_files):
+        args += ["--params-file", f]
     return args
 
 

@@ -21,6 +21,7 @@ ARGUMENT_HELP = {
     "sim_backend": "rai (PhysX) or kinematic (no physics, plumbing only)",
     "control_rate": "policy rate in Hz: the rate the policy was trained at",
     "speedup": "sim only: run the sim robot's clock this many times faster than real time",
+    "policy_params": "extra ROS parameter YAML for the policy node (robot: config/policy_fr3.yaml)",
     "episodes": "stop after this many grid trials (0: the whole grid)",
     "trials": "trials per grid cell",
     "out_dir": "where results / runs are written",
@@ -48,7 +49,7 @@ def node_action(spec: NodeSpec):
     from launch_ros.actions import Node
 
     return Node(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
-                parameters=[dict(spec.parameters)], remappings=list(spec.remappings), output=spec.output)
+                parameters=[dict(spec.parameters), *spec.params_files], remappings=list(spec.remappings), output=spec.output)
 
 
 def include_action(inc: IncludeSpec):

@@ -32,6 +32,7 @@ class ActionMapping:
     gripper_open_value: float = -1.0
     gripper_closed_value: float = 1.0
     yaw_scale: float = 0.1  # rad per unit of a[3] when actions are (dx, dy, dz, dyaw, gripper)
+    action_clip: float = 1.0  # actions are clipped to [-clip, clip] first, as the env does (0: no clipping)
 
     def gripper_command(self, a: float) -> float:
         """0 = open .. 1 = closed."""
@@ -149,12 +150,14 @@ class PolicyController:
         if a is None:
             self._hold()
             return TickResult(None, ["action chunk exhausted"])
+        if self.mapping.action_clip > 0:
+            a = np.clip(a, -self.mapping.action_clip, self.mapping.action_clip)  # NaN stays NaN: the filter rejects
         last = self.safety.last
         target = last.position + a[:3] * self.mapping.action_scale
         quat = last.quaternion
         if a.shape[0] == 5:  # yaw about the world z axis
             quat = rotate_z(quat, float(a[3]) * self.mapping.yaw_scale)
-        safe = self.safety.filter(target, quat, self.mapping.gripper_command(a[-1]))
+        safe = self.safety.filter(target, quat, self.mapping.gripper_command(a[-1]), measured=state.position)
         if not safe.accepted:
             self._hold()
             return TickResult(None, safe.reasons, planned)

@@ -3,7 +3,7 @@
 Topics (all names are parameters): in  task_state (state obs, JointState as a named vector) or obs/rgb + obs/depth
 (perception), current_pose (PoseStamped), gripper joint_states;  out  target_pose (PoseStamped), gripper_command
 (Float64, 0 open .. 1 closed), ~/tick_stats (Float64MultiArray [obs->cmd ms, stamp->cmd ms, compute ms,
-missed ticks so far, commands so far]),
+missed ticks so far, commands so far, input gaps so far]),
 ~/hold_reason (String, on change).  Services: ~/start, ~/stop, ~/reload (std_srvs/Trigger).
 """
 from __future__ import annotations
@@ -45,10 +45,12 @@ class PolicyNode(Node):
         self.p = declare_graph_parameters(self, "policy_node")
         p = self.p
         self.controller = PolicyController(
-            runner=runner, limits=SafetyLimits(tuple(p["box_min"]), tuple(p["box_max"]), float(p["max_step"])),
+            runner=runner, limits=SafetyLimits(tuple(p["box_min"]), tuple(p["box_max"]), float(p["max_step"]),
+                                float(p["max_lead"])),
             replan_after=int(p["replan_after"]), max_input_age=float(p["max_input_age"]),
             mapping=ActionMapping(float(p["action_scale"]), float(p["gripper_open_value"]),
-                                  float(p["gripper_closed_value"]), float(p["yaw_scale"])))
+                                  float(p["gripper_closed_value"]), float(p["yaw_scale"]),
+                                  float(p["action_clip"])))
         self._injected_runner = runner is not None
         self._obs_names: list[str] | None = None
         waits_for_names = p["runner"] == "scripted" and p["obs_mode"] == "state"
@@ -57,14 +59,19 @@ class PolicyNode(Node):
             self.controller.runner = self._load()
         self.pairs: ApproxTimePairBuffer = ApproxTimePairBuffer(float(p["sync_slop"]), 30)
         self._gripper_width: float | None = None
+        self.base_offset = np.asarray(p["base_offset"], dtype=float)
+        if self.base_offset.shape != (3,):
+            raise ValueError(f"base_offset must be [x, y, z], got {p['base_offset']}")
         self._rgb: tuple[float, np.ndarray] | None = None
         self._last_used_obs = -np.inf
         self._last_reason = ""
         self._recv_time: dict[float, float] = {}
         self.period = 1.0 / float(p["control_rate"])
-        self.stats = {"ticks": 0, "commands": 0, "missed": 0, "holds": 0}
+        # missed: observations that got no command within one period (late or skipped by a backed-up executor);
+        # input_gaps: periods in which no observation arrived at all (the sensor/sim side was late)
+        self.stats = {"ticks": 0, "commands": 0, "missed": 0, "holds": 0, "input_gaps": 0}
+        self._last_recv: float | None = None
         self.latencies_ms: list[float] = []
-        self._last_command_wall: float | None = None
 
         unknown = [n for n in p["proprio_layout"] if n not in PROPRIO_FIELDS]
         if unknown:
@@ -118,7 +125,11 @@ class PolicyNode(Node):
         if self._from_future("observation", stamp):
             return
         if self.pairs.add_a(stamp, obs):
-            self._recv_time[stamp] = time.perf_counter()
+            now = time.perf_counter()
+            self._recv_time[stamp] = now
+            if self._last_recv is not None and now - self._last_recv > 1.5 * self.period and self.controller.streaming:
+                self.stats["input_gaps"] += int(round((now - self._last_recv) / self.period)) - 1
+            self._last_recv = now
             if len(self._recv_time) > 64:
                 for k in sorted(self._recv_time)[:-32]:
                     del self._recv_time[k]
@@ -160,7 +171,7 @@ class PolicyNode(Node):
         if self._gripper_width is None:
             self._gripper_width = 0.08  # no gripper state yet: assume open (only affects the initial anchor)
         pos, q = msg.pose.position, msg.pose.orientation
-        st = RobotState(stamp_to_sec(msg.header.stamp), np.array([pos.x, pos.y, pos.z]),
+        st = RobotState(stamp_to_sec(msg.header.stamp), np.array([pos.x, pos.y, pos.z]) + self.base_offset,
                         np.array([q.x, q.y, q.z, q.w]), float(self._gripper_width))
         if self._from_future("robot state", st.stamp):
             return
@@ -203,6 +214,8 @@ class PolicyNode(Node):
             self._hold_reason(f"policy step failed: {type(exc).__name__}: {exc}")
             return
         if pair is not None:
+            if self.controller.streaming and np.isfinite(self._last_used_obs):
+                self.stats["missed"] += sum(1 for s in self._recv_time if self._last_used_obs < s < obs_stamp)
             self._last_used_obs = obs_stamp
         if res.command is None:
             self.stats["holds"] += 1
@@ -214,19 +227,18 @@ class PolicyNode(Node):
         msg = PoseStamped()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.p["base_frame"]
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, cmd.position)
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, cmd.position - self.base_offset)
         (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
          msg.pose.orientation.w) = map(float, cmd.quaternion)
         self.pub_target.publish(msg)
         self.pub_gripper.publish(Float64(data=float(cmd.gripper)))
         t1 = time.perf_counter()
         self.stats["commands"] += 1
-        if self._last_command_wall is not None and t1 - self._last_command_wall > 1.5 * self.period:
-            self.stats["missed"] += int(round((t1 - self._last_command_wall) / self.period)) - 1
-        self._last_command_wall = t1
         recv = self._recv_time.get(obs_stamp, t0)
+        if t1 - recv > self.period:
+            self.stats["missed"] += 1
         lat = [1e3 * (t1 - recv), 1e3 * (self.get_clock().now().nanoseconds * 1e-9 - obs_stamp), 1e3 * (t1 - t0),
-               float(self.stats["missed"]), float(self.stats["commands"])]
+               float(self.stats["missed"]), float(self.stats["commands"]), float(self.stats["input_gaps"])]
         self.latencies_ms.append(lat[0])
         self.pub_stats.publish(Float64MultiArray(data=lat))
         if self._last_reason:
@@ -234,7 +246,6 @@ class PolicyNode(Node):
             self.get_logger().info("streaming resumed")
 
     def _hold_reason(self, reason: str) -> None:
-        self._last_command_wall = None  # a hold is not a missed tick
         if reason != self._last_reason:
             self._last_reason = reason
             self.get_logger().warning(f"holding: {reason}", throttle_duration_sec=0.5)

@@ -16,6 +16,7 @@ class SafetyLimits:
     box_min: tuple[float, float, float] = (0.25, -0.35, 0.02)
     box_max: tuple[float, float, float] = (0.75, 0.35, 0.55)
     max_step: float = 0.02  # metres per control tick
+    max_lead: float = 0.0  # > 0: a target never leads the measured pose by more than this (no wind-up when blocked)
     gripper_min: float = 0.0
     gripper_max: float = 1.0
 
@@ -73,7 +74,7 @@ class SafetyFilter:
     def reset(self) -> None:
         self._last = None
 
-    def filter(self, position, quaternion, gripper: float) -> SafeTarget:
+    def filter(self, position, quaternion, gripper: float, measured=None) -> SafeTarget:
         if self._last is None:
             raise RuntimeError("safety filter is not anchored: call anchor(measured pose) before filtering targets")
         last = self._last
@@ -92,6 +93,13 @@ class SafetyFilter:
         clipped = np.clip(p, self._lo, self._hi)
         if not np.array_equal(clipped, p):
             reasons.append(f"clipped to workspace box: {np.round(p, 4).tolist()} -> {np.round(clipped, 4).tolist()}")
+        if self.limits.max_lead > 0 and measured is not None:
+            m = np.asarray(measured, float)
+            lead = clipped - m
+            n = float(np.linalg.norm(lead))
+            if n > self.limits.max_lead and np.all(np.isfinite(m)):
+                clipped = np.clip(m + lead * (self.limits.max_lead / n), self._lo, self._hi)
+                reasons.append(f"target led the measured pose by {n:.3f} m (limit {self.limits.max_lead} m)")
         step = clipped - last.position
         dist = float(np.linalg.norm(step))
         if dist > self.limits.max_step:

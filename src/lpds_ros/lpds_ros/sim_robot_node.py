@@ -9,6 +9,7 @@ Everything published in one tick carries the same stamp.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,10 @@ class SimRobotNode(Node):
         self.create_subscription(Float64, p["gripper_topic"], self._on_gripper, command_qos())
         self.create_service(Trigger, "~/reset", self._srv_reset)
         self._tick_count = 0
-        self.create_timer(1.0 / (float(p["rate"]) * float(p["speedup"])), self._tick)
+        self.period = 1.0 / (float(p["rate"]) * float(p["speedup"]))
+        self._fresh = {"target": False, "gripper": False}
+        self._last_step = self._published_at = time.monotonic()
+        self.create_timer(self.period / 4 if p["lockstep"] else self.period, self._tick)
         self.get_logger().info(f"sim robot up: backend={p['backend']} task={p['task']} rate={p['rate']} Hz")
 
     def _reset_backend(self) -> None:
@@ -52,6 +56,7 @@ class SimRobotNode(Node):
         self.backend.reset(row, col, seed, (rows, cols))
         self._gripper = 0.0
         self._target = None
+        self._unanswered = 0  # steps taken without a fresh command (policy stopped, late, or lockstep timeout)
 
     def _on_target(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
@@ -60,12 +65,14 @@ class SimRobotNode(Node):
             self.get_logger().error("ignoring a non-finite target pose", throttle_duration_sec=1.0)
             return
         self._target = (pos, quat)
+        self._fresh["target"] = True
         self.backend.command(pos, quat, self._gripper)
 
     def _on_gripper(self, msg: Float64) -> None:
         if not np.isfinite(msg.data):
             return
         self._gripper = float(np.clip(msg.data, 0.0, 1.0))
+        self._fresh["gripper"] = True
         pos, quat = self._target if self._target is not None else self.backend.ee_pose()
         self.backend.command(pos, quat, self._gripper)
 
@@ -80,10 +87,22 @@ class SimRobotNode(Node):
         return resp
 
     def _tick(self) -> None:
+        if self.p["lockstep"]:
+            now = time.monotonic()
+            answered = all(self._fresh.values())
+            # the timeout runs from the publish (a slow step or render must not eat the policy's time)
+            if now - self._last_step < self.period or (
+                    not answered and now - self._published_at < self.period * float(self.p["lockstep_timeout"])):
+                return
+        self._last_step = time.monotonic()
+        if not all(self._fresh.values()):
+            self._unanswered += 1
+        self._fresh = {"target": False, "gripper": False}
         self.backend.step()
         self._tick_count += 1
         every = max(1, int(self.p["image_every"]))
         self._publish(self.get_clock().now().to_msg(), images=self._tick_count % every == 0)
+        self._published_at = time.monotonic()
 
     def _publish(self, stamp, images: bool) -> None:
         b = self.backend
@@ -100,7 +119,7 @@ class SimRobotNode(Node):
         joints.header.stamp = stamp
         task = JointState(name=list(b.obs_names), position=[float(x) for x in b.task_obs()])
         task.header.stamp = stamp
-        info_d = b.episode_info()
+        info_d = {**b.episode_info(), "unanswered_steps": float(self._unanswered)}
         info = JointState(name=list(info_d), position=[float(v) for v in info_d.values()])
         info.header.stamp = stamp
         if images and self.p["publish_images"]:
