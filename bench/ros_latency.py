@@ -170,10 +170,11 @@ def main() -> int:
         report["grid"] = {"direct": {"successes": d.successes, "total": len(d.trials),
                                      "table": d.success_table.tolist(), "seconds": t_direct},
                           "ros": {"successes": r["successes"], "total": r["total"], "table": r["success_table"],
-                                  "seconds": t_ros, "timeouts": r["meta"]["timeouts"]}}
+                                  "seconds": t_ros, "timeouts": r["meta"]["timeouts"],
+                                  "unanswered_steps": r["meta"].get("unanswered_steps")}}
         print(f"grid direct: {d.successes}/{len(d.trials)} {d.success_table.tolist()} ({t_direct:.0f} s)")
         print(f"grid ROS   : {r['successes']}/{r['total']} {r['success_table']} ({t_ros:.0f} s, "
-              f"{args.speedup}x real time)")
+              f"{args.speedup}x real time, {r['meta'].get('unanswered_steps')} sim steps without a fresh command)")
     (out / "ros_bench.json").write_text(json.dumps(report, indent=2))
     return 0
 

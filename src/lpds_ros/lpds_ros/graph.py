@@ -118,7 +118,7 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         # lockstep: step as soon as the period is over AND the command answering the last state has arrived
         # (or lockstep_timeout periods later): a busy machine then slows the sim instead of desynchronising it
         "lockstep": True,
-        "lockstep_timeout": 1.0,
+        "lockstep_timeout": 3.0,  # periods after a publish to wait for the command before stepping anyway
         "equilibrium_pose_topic": EQUILIBRIUM_POSE,
         "gripper_topic": SIM_GRIPPER_COMMAND,
         "current_pose_topic": CURRENT_POSE,
@@ -146,7 +146,7 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "cols": 4,
         "trials": 5,
         "episodes": 0,  # > 0: stop after this many trials (smoke runs)
-        "episode_timeout": 20.0,
+        "episode_timeout": 120.0,  # wall-clock seconds per trial (a loaded machine slows the lockstep sim)
         "seed": 0,
         "out_dir": "runs/ros_grid",
         "sim_robot_name": "sim_robot",
@@ -252,13 +252,14 @@ def mug_hang_graph(**kw: Any) -> tuple[list[NodeSpec], list[IncludeSpec]]:
 
 
 def grid_eval_graph(use_sim: Any = True, episodes: int = 0, out_dir: str = "runs/ros_grid", trials: int = 5,
-                    **kw: Any) -> tuple[list[NodeSpec], list[IncludeSpec]]:
+                    episode_timeout: float = 120.0, **kw: Any) -> tuple[list[NodeSpec], list[IncludeSpec]]:
     """The pick-and-place graph plus the grid evaluator (auto against the sim robot, operator prompts otherwise)."""
     nodes, includes = pick_place_graph(use_sim=use_sim, **kw)
     ns = kw.get("namespace", "")
     nodes.append(NodeSpec("grid_evaluator_node", "grid_evaluator", ns,
                           {"mode": "auto" if _bool(use_sim) else "operator", "episodes": int(episodes),
-                           "out_dir": out_dir, "trials": int(trials)}))
+                           "out_dir": out_dir, "trials": int(trials),
+                           "episode_timeout": float(episode_timeout)}))
     return nodes, includes
 
 

@@ -35,6 +35,7 @@ class GridEvaluatorNode(Node):
         self._info_stamp = 0.0
         self._info_event = threading.Event()
         self.timeouts = 0
+        self.unanswered_steps = 0  # sim steps taken without a fresh command (policy late / lockstep timeout)
         pol, sim = p["policy_name"], p["sim_robot_name"]
         self.cli_start = self.create_client(Trigger, f"{pol}/start")
         self.cli_stop = self.create_client(Trigger, f"{pol}/stop")
@@ -95,7 +96,8 @@ class GridEvaluatorNode(Node):
             pr = self.protocol
             self.summary = GridResult(pr.rows, pr.cols, pr.trials_per_cell, pr.seed, self.results,
                                       {"title": f"ROS graph ({self.p['mode']})", "source": "ros",
-                                       "mode": self.p["mode"], "timeouts": self.timeouts})
+                                       "mode": self.p["mode"], "timeouts": self.timeouts,
+                                       "unanswered_steps": self.unanswered_steps})
             self.summary.write(self.p["out_dir"])
             log.info(f"{self.summary.summary()}\n-> {self.p['out_dir']}")
         except Exception as exc:  # noqa: BLE001 - report and exit non-zero
@@ -125,6 +127,7 @@ class GridEvaluatorNode(Node):
                 break
             self._info_event.wait(0.2)
         self._trigger(self.cli_stop, "policy stop")
+        self.unanswered_steps += int(info.get("unanswered_steps", 0))
         return TrialResult(t.index, t.cell, t.seed, bool(info.get("success", 0) > 0.5),
                            float(info.get("return", 0.0)), int(info.get("steps", 0)),
                            int(info.get("collisions", 0)), [float(info.get("start_x", 0.0)),

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=float, default=10.0, help="control rate in Hz (the policy's training rate)")
     p.add_argument("--speedup", type=float, default=1.0, help="run the sim robot's clock this much faster than "
                                                                  "real time (the policy keeps the env's step semantics)")
-    p.add_argument("--episode-timeout", type=float, default=60.0, help="wall-clock seconds per trial")
+    p.add_argument("--episode-timeout", type=float, default=120.0, help="wall-clock seconds per trial")
     p.add_argument("--out", default="runs/ros_sim", help="output folder (grid results, node logs)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     nodes, _ = grid_eval_graph(use_sim=True, episodes=args.episodes, out_dir=str(out), trials=args.trials,
                                model_dir=args.model_dir, runner=runner, obs_mode=args.obs_mode, task=args.task,
-                               sim_backend=args.backend, control_rate=args.rate, speedup=args.speedup)
-    nodes = [NodeSpec(n.executable, n.name, n.namespace,
-                      {**n.parameters, "episode_timeout": args.episode_timeout, "seed": args.seed}
+                               sim_backend=args.backend, control_rate=args.rate, speedup=args.speedup,
+                               episode_timeout=args.episode_timeout)
+    nodes = [NodeSpec(n.executable, n.name, n.namespace, {**n.parameters, "seed": args.seed}
                       if n.executable == "grid_evaluator_node" else n.parameters, n.remappings) for n in nodes]
     graph = GraphProcesses(nodes, log_dir=str(out / "logs"))
     print(f"starting {len(nodes)} nodes ({', '.join(n.name for n in nodes)}) on ROS_DOMAIN_ID="

@@ -23,9 +23,10 @@ def _env():
     return env
 
 
-def _run_graph(tmp_path, episodes, backend, rate, timeout):
-    nodes, _ = grid_eval_graph(use_sim=True, episodes=episodes, out_dir=str(tmp_path / "grid"), runner="scripted",
-                               sim_backend=backend, control_rate=rate)
+def _run_graph(tmp_path, episodes, backend, rate, timeout, runner="scripted", model_dir="", speedup=1.0):
+    nodes, _ = grid_eval_graph(use_sim=True, episodes=episodes, out_dir=str(tmp_path / "grid"), runner=runner,
+                               model_dir=model_dir, sim_backend=backend, control_rate=rate, speedup=speedup,
+                               episode_timeout=timeout - 20)
     graph = GraphProcesses(nodes, env=_env(), log_dir=str(tmp_path / "logs"), python=sys.executable)
     with graph:
         try:
@@ -49,12 +50,18 @@ def test_pick_place_episodes_complete_on_the_kinematic_robot(tmp_path):
 
 
 @pytest.mark.slow
-def test_pick_place_episode_completes_on_the_rai_robot(tmp_path):
-    """RAI PhysX as fake hardware: one full episode; the evaluator's record equals what the sim reported."""
+def test_pick_place_episode_completes_on_the_rai_robot_with_a_fresh_onnx_model(tmp_path):
+    """RAI PhysX as fake hardware and a freshly trained + exported LP-DS model (scripted-demo BC, Δθ at init) in
+    the policy node: one full episode; the evaluator's record is what the sim reported."""
     pytest.importorskip("robotic")
-    graph, res = _run_graph(tmp_path, episodes=1, backend="rai", rate=10.0, timeout=150)
+    pytest.importorskip("torch")
+    from lpds_ros.demo_model import scripted_bc_export
+
+    model = scripted_bc_export(tmp_path / "model", n_episodes=8, bc_steps=600)
+    graph, res = _run_graph(tmp_path, episodes=1, backend="rai", rate=10.0, timeout=180, runner="onnx",
+                            model_dir=str(model), speedup=2.0)
     assert res["total"] == 1 and res["meta"]["timeouts"] == 0
     t = res["trials"][0]
     assert t["success"] or t["length"] >= 150, t  # ended by success or by the env's episode limit
-    assert "backend=rai" in graph.log("sim_robot")
+    assert "runner=onnx" in graph.log("policy") and "backend=rai" in graph.log("sim_robot")
     assert "first observation published" in graph.log("perception")

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import call_trigger, wait_for
+from ros_test_utils import call_trigger, wait_for
 
 pytestmark = pytest.mark.ros
 
@@ -37,7 +37,7 @@ class StepRunner:
         return np.tile([0.2, 0.0, 0.0, 1.0], (4, 1))
 
 
-def make_runner(model_dir):  # runner factory for `runner:=test_policy_node_ros:make_runner`
+def make_runner(model_dir):  # runner factory for `runner:=test_ros_policy_node:make_runner`
     return StepRunner(model_dir)
 
 
@@ -102,6 +102,13 @@ class FakeRobot:
         m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(x) for x in p)
         (m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w) = quat
         self.pub_pose.publish(m)
+
+
+def _pump(robot, n, dt=0.02, **kw):
+    """Publish n observations (same kwargs each time) at 1/dt Hz."""
+    for _ in range(n):
+        robot.publish(**kw)
+        time.sleep(dt)
 
 
 def _policy(ctx, runner_obj, **params):
@@ -197,23 +204,17 @@ def test_stop_halts_within_one_tick_and_start_resumes(ros):
     policy = add(_policy(ctx, StepRunner()))
     robot = _robot(ctx, add)
     assert _connected(robot, policy)
-    for _ in range(15):
-        robot.publish(np.zeros(4))
-        time.sleep(0.02)
+    _pump(robot, 15, 0.02, obs=np.zeros(4))
     assert wait_for(lambda: len(robot.targets) > 5, 5)
     resp = call_trigger(robot.node, "policy/stop")
     t_stop = time.monotonic()
     assert resp.success
-    for _ in range(15):
-        robot.publish(np.zeros(4))
-        time.sleep(0.02)
+    _pump(robot, 15, 0.02, obs=np.zeros(4))
     after = [t for t, _ in robot.targets if t > t_stop]
     assert len(after) <= 1, f"{len(after)} targets after ~/stop"
     assert call_trigger(robot.node, "policy/start").success
     n = len(robot.targets)
-    for _ in range(10):
-        robot.publish(np.zeros(4))
-        time.sleep(0.02)
+    _pump(robot, 10, 0.02, obs=np.zeros(4))
     assert wait_for(lambda: len(robot.targets) > n + 3, 5)
     _assert_safe(robot.targets)
 
@@ -223,9 +224,7 @@ def test_timer_mode_stops_streaming_when_inputs_go_stale(ros):
     policy = add(_policy(ctx, StepRunner(), tick_source="timer", control_rate=30.0))
     robot = _robot(ctx, add)
     assert _connected(robot, policy)
-    for _ in range(15):
-        robot.publish(np.zeros(4))
-        time.sleep(0.03)
+    _pump(robot, 15, 0.03, obs=np.zeros(4))
     assert wait_for(lambda: len(robot.targets) > 5, 5)
     t_last_input = time.monotonic()
     time.sleep(1.0)  # inputs stop: the watchdog must stop streaming after max_input_age (+ one tick)
@@ -243,18 +242,12 @@ def test_image_mode_holds_on_wrong_image_size_and_resumes(ros):
     assert wait_for(lambda: robot.pub_rgb.get_subscription_count() >= 1, 5)
     good = (np.zeros((84, 84, 3), np.uint8), np.ones((84, 84), np.float32))
     bad = (np.zeros((64, 80, 3), np.uint8), np.ones((64, 80), np.float32))
-    for img in [good] * 10:
-        robot.publish(image=img)
-        time.sleep(0.03)
+    _pump(robot, 10, 0.03, image=good)
     assert wait_for(lambda: len(robot.targets) >= 3, 5)
-    for img in [bad] * 10:
-        robot.publish(image=img)
-        time.sleep(0.03)
+    _pump(robot, 10, 0.03, image=bad)
     n = len(robot.targets)
     assert any("differs from the expected" in r for r in robot.reasons)
-    for img in [good] * 10:
-        robot.publish(image=img)
-        time.sleep(0.03)
+    _pump(robot, 10, 0.03, image=good)
     assert wait_for(lambda: len(robot.targets) >= n + 3, 5)
     _assert_safe(robot.targets)
 
@@ -265,12 +258,12 @@ def test_trainer_export_reloads_the_policy(ros, tmp_path):
     from lpds_ros.trainer_node import TrainerNode
 
     ctx, add = ros
-    policy = add(_policy(ctx, None, runner="test_policy_node_ros:make_runner", model_dir=str(tmp_path / "v0")))
+    policy = add(_policy(ctx, None, runner="test_ros_policy_node:make_runner", model_dir=str(tmp_path / "v0")))
     assert policy.controller.runner.model_dir.endswith("v0")
     global EXPORT_DIR
     EXPORT_DIR = str(tmp_path / "v1")
     trainer = add(TrainerNode(context=ctx, parameter_overrides=[
-        Parameter("trainer", value="test_policy_node_ros:fake_training"), Parameter("out_dir", value=str(tmp_path))]))
+        Parameter("trainer", value="test_ros_policy_node:fake_training"), Parameter("out_dir", value=str(tmp_path))]))
     assert wait_for(lambda: trainer.done, 20)
     assert trainer.exit_code == 0 and trainer.reloads == 1
     assert policy.controller.runner.model_dir == EXPORT_DIR
