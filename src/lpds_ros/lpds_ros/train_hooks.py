@@ -11,22 +11,20 @@ from typing import Any, Iterator
 
 
 def pipeline_train_steer(task: str, out_dir: str, config: dict[str, Any]) -> Iterator[dict]:
-    """LP-DS steering in RAI through lpds_sim's resumable `train_steer`, exported to ONNX after every round.
+    """LP-DS steering in RAI through lpds_sim's `train_steer` (branch `pipeline`), then `export_run` to ONNX.
 
-    config: any `SteerConfig` field (base is required) plus `rounds` (default 5); env_steps is the total budget,
-    trained in equal rounds (each round resumes the run) so the robot side gets a new model after each.
+    config: `SteerConfig` fields (base is required). train_steer offers no per-step callback and a finished run
+    does not resume to a larger budget, so progress is reported at start and end and there is one export; a
+    resumed (interrupted) run continues where it stopped.
     """
     from lpds_sim.export_run import export_run
     from lpds_sim.train_steer import SteerConfig, train_steer
 
-    cfg_kw = dict(config)
-    rounds = int(cfg_kw.pop("rounds", 5))
-    total = int(cfg_kw.get("env_steps", SteerConfig.env_steps))
+    cfg = SteerConfig(**{"task": task, **config})
     run_dir = Path(out_dir) / "steer"
-    for k in range(1, rounds + 1):
-        cfg = SteerConfig(**{**cfg_kw, "task": cfg_kw.get("task", task), "env_steps": max(1, total * k // rounds)})
-        summary = train_steer(cfg, run_dir, resume=run_dir.exists(), progress=False)
-        onnx_dir = Path(out_dir) / f"onnx_round{k}"
-        info = export_run(str(run_dir), str(onnx_dir))
-        yield {"round": k, "rounds": rounds, "env_steps": cfg.env_steps, "summary": summary,
-               "onnx_dir": str(onnx_dir), "export_max_abs_diff": info.get("max_abs_diff")}
+    yield {"stage": "training", "run": str(run_dir), "algo": cfg.algo, "delta": cfg.delta, "env_steps": cfg.env_steps}
+    summary = train_steer(cfg, run_dir, resume=(run_dir / "config.yaml").exists(), progress=False)
+    onnx_dir = Path(out_dir) / "onnx"
+    info = export_run(str(run_dir), str(onnx_dir))
+    yield {"stage": "exported", "summary": summary, "onnx_dir": str(onnx_dir),
+           "export_max_abs_diff": info.get("max_abs_diff")}
