@@ -38,15 +38,25 @@ def _run_graph(tmp_path, episodes, backend, rate, timeout, runner="scripted", mo
     return graph, json.loads((tmp_path / "grid" / "grid_results.json").read_text())
 
 
-def test_pick_place_episodes_complete_on_the_kinematic_robot(tmp_path):
-    """Fake hardware (no physics): the scripted operator behind the policy interface must succeed through ROS."""
-    graph, res = _run_graph(tmp_path, episodes=2, backend="kinematic", rate=20.0, timeout=90)
-    assert res["total"] == 2 and res["successes"] == 2, res
-    assert all(t["length"] > 10 and t["ret"] != 0 for t in res["trials"])
-    assert res["meta"]["source"] == "ros" and res["meta"]["timeouts"] == 0
-    assert (tmp_path / "grid" / "grid_heatmap.png").exists()
-    assert "first observation published" in graph.log("perception")
-    assert "franka adapter up: controller=cartesian_impedance gripper=topic" in graph.log("franka_adapter")
+def test_lpds_ros_sim_cli_completes_episodes_on_the_kinematic_robot(tmp_path):
+    """`lpds ros-sim` (no ros2 CLI): fake hardware without physics, the scripted operator behind the policy
+    interface; both episodes must succeed through ROS, and every node of the graph must have taken part."""
+    import subprocess
+
+    out = tmp_path / "rs"
+    cmd = [sys.executable, "-m", "lpds_sim.cli", "ros-sim", "--backend", "kinematic", "--episodes", "2",
+           "--rate", "20", "--out", str(out)]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2/2 successes" in proc.stdout, proc.stdout
+    res = json.loads((out / "grid_results.json").read_text())
+    assert res["total"] == 2 and res["successes"] == 2 and res["meta"]["source"] == "ros"
+    assert all(t["length"] > 10 for t in res["trials"]) and res["meta"]["timeouts"] == 0
+    assert (out / "grid_heatmap.png").exists()
+    logs = out / "logs"
+    assert "first observation published" in (logs / "perception.log").read_text()
+    assert "gripper=topic" in (logs / "franka_adapter.log").read_text()
+    assert "backend=kinematic" in (logs / "sim_robot.log").read_text()
 
 
 @pytest.mark.slow
