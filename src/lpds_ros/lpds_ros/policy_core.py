@@ -3,7 +3,7 @@
 Per tick: watchdog (inputs fresh?) -> input checks (finite, right shape) -> plan a chunk when the scheduler asks
 (runner.act) -> pop one step -> integrate the position delta onto the last safe target -> safety filter.
 Any failure clears the chunk and holds (nothing is published, so the impedance controller keeps the last target);
-the next good tick re-anchors on the measured pose and streaming resumes.
+the next good tick resumes from the last safe target if the robot is still near it, else from the measured pose.
 """
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ class PolicyController:
     def start(self) -> None:
         self.streaming = True
         self._hold()
+        self.safety.reset()  # an explicit start (new episode, operator) always begins at the measured pose
 
     def stop(self) -> None:
         self.streaming = False
@@ -135,8 +136,13 @@ class PolicyController:
             self._hold()
             return TickResult(None, reasons)
         if self._need_anchor:
-            self.safety.anchor(state.position, state.quaternion,
-                               1.0 if state.gripper_width < 0.5 * 0.08 else 0.0)
+            # after a short hold the robot is still near the last safe target: continue from it (the target stays
+            # continuous, like the env's integrated target); otherwise start again from the measured pose
+            last = self.safety.last
+            lim = self.safety.limits
+            if last is None or np.linalg.norm(state.position - last.position) > max(lim.max_lead, lim.max_step):
+                self.safety.anchor(state.position, state.quaternion,
+                                   1.0 if state.gripper_width < 0.5 * 0.08 else 0.0)
             self._need_anchor = False
         planned = False
         if self.scheduler.needs_plan():
