@@ -44,3 +44,7 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build install log runs .pytest_cache
+
+# ROS 2 package (lpds_ros): ament_python build into ./install (what a ROS workspace / the robot image does)
+colcon: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/colcon build --base-paths src

@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "lpds_sim.cli.toy",
     "lpds_sim.cli.demos",
     "lpds_sim.cli.eval",
+    "lpds_sim.cli.ros_sim",
 ]
 
 

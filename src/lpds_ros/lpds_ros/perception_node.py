@@ -1,0 +1,116 @@
+"""Perception: camera frames -> the policy's image observation (obs/rgb rgb8 + obs/depth 32FC1 metres, one stamp).
+
+source `topics`: realsense2_camera topics (colour + aligned depth, matched by stamp); `sim`: the same topics from
+the sim robot; `realsense`: pyrealsense2 directly (D435i colour + depth aligned to colour), imported lazily.
+Preprocessing (crop/resize/depth clean-up) is lpds_ros.preprocess, the same code path for every source.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from .image_codec import depth_metres_from_image, numpy_to_image, rgb_from_image
+from .preprocess import PreprocessConfig, Preprocessor
+from .ros_common import declare_graph_parameters, run_node, sec_to_stamp, sensor_qos, stamp_to_sec
+from .timesync import ApproxTimePairBuffer
+
+
+class PerceptionNode(Node):
+    def __init__(self, **kwargs: Any):
+        super().__init__("perception", **kwargs)
+        self.p = p = declare_graph_parameters(self, "perception_node")
+        roi = tuple(float(x) for x in p["roi"])
+        self.pre = Preprocessor(PreprocessConfig(int(p["out_height"]), int(p["out_width"]),
+                                                 None if roi == (0.0, 1.0, 0.0, 1.0) else roi,
+                                                 float(p["depth_min"]), float(p["depth_max"])))
+        self.pairs: ApproxTimePairBuffer = ApproxTimePairBuffer(float(p["sync_slop"]), 5)
+        self._last_out = -np.inf
+        self.published = 0
+        self.pub_rgb = self.create_publisher(Image, p["obs_rgb_topic"], sensor_qos())
+        self.pub_depth = self.create_publisher(Image, p["obs_depth_topic"], sensor_qos())
+        self._stop = threading.Event()
+        if p["source"] in ("topics", "sim"):
+            self.create_subscription(Image, p["color_topic"], self._on_color, sensor_qos())
+            self.create_subscription(Image, p["depth_topic"], self._on_depth, sensor_qos())
+        elif p["source"] == "realsense":
+            self._thread = threading.Thread(target=self._realsense_loop, daemon=True)
+            self._thread.start()
+        else:
+            raise ValueError(f"source must be topics, sim or realsense, got {p['source']!r}")
+        self.get_logger().info(f"perception up: source={p['source']} -> {p['out_height']}x{p['out_width']}")
+
+    def _on_color(self, msg: Image) -> None:
+        self.pairs.add_a(stamp_to_sec(msg.header.stamp), msg)
+        self._try_publish()
+
+    def _on_depth(self, msg: Image) -> None:
+        self.pairs.add_b(stamp_to_sec(msg.header.stamp), msg)
+        self._try_publish()
+
+    def _try_publish(self) -> None:
+        pair = self.pairs.latest_pair()
+        if pair is None or pair[0] <= self._last_out:
+            return
+        stamp, color, _, depth = pair
+        self._last_out = stamp
+        try:
+            rgb = rgb_from_image(color)
+            depth_m = depth_metres_from_image(depth, float(self.p["depth_unit"]))
+            self.process(rgb, depth_m, color.header.stamp)
+        except ValueError as exc:
+            self.get_logger().warning(f"dropping camera frame: {exc}", throttle_duration_sec=1.0)
+
+    def process(self, rgb: np.ndarray, depth_m: np.ndarray, stamp: Any) -> None:
+        rgb_o, depth_o = self.pre(rgb, depth_m)
+        frame = self.p["frame_id"]
+        self.pub_rgb.publish(numpy_to_image(rgb_o.transpose(1, 2, 0), "rgb8", stamp, frame))
+        self.pub_depth.publish(numpy_to_image(depth_o[0], "32FC1", stamp, frame))
+        self.published += 1
+        if self.published == 1:
+            self.get_logger().info(f"first observation published: rgb {rgb.shape[:2]} -> {rgb_o.shape}, "
+                                   f"depth -> {depth_o.shape}")
+
+    def _realsense_loop(self) -> None:
+        try:
+            import pyrealsense2 as rs
+        except ImportError:
+            self.get_logger().fatal("source 'realsense' needs pyrealsense2 (pip install pyrealsense2) or use "
+                                    "source:=topics with realsense2_camera")
+            self.done, self.exit_code = True, 1
+            return
+        p = self.p
+        pipe, cfg = rs.pipeline(), rs.config()
+        if p["realsense_serial"]:
+            cfg.enable_device(p["realsense_serial"])
+        w, h, fps = int(p["realsense_width"]), int(p["realsense_height"]), int(p["realsense_fps"])
+        cfg.enable_stream(rs.stream.color, w, h, rs.format.rgb8, fps)
+        cfg.enable_stream(rs.stream.depth, w, h, rs.format.z16, fps)
+        profile = pipe.start(cfg)
+        unit = profile.get_device().first_depth_sensor().get_depth_scale()
+        align = rs.align(rs.stream.color)
+        try:
+            while not self._stop.is_set():
+                frames = align.process(pipe.wait_for_frames())
+                c, d = frames.get_color_frame(), frames.get_depth_frame()
+                if not c or not d:
+                    continue
+                rgb = np.asanyarray(c.get_data()).copy()
+                depth_m = np.asanyarray(d.get_data()).astype(np.float32) * unit
+                self.process(rgb, depth_m, sec_to_stamp(self.get_clock().now().nanoseconds * 1e-9))
+        finally:
+            pipe.stop()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(PerceptionNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

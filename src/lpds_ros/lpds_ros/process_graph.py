@@ -1,0 +1,75 @@
+"""Run a graph description as plain processes (`python -m lpds_ros.<node> --ros-args ...`): no ros2cli, no launch.
+
+Used by `lpds ros-sim`, the benchmark and the end-to-end tests.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .graph import NodeSpec, process_command, write_params_file
+
+
+def isolated_ros_env(domain_id: int | None = None, base: dict | None = None) -> dict[str, str]:
+    """Environment for a private ROS graph: random domain, localhost-only discovery, Fast DDS."""
+    env = dict(os.environ if base is None else base)
+    env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else random.randint(1, 100))
+    env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class GraphProcesses:
+    def __init__(self, specs: list[NodeSpec], env: dict[str, str] | None = None, log_dir: str | None = None,
+                 python: str = sys.executable):
+        self.specs, self.python = specs, python
+        self.env = env if env is not None else isolated_ros_env()
+        self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="lpds_ros_graph_"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> "GraphProcesses":
+        for spec in self.specs:
+            params = write_params_file(spec, str(self.log_dir))
+            log = open(self.log_dir / f"{spec.name}.log", "w")
+            self.procs[spec.name] = subprocess.Popen(process_command(spec, self.python, params), env=self.env,
+                                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def log(self, name: str) -> str:
+        p = self.log_dir / f"{name}.log"
+        return p.read_text() if p.exists() else ""
+
+    def wait(self, name: str, timeout: float | None = None) -> int:
+        """Exit code of one node (e.g. the evaluator, which exits when the protocol is done)."""
+        return self.procs[name].wait(timeout=timeout)
+
+    def check_alive(self) -> None:
+        for name, p in self.procs.items():
+            if p.poll() is not None and p.returncode != 0:
+                raise RuntimeError(f"node {name} exited with {p.returncode}:\n{self.log(name)[-3000:]}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+    def __enter__(self) -> "GraphProcesses":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,72 @@
+"""Small rclpy helpers shared by the nodes (parameters from the graph description, QoS, stamps, main())."""
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any, Callable
+
+from .graph import NODE_PARAMETERS
+
+
+def declare_graph_parameters(node: Any, executable: str) -> dict[str, Any]:
+    """Declare every parameter of `executable` from graph.NODE_PARAMETERS; returns their current values."""
+    out = {}
+    for name, default in NODE_PARAMETERS[executable].items():
+        out[name] = node.declare_parameter(name, default).value
+    return out
+
+
+def sensor_qos():
+    from rclpy.qos import qos_profile_sensor_data
+
+    return qos_profile_sensor_data
+
+
+def command_qos():
+    """Depth 1, reliable: only the newest target matters, but it must arrive."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def stamp_to_sec(stamp: Any) -> float:
+    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+def sec_to_stamp(t: float):
+    from builtin_interfaces.msg import Time
+
+    sec = int(t // 1)
+    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+def now_sec(node: Any) -> float:
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
+def run_node(factory: Callable[[], Any], args: list[str] | None = None, multithreaded: bool = False) -> int:
+    """rclpy.init -> spin until Ctrl-C / SIGTERM / node.done -> clean shutdown. `--ros-args` are parsed by rclpy."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+    rclpy.init(args=sys.argv if args is None else args)
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    node = None
+    rc = 0
+    try:
+        node = factory()
+        executor = MultiThreadedExecutor(num_threads=2) if multithreaded else SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok() and not getattr(node, "done", False):
+            executor.spin_once(timeout_sec=0.1)
+        rc = int(getattr(node, "exit_code", 0))
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return rc

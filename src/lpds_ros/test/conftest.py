@@ -1,0 +1,60 @@
+"""ROS tests isolate themselves: a random ROS_DOMAIN_ID, localhost-only discovery and Fast DDS, set before rclpy loads."""
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+
+import pytest
+
+os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid() ^ int(time.time())).randint(1, 100))
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
+
+
+def rclpy_available() -> bool:
+    try:
+        import rclpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture
+def ros():
+    """A private rclpy context with an executor spinning in a background thread: yields (context, add_node)."""
+    if not rclpy_available():
+        pytest.skip("rclpy is not installed")
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    ctx = Context()
+    rclpy.init(context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    nodes = []
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set() and ctx.ok():
+            ex.spin_once(timeout_sec=0.02)
+
+    th = threading.Thread(target=spin, daemon=True)
+
+    def add(node):
+        nodes.append(node)
+        ex.add_node(node)
+        return node
+
+    th.start()
+    try:
+        yield ctx, add
+    finally:
+        stop.set()
+        th.join(timeout=5)
+        for n in nodes:
+            n.destroy_node()
+        ex.shutdown()
+        rclpy.try_shutdown(context=ctx)
+    assert not ctx.ok()
