@@ -33,13 +33,14 @@ def as_chunk_env(env: gym.Env, horizon: int, act_dim: int, gamma: float) -> gym.
 def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: int | None = None,
                    utd: int | None = None, batch_size: int | None = None, buffer: ReplayBuffer | None = None,
                    seed: int = 0, callback: Callback | None = None, callback_every: int = 1000,
-                   log_every: int = 100, progress: bool = True) -> dict[str, list]:
+                   log_every: int = 100, progress: bool = True, verbose: bool = True) -> dict[str, list]:
     """Train `agent` for `env_steps` env steps; returns the history (lists keyed by metric).
 
     history["env_steps"][i] pairs with every other logged list of the same length (update
     metrics averaged over the last `log_every` env steps); episode returns are logged as
     ("episode_env_steps", "episode_return"). `callback(env_steps, agent, history)` runs every
-    `callback_every` env steps (and at the end); if it returns True training stops.
+    `callback_every` env steps (and at the end); if it returns True training stops. With `verbose`, the
+    agent's description (for LP-DS: the trust-region choice) is printed first, so every run states it.
     """
     c = agent.config
     warmup = c.warmup_steps if warmup_steps is None else int(warmup_steps)
@@ -48,6 +49,9 @@ def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: 
     if env_steps <= 0:
         raise ValueError(f"env_steps must be > 0, got {env_steps}")
     h, a = agent.noise_shape
+    if verbose:
+        print(f"{agent.describe()}; {env_steps} env steps, warm-up {warmup}, utd {utd}, batch {batch_size}",
+              flush=True)
     env = as_chunk_env(env, h, a, c.gamma)
     buffer = buffer if buffer is not None else ReplayBuffer(c.buffer_capacity, agent.noise_shape, seed=seed)
     torch.manual_seed(seed)
