@@ -74,7 +74,7 @@ def test_trust_region_norms_and_penalty_gradient():
     assert float(pen.detach()) == pytest.approx(2.0 * (2.0 - 0.1))
     pen.backward()
     assert torch.allclose(d.grad, torch.full_like(d, 2.0 * 2 * 0.5 / 3))
-    assert float(LagrangianTrustRegion(0.1, 8, norm="per_dim").constraint(d)) == pytest.approx(0.25)
+    assert float(LagrangianTrustRegion(0.1, 8, norm="per_dim").constraint(d).detach()) == pytest.approx(0.25)
     assert "sum over all dims" in tr.describe() and "delta=0.1" in tr.describe()
     with pytest.raises(ValueError, match="norm"):
         LagrangianTrustRegion(0.1, 8, norm="l1")
@@ -227,3 +227,24 @@ def test_bad_inputs_give_clear_errors():
 
 def test_agent_registry_complete():
     assert set(AGENTS) == {"base", "lpds", "lpds-a", "dsrl-na", "dsrl-sac"}
+
+
+def test_deployable_perturbation_matches_the_agents_own_actions():
+    from lpds_core.export import perturbation_takes_eps
+    env = _toy_env()
+    dec = TinyDecoder()
+    for name, use_eps in (("lpds", False), ("lpds", True), ("lpds-a", False)):
+        agent = make_agent(name, dec, env.observation_space, dict(SMALL, use_eps=use_eps), env.action_space)
+        with torch.no_grad():
+            for p in agent.perturbation.net[-1].parameters():
+                p.normal_(0, 0.1)  # a non-trivial Δ
+        module, space = agent.deployable_perturbation()
+        assert perturbation_takes_eps(module) == use_eps
+        feats, eps = torch.randn(6, 2), torch.randn(6, 4, 2)
+        with torch.no_grad():
+            want, _, _ = agent.steered(feats, eps)
+            d = module(feats, eps) if use_eps else module(feats)
+            got = dec.decode_features(feats, eps + d) if space == "noise" else dec.decode_features(feats, eps) + d
+        assert torch.allclose(agent.clip(got), want, atol=1e-6), name
+    with pytest.raises(NotImplementedError, match="no additive perturbation"):
+        make_agent("dsrl-sac", dec, env.observation_space, SMALL).deployable_perturbation()

@@ -186,6 +186,10 @@ class Agent(nn.Module):
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
         raise NotImplementedError
 
+    def deployable_perturbation(self) -> tuple[nn.Module, str]:
+        """(perturbation module, "noise" | "action") for ONNX export; only the LP-DS agents have one."""
+        raise NotImplementedError(f"{self.name} has no additive perturbation to export; export lpds or lpds-a")
+
     def describe(self) -> str:
         return f"{self.name}: noise {self.noise_shape}, features {self.feature_dim}"
 
