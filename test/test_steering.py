@@ -248,3 +248,36 @@ def test_deployable_perturbation_matches_the_agents_own_actions():
         assert torch.allclose(agent.clip(got), want, atol=1e-6), name
     with pytest.raises(NotImplementedError, match="no additive perturbation"):
         make_agent("dsrl-sac", dec, env.observation_space, SMALL).deployable_perturbation()
+
+
+def test_replay_buffer_save_load_round_trip(tmp_path):
+    buf = ReplayBuffer(8, (4, 2), seed=0)
+    for i in range(10):
+        buf.add(np.full(2, i), np.full((4, 2), i), np.full((4, 2), -i), float(i), np.full(2, i + 1), 0.9, False)
+    buf.save(str(tmp_path / "rb.npz"))
+    back = ReplayBuffer.load(str(tmp_path / "rb.npz"))
+    assert (back.size, back.pos, back.capacity) == (buf.size, buf.pos, buf.capacity)
+    assert np.array_equal(back.reward, buf.reward) and np.array_equal(back._obs[""], buf._obs[""])
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable replay-buffer"):
+        ReplayBuffer.load(str(tmp_path / "bad.npz"))
+
+
+def test_training_resumes_from_agent_and_buffer_checkpoints(tmp_path):
+    env = _toy_env()
+    dec = TinyDecoder()
+    agent = make_agent("lpds", dec, env.observation_space, SMALL, env.action_space)
+    buf = ReplayBuffer(1000, (4, 2), seed=0)
+    train_steering(env, agent, 96, buffer=buf, progress=False, verbose=False)
+    torch.save(agent.state_dict(), tmp_path / "a.pt")
+    buf.save(str(tmp_path / "rb.npz"))
+    again = make_agent("lpds", dec, env.observation_space, SMALL, env.action_space)
+    again.load_state_dict(torch.load(tmp_path / "a.pt", weights_only=True))
+    assert float(again.trust_region.lam) == float(agent.trust_region.lam) and again.updates == agent.updates
+    rb = ReplayBuffer.load(str(tmp_path / "rb.npz"))
+    n0, u0 = len(rb), again.updates
+    hist = train_steering(env, again, 160, buffer=rb, start_env_steps=96, progress=False, verbose=False)
+    assert len(rb) == n0 + 16 and again.updates == u0 + 16 * SMALL["utd"]  # 64 more steps = 16 chunks
+    assert hist["env_steps"][0] > 96
+    with pytest.raises(ValueError, match="must exceed"):
+        train_steering(env, again, 96, start_env_steps=96, progress=False)
