@@ -281,3 +281,19 @@ def test_training_resumes_from_agent_and_buffer_checkpoints(tmp_path):
     assert hist["env_steps"][0] > 96
     with pytest.raises(ValueError, match="must exceed"):
         train_steering(env, again, 96, start_env_steps=96, progress=False)
+
+
+def test_agent_acts_on_image_observations_single_and_batched():
+    from lpds_core.flow_matching import FlowMatchingPolicy
+    fm = FlowMatchingPolicy(obs_dim=3, act_dim=2, horizon=4, obs_type="image", image_size=(16, 16), embed_dim=8,
+                            hidden=16, n_layers=1, num_steps=2)
+    obs = {"rgb": np.zeros((3, 16, 16), np.uint8), "depth": np.ones((1, 16, 16), np.float32),
+           "proprio": np.zeros(3, np.float32)}
+    agent = make_agent("lpds", fm, None, SMALL)
+    assert agent.act(obs).shape == (4, 2)
+    batch = {k: np.stack([v, v]) for k, v in obs.items()}
+    assert agent.act(batch).shape == (2, 4, 2)
+    with pytest.raises(ValueError, match="NaN"):
+        agent.act(dict(obs, depth=np.full((1, 16, 16), np.nan, np.float32)))
+    with pytest.raises(ValueError, match="'rgb' has shape"):
+        agent.act(dict(obs, rgb=np.zeros((3, 8, 8), np.uint8)))
