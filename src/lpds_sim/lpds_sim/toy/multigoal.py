@@ -1,8 +1,8 @@
-"""2-D multi-goal navigation: a point starts near the origin; four equal Gaussian reward peaks at (±g, 0), (0, ±g).
+"""2-D multi-goal navigation: a point starts near the origin; four equal Gaussian reward peaks at (±g,0), (0,±g).
 
 Every goal is worth the same, so a good policy may pick any of them: the task measures whether steering
 improves return *without* collapsing the base policy's four modes. The per-step reward is
-`Σ_i exp(−‖x − g_i‖² / (2σ²))` (≤ 1 near a peak), so return rewards getting to a goal fast and staying on it.
+`Σ_i exp(−‖x − g_i‖² / (2σ²))` (≤ 1 near a peak): return rewards reaching a goal fast and staying on it.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class MultiGoalEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, goal_distance: float = 1.0, reward_sigma: float = 0.2, max_step: float = 0.1,
+    def __init__(self, goal_distance: float = 1.5, reward_sigma: float = 0.2, max_step: float = 0.1,
                  max_steps: int = 40, start_noise: float = 0.02, success_radius: float = 0.25,
                  bound: float = 2.0):
         super().__init__()
