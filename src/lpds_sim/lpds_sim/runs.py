@@ -42,13 +42,17 @@ class RunError(RuntimeError):
 
 
 try:  # one error type for every broken checkpoint, the backbone's and the run's
-    from lpds_core.backbone import CheckpointError as _BaseCheckpointError  # type: ignore[attr-defined]
+    from lpds_core.checkpoint import CheckpointError as _BaseCheckpointError
 except ImportError:  # pragma: no cover - depends on which lpds_core is installed
-    _BaseCheckpointError = ValueError  # type: ignore[misc,assignment]
+    _BaseCheckpointError = RuntimeError  # type: ignore[misc,assignment]
 
 
 class RunCheckpointError(_BaseCheckpointError):  # type: ignore[misc,valid-type]
     """A run checkpoint is unreadable (truncated, corrupt, wrong format)."""
+
+
+# the errors a command turns into a one-line message and exit code 2 (no traceback: the message says the fix)
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, RunError, _BaseCheckpointError)
 
 
 # --------------------------------------------------------------------------------------------------------------
