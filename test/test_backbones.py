@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from lpds_core.checkpoint import CheckpointError, load_backbone, read_metadata, save_backbone
+from lpds_core.diffusion import DiffusionPolicy, make_alphas_cumprod
 from lpds_core.encoders import ImageEncoder, StateEncoder
 from lpds_core.flow_matching import FlowMatchingPolicy
 from lpds_core.normalization import Normalizer
@@ -21,9 +22,12 @@ def _image_obs(b=2, p=6, size=(84, 84), seed=0):
     }
 
 
-def _fitted_flow(**kw):
+BACKBONES = [FlowMatchingPolicy, DiffusionPolicy]
+
+
+def _fitted_flow(cls=FlowMatchingPolicy, **kw):
     torch.manual_seed(0)
-    m = FlowMatchingPolicy(OBS, ACT, H, hidden=64, n_layers=2, **kw)
+    m = cls(OBS, ACT, H, hidden=64, n_layers=2, **kw)
     m.fit_normalizers(torch.randn(100, OBS) * 3 + 1, torch.rand(100, H, ACT) * 4 - 1)
     return m
 
@@ -87,9 +91,10 @@ def test_image_encoder_features_and_errors():
         enc({**obs, "proprio": obs["proprio"][:1]})
 
 
-# ---- flow matching ---------------------------------------------------------------------------------------------
-def test_flow_decode_is_deterministic_and_differentiable_in_noise():
-    m = _fitted_flow().freeze()
+# ---- flow matching and diffusion -------------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", BACKBONES)
+def test_decode_is_deterministic_and_differentiable_in_noise(cls):
+    m = _fitted_flow(cls).freeze()
     obs, w = torch.randn(8, OBS), torch.randn(8, H, ACT)
     a1, a2 = m.decode(obs, w), m.decode(obs, w)
     assert a1.shape == (8, H, ACT) and torch.equal(a1, a2)
@@ -103,13 +108,15 @@ def test_flow_decode_is_deterministic_and_differentiable_in_noise():
     assert s1.shape == (8, H, ACT) and torch.isfinite(s1).all()
 
 
-def test_flow_decode_rejects_wrong_noise_shape():
-    m = _fitted_flow()
+@pytest.mark.parametrize("cls", BACKBONES)
+def test_decode_rejects_wrong_noise_shape(cls):
+    m = _fitted_flow(cls)
     with pytest.raises(ValueError, match=r"noise has shape"):
         m.decode(torch.randn(2, OBS), torch.randn(2, H, ACT + 1))
 
 
-def test_flow_bc_learns_an_observation_conditioned_bimodal_chunk():
+@pytest.mark.parametrize("cls", BACKBONES)
+def test_bc_learns_an_observation_conditioned_bimodal_chunk(cls):
     """Half the demos act +s, half -s for observation s: decoded actions must land near one of the two modes
     (|a| follows the observation), and both modes must survive."""
     torch.manual_seed(0)
@@ -117,7 +124,7 @@ def test_flow_bc_learns_an_observation_conditioned_bimodal_chunk():
     obs = torch.rand(n, 1) + 0.5
     sign = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
     actions = (sign * obs[:, 0])[:, None, None].expand(n, 2, 1).clone()
-    m = FlowMatchingPolicy(1, 1, 2, hidden=64, n_layers=2)
+    m = cls(1, 1, 2, hidden=64, n_layers=2)
     m.fit_normalizers(obs, actions)
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     first = None
@@ -138,9 +145,10 @@ def test_flow_bc_learns_an_observation_conditioned_bimodal_chunk():
     assert 0.2 < (a > 0).float().mean() < 0.8, "both modes survive"
 
 
-def test_image_flow_decodes_and_bc_loss_backprops_into_cnn():
+@pytest.mark.parametrize("cls", BACKBONES)
+def test_image_backbone_decodes_and_bc_loss_backprops_into_cnn(cls):
     torch.manual_seed(0)
-    m = FlowMatchingPolicy(6, ACT, H, obs_type="image", hidden=64, n_layers=2)
+    m = cls(6, ACT, H, obs_type="image", hidden=64, n_layers=2)
     obs = _image_obs(b=4)
     m.fit_normalizers(obs, torch.randn(4, H, ACT))
     loss = m.bc_loss(obs, torch.randn(4, H, ACT))
@@ -150,12 +158,24 @@ def test_image_flow_decodes_and_bc_loss_backprops_into_cnn():
     assert m.obs_spec()["rgb"] == {"shape": [3, 84, 84], "dtype": "uint8"}
 
 
+def test_diffusion_schedule_and_ddim_steps():
+    for schedule in ("cosine", "linear"):
+        acp = make_alphas_cumprod(100, schedule)
+        assert acp.shape == (100,) and (acp[1:] < acp[:-1]).all() and acp[0] > 0.99 and acp[-1] < 0.01
+    m = DiffusionPolicy(OBS, ACT, H, num_steps=10, num_train_steps=100)
+    assert m.ddim_timesteps.tolist()[0] == 99 and m.ddim_timesteps.tolist()[-1] == 0
+    assert len(set(m.ddim_timesteps.tolist())) == 10
+    with pytest.raises(ValueError, match="cannot exceed"):
+        DiffusionPolicy(OBS, ACT, H, num_steps=200, num_train_steps=100)
+
+
 # ---- checkpoints -----------------------------------------------------------------------------------------------
-def test_checkpoint_round_trip_and_metadata(tmp_path):
-    m = _fitted_flow().eval()
+@pytest.mark.parametrize("cls", BACKBONES)
+def test_checkpoint_round_trip_and_metadata(tmp_path, cls):
+    m = _fitted_flow(cls).eval()
     path = save_backbone(m, tmp_path / "base.safetensors", extra={"task": "toy"})
-    loaded = load_backbone(path, expect={"task": "toy", "kind": "flow", "obs_type": "state"})
-    assert type(loaded) is FlowMatchingPolicy and loaded.config == m.config
+    loaded = load_backbone(path, expect={"task": "toy", "kind": cls.kind, "obs_type": "state"})
+    assert type(loaded) is cls and loaded.config == m.config
     obs, w = torch.randn(3, OBS), torch.randn(3, H, ACT)
     assert torch.equal(loaded.decode(obs, w), m.decode(obs, w))
     meta = read_metadata(path)

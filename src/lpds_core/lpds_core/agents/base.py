@@ -1,0 +1,231 @@
+"""What every steering agent shares: the frozen backbone, observation checks, the config, checkpoints.
+
+An agent never owns the backbone's weights: the backbone is kept outside the module tree
+(not in `parameters()`, not in `state_dict()`), frozen, so no optimiser can ever touch it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from ..backbone import FrozenDecoder, Obs
+
+
+@dataclass
+class AgentConfig:
+    """Hyper-parameters of all steering agents (each agent reads the ones it uses)."""
+
+    # networks
+    hidden: tuple[int, ...] = (256, 256)          # perturbation / SAC actor
+    critic_hidden: tuple[int, ...] = (256, 256)   # twin critics (LayerNorm MLPs)
+    lr_actor: float = 3e-4
+    lr_critic: float = 3e-4
+    # RL
+    gamma: float = 0.99          # per env step; a chunk of n steps bootstraps with gamma**n
+    tau: float = 0.005           # Polyak rate of the target critics
+    batch_size: int = 256
+    utd: int = 4                 # gradient updates per collected chunk (update-to-data ratio)
+    warmup_steps: int = 1000     # env steps of the base policy before any update
+    buffer_capacity: int = 200_000
+    actor_every: int = 1         # actor (and dual) update every k critic updates
+    # LP-DS / LP-DS-A trust region
+    delta: float = 0.05
+    eta_lambda: float = 1.0      # dual ascent step
+    lambda_init: float = 0.0
+    tr_norm: str = "sum"         # "sum" (paper) or "per_dim"
+    use_eps: bool = False        # Δθ(s, ε) instead of Δθ(s)
+    actor_q_normalize: bool = True  # divide the actor's Q term by mean|Q| (scale-free, so eta_lambda transfers)
+    # DSRL baselines
+    action_magnitude: float = 1.5  # noise bound of the tanh actor
+    target_entropy: float | None = 0.0  # DSRL default 0; None → −noise_dim
+    alpha_init: float = 1.0
+    lr_alpha: float = 3e-4
+    noise_critic_steps: int = 1   # DSRL-NA distillation steps per update (DSRL uses 10)
+    # misc
+    num_threads: int = 1
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "AgentConfig":
+        d = dict(d or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(d) - names)
+        if bad:
+            raise ValueError(f"unknown agent config key(s) {bad}; valid keys: {sorted(names)}")
+        for k in ("hidden", "critic_hidden"):
+            if k in d:
+                d[k] = tuple(int(x) for x in d[k])
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def action_normaliser(action_space: gym.spaces.Space | None, noise_shape: tuple[int, int]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(offset, scale) that map the chunk's raw action range to [−1, 1]; identity where unbounded/unknown."""
+    h, a = noise_shape
+    off, scale = torch.zeros(h, a), torch.ones(h, a)
+    if action_space is None:
+        return off, scale
+    if not isinstance(action_space, gym.spaces.Box) or action_space.shape not in ((a,), (h, a)):
+        raise ValueError(f"action_space must be a Box of shape ({a},) or ({h}, {a}) to match the backbone, "
+                         f"got {action_space}")
+    low = np.broadcast_to(action_space.low, (h, a)).astype(np.float64)
+    high = np.broadcast_to(action_space.high, (h, a)).astype(np.float64)
+    ok = np.isfinite(low) & np.isfinite(high) & (high > low)
+    off = torch.as_tensor(np.where(ok, (high + low) / 2, 0.0), dtype=torch.float32)
+    scale = torch.as_tensor(np.where(ok, (high - low) / 2, 1.0), dtype=torch.float32)
+    return off, scale
+
+
+class Agent(nn.Module):
+    """Interface of every steering agent.
+
+    act(obs) → action chunk (H, A) for one observation or (B, H, A) for a batch (raw units);
+    act_with_noise(obs) → (chunk, noise): what the training loop stores;
+    update(batch) → dict of float scalars for logging;
+    state_dict()/load_state_dict(): networks, optimisers, λ/α and counters (never the backbone).
+    """
+
+    name: str = "agent"
+
+    def __init__(self, backbone: FrozenDecoder, obs_space: gym.spaces.Space | None,
+                 config: AgentConfig | dict | None = None, action_space: gym.spaces.Space | None = None):
+        super().__init__()
+        if not isinstance(backbone, FrozenDecoder):
+            raise TypeError(f"backbone must be a lpds_core.backbone.FrozenDecoder, got {type(backbone).__name__}")
+        self.config = config if isinstance(config, AgentConfig) else AgentConfig.from_dict(config)
+        torch.set_num_threads(self.config.num_threads)
+        # kept outside the module tree on purpose: no optimiser, .train() or state_dict() reaches it
+        self.__dict__["backbone"] = backbone.freeze()
+        self.obs_space = obs_space
+        self.noise_shape: tuple[int, int] = tuple(backbone.noise_shape)  # type: ignore[assignment]
+        self.noise_dim = self.noise_shape[0] * self.noise_shape[1]
+        self.feature_dim = int(backbone.feature_dim)
+        off, scale = action_normaliser(action_space, self.noise_shape)
+        self.register_buffer("action_offset", off)
+        self.register_buffer("action_scale", scale)
+        bounded = action_space is not None and isinstance(action_space, gym.spaces.Box) \
+            and bool(np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high)))
+        self.clip_actions = bounded
+        self.updates = 0
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # ---- observations -------------------------------------------------------------------------
+    def obs_to_tensor(self, obs: Any) -> tuple[Obs, bool]:
+        """Torch observation batch and whether the input was a single observation; clear errors for bad input."""
+        if isinstance(obs, dict):
+            out: dict[str, torch.Tensor] = {}
+            single = None
+            for k, v in obs.items():
+                t = torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v)
+                if t.is_floating_point() and not torch.isfinite(t).all():
+                    raise ValueError(f"observation '{k}' contains NaN/inf; check the sensor/env before acting")
+                exp = self.obs_space[k].shape if isinstance(self.obs_space, gym.spaces.Dict) else None
+                if exp is not None:
+                    if tuple(t.shape) == tuple(exp):
+                        s = True
+                    elif tuple(t.shape[1:]) == tuple(exp):
+                        s = False
+                    else:
+                        raise ValueError(f"observation '{k}' has shape {tuple(t.shape)}, expected {tuple(exp)} "
+                                         f"or (B, *{tuple(exp)})")
+                    single = s if single is None else single
+                out[k] = t
+            single = bool(single)
+            if single:
+                out = {k: v.unsqueeze(0) for k, v in out.items()}
+            return {k: (v.float() if v.dtype != torch.uint8 else v) for k, v in out.items()}, single
+        t = torch.as_tensor(obs if isinstance(obs, torch.Tensor) else np.asarray(obs, dtype=np.float32)).float()
+        if not torch.isfinite(t).all():
+            raise ValueError("observation contains NaN/inf; check the env/sensor before acting")
+        obs_dim = int(self.backbone.obs_dim)
+        if t.ndim == 1 and t.shape[0] == obs_dim:
+            return t.unsqueeze(0), True
+        if t.ndim == 2 and t.shape[1] == obs_dim:
+            return t, False
+        raise ValueError(f"observation has shape {tuple(t.shape)}, expected ({obs_dim},) or (B, {obs_dim}) "
+                         f"for this backbone")
+
+    def features(self, obs: Obs) -> torch.Tensor:
+        """Frozen backbone features (no gradient into the backbone)."""
+        with torch.no_grad():
+            return self.backbone.encode(obs)
+
+    # ---- actions ------------------------------------------------------------------------------
+    def clip(self, actions: torch.Tensor) -> torch.Tensor:
+        if not self.clip_actions:
+            return actions
+        low = self.action_offset - self.action_scale
+        return torch.max(torch.min(actions, self.action_offset + self.action_scale), low)
+
+    def decode(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Φ(s, w), clipped to the action bounds; differentiable in `noise`, never in the backbone's weights."""
+        return self.clip(self.backbone.decode_features(features, noise))
+
+    def _act_batch(self, obs: Obs, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def act_with_noise(self, obs: Any, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        t, single = self.obs_to_tensor(obs)
+        chunk, noise = self._act_batch(t, deterministic)
+        chunk, noise = chunk.cpu().numpy(), noise.cpu().numpy()
+        return (chunk[0], noise[0]) if single else (chunk, noise)
+
+    def act(self, obs: Any, deterministic: bool = False) -> np.ndarray:
+        return self.act_with_noise(obs, deterministic)[0]
+
+    # ---- learning -----------------------------------------------------------------------------
+    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.name}: noise {self.noise_shape}, features {self.feature_dim}"
+
+    def _batch_features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        missing = {"obs", "action", "noise", "reward", "next_obs", "discount", "done"} - set(batch)
+        if missing:
+            raise ValueError(f"update batch is missing {sorted(missing)} (use ReplayBuffer.sample)")
+        obs, _ = self.obs_to_tensor(batch["obs"])
+        nobs, _ = self.obs_to_tensor(batch["next_obs"])
+        return self.features(obs), self.features(nobs)
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return {"name": self.name, "config": self.config.to_dict(), "updates": self.updates,
+                "modules": super().state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> Any:  # type: ignore[override]
+        if not isinstance(state, dict) or "modules" not in state:
+            raise ValueError("not an agent checkpoint (expected keys name/config/modules/optimizers)")
+        if state.get("name") != self.name:
+            raise ValueError(f"checkpoint is for agent {state.get('name')!r}, this agent is {self.name!r}")
+        res = super().load_state_dict(state["modules"], strict=strict)
+        for k, o in self.optimizers.items():
+            if k in state.get("optimizers", {}):
+                o.load_state_dict(state["optimizers"][k])
+        self.updates = int(state.get("updates", 0))
+        return res
+
+
+class BaseAgent(Agent):
+    """The frozen base policy itself (w ~ N(0, I)); no learning. For evaluation and warm-up."""
+
+    name = "base"
+
+    def _act_batch(self, obs: Obs, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.features(obs)
+        noise = torch.zeros(feats.shape[0], *self.noise_shape) if deterministic \
+            else torch.randn(feats.shape[0], *self.noise_shape)
+        return self.decode(feats, noise), noise
+
+    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+        return {}

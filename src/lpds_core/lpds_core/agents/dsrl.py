@@ -1,0 +1,132 @@
+"""DSRL baselines (Wagenmaker et al. 2025): SAC in the decoder's noise space.
+
+DSRL-SAC: Q(s, w) on the noise the actor chose; the env sees Φ(s, w), decoded once per step.
+DSRL-NA ("noise aliasing"): an action critic Q^A(s, a) trained by TD on executed chunks, a
+noise critic Q^W(s, w) distilled from it on w ~ N(0, I), and the actor trained on Q^W.
+Unlike the reference code, DSRL-NA honours `action_magnitude` (ajwagen/dsrl issue #6).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..backbone import Obs
+from ..critics import TwinQ, td_target
+from .base import Agent
+from .sac_common import EntropyTemperature, TanhNoiseActor
+
+
+class _NoiseSACAgent(Agent):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        c = self.config
+        self.actor = TanhNoiseActor(self.feature_dim, self.noise_shape, c.hidden, c.action_magnitude)
+        target = -float(self.noise_dim) if c.target_entropy is None else c.target_entropy
+        self.temperature = EntropyTemperature(c.alpha_init, target)
+
+    def describe(self) -> str:
+        return (f"{super().describe()}, tanh noise actor |w| <= {self.actor.magnitude:g}, "
+                f"target entropy {self.temperature.target_entropy:g}")
+
+    def _act_batch(self, obs: Obs, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.features(obs)
+        w, _ = self.actor(feats, deterministic)
+        return self.decode(feats, w), w
+
+    def _actor_and_alpha_step(self, feats: torch.Tensor, q_fn: Any) -> dict[str, float]:
+        w, logp = self.actor(feats)
+        q = q_fn(feats, w)
+        actor_loss = (self.temperature.alpha * logp - q).mean()
+        self.optimizers["actor"].zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.optimizers["actor"].step()
+        alpha_loss = self.temperature.loss(logp)
+        self.optimizers["alpha"].zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.optimizers["alpha"].step()
+        return {"actor_loss": float(actor_loss), "q_pi": float(q.mean()), "alpha": float(self.temperature.alpha),
+                "entropy": float(-logp.mean()), "noise_sq": float(w.pow(2).sum((1, 2)).mean())}
+
+
+class DSRLSACAgent(_NoiseSACAgent):
+    name = "dsrl-sac"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        c = self.config
+        # the critic sees the noise in units of the bound
+        self.critic = TwinQ(self.feature_dim, self.noise_dim, c.critic_hidden,
+                            input_scale=torch.full((self.noise_dim,), c.action_magnitude))
+        self.optimizers = {
+            "actor": torch.optim.Adam(self.actor.parameters(), lr=c.lr_actor),
+            "critic": torch.optim.Adam(self.critic.online_parameters(), lr=c.lr_critic),
+            "alpha": torch.optim.Adam(self.temperature.parameters(), lr=c.lr_alpha),
+        }
+
+    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+        c = self.config
+        feats, nfeats = self._batch_features(batch)
+        with torch.no_grad():
+            w_next, logp_next = self.actor(nfeats)
+            y = td_target(batch["reward"], batch["discount"], batch["done"], *self.critic.target(nfeats, w_next),
+                          -self.temperature.alpha * logp_next)
+        critic_loss = self.critic.loss(feats, batch["noise"], y)
+        self.optimizers["critic"].zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.optimizers["critic"].step()
+        out = {"critic_loss": float(critic_loss), "q_target": float(y.mean())}
+        if self.updates % c.actor_every == 0:
+            out.update(self._actor_and_alpha_step(feats, lambda f, w: torch.min(*self.critic(f, w))))
+        self.critic.polyak(c.tau)
+        self.updates += 1
+        return out
+
+
+class DSRLNAAgent(_NoiseSACAgent):
+    name = "dsrl-na"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        c = self.config
+        self.critic = TwinQ(self.feature_dim, self.noise_dim, c.critic_hidden, self.action_offset, self.action_scale)
+        self.noise_critic = TwinQ(self.feature_dim, self.noise_dim, c.critic_hidden,
+                                  input_scale=torch.full((self.noise_dim,), max(c.action_magnitude, 1.0)))
+        self.optimizers = {
+            "actor": torch.optim.Adam(self.actor.parameters(), lr=c.lr_actor),
+            "critic": torch.optim.Adam(self.critic.online_parameters(), lr=c.lr_critic),
+            "noise_critic": torch.optim.Adam(self.noise_critic.online_parameters(), lr=c.lr_critic),
+            "alpha": torch.optim.Adam(self.temperature.parameters(), lr=c.lr_alpha),
+        }
+
+    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+        c = self.config
+        feats, nfeats = self._batch_features(batch)
+        with torch.no_grad():
+            w_next, logp_next = self.actor(nfeats)
+            a_next = self.decode(nfeats, w_next)
+            y = td_target(batch["reward"], batch["discount"], batch["done"], *self.critic.target(nfeats, a_next),
+                          -self.temperature.alpha * logp_next)
+        critic_loss = self.critic.loss(feats, batch["action"], y)
+        self.optimizers["critic"].zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.optimizers["critic"].step()
+        out = {"critic_loss": float(critic_loss), "q_target": float(y.mean())}
+
+        # distil Q^W(s, w) ≈ Q^A(s, Φ(s, w)) on w ~ N(0, I), head by head
+        for _ in range(c.noise_critic_steps):
+            with torch.no_grad():
+                w = torch.randn(feats.shape[0], *self.noise_shape)
+                qa1, qa2 = self.critic(feats, self.decode(feats, w))
+            qw1, qw2 = self.noise_critic(feats, w)
+            distill = 0.5 * ((qw1 - qa1).pow(2).mean() + (qw2 - qa2).pow(2).mean())
+            self.optimizers["noise_critic"].zero_grad(set_to_none=True)
+            distill.backward()
+            self.optimizers["noise_critic"].step()
+        out["distill_loss"] = float(distill)
+
+        if self.updates % c.actor_every == 0:
+            out.update(self._actor_and_alpha_step(feats, lambda f, w: torch.min(*self.noise_critic(f, w))))
+        self.critic.polyak(c.tau)
+        self.updates += 1
+        return out

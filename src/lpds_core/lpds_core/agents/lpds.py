@@ -1,0 +1,93 @@
+"""LP-DS and LP-DS-A: a learned perturbation held in a Lagrangian trust region.
+
+LP-DS (noise space):   a = Φ(s, ε + Δθ(s)),    ε ~ N(0, I)
+LP-DS-A (action space): a = Φ(s, ε) + Δθ(s)    (Δ in normalised action units)
+
+Both minimise  −E[Q(s, a)] + λ·(E_s‖Δθ(s)‖² − δ)  and raise λ by dual ascent. In LP-DS the
+gradient reaches Δθ *through* the frozen decoder; in LP-DS-A it does not need to. The critic
+is a twin action-space Q trained by TD on the executed (decoded) chunks with targets
+`r + γ^n (1 − done) min Q'(s', a')`, a' drawn from the current steered policy.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..backbone import Obs
+from ..critics import TwinQ, td_target
+from ..perturbation import NoisePerturbation
+from ..trust_region import LagrangianTrustRegion
+from .base import Agent
+
+
+class LPDSAgent(Agent):
+    name = "lpds"
+    space = "noise"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        c = self.config
+        self.perturbation = NoisePerturbation(self.feature_dim, self.noise_shape, c.hidden, use_eps=c.use_eps)
+        self.trust_region = LagrangianTrustRegion(c.delta, self.noise_dim, c.eta_lambda, c.lambda_init, c.tr_norm)
+        self.critic = TwinQ(self.feature_dim, self.noise_dim, c.critic_hidden, self.action_offset, self.action_scale)
+        self.optimizers = {
+            "actor": torch.optim.Adam(self.perturbation.parameters(), lr=c.lr_actor),
+            "critic": torch.optim.Adam(self.critic.online_parameters(), lr=c.lr_critic),
+        }
+
+    def describe(self) -> str:
+        return f"{super().describe()}, perturbation in {self.space} space; {self.trust_region.describe()}"
+
+    def steered(self, features: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(actions, noise fed to the decoder, Δ) for given features and base noise ε."""
+        delta = self.perturbation(features, eps if self.config.use_eps else None)
+        if self.space == "noise":
+            w = eps + delta
+            return self.decode(features, w), w, delta
+        base = self.decode(features, eps)
+        return self.clip(base + delta * self.action_scale), eps, delta
+
+    def _act_batch(self, obs: Obs, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.features(obs)
+        eps = torch.zeros(feats.shape[0], *self.noise_shape) if deterministic \
+            else torch.randn(feats.shape[0], *self.noise_shape)
+        a, w, _ = self.steered(feats, eps)
+        return a, w
+
+    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+        c = self.config
+        feats, nfeats = self._batch_features(batch)
+        with torch.no_grad():
+            a_next, _, _ = self.steered(nfeats, torch.randn(nfeats.shape[0], *self.noise_shape))
+            y = td_target(batch["reward"], batch["discount"], batch["done"], *self.critic.target(nfeats, a_next))
+        critic_loss = self.critic.loss(feats, batch["action"], y)
+        self.optimizers["critic"].zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.optimizers["critic"].step()
+        out = {"critic_loss": float(critic_loss), "q_target": float(y.mean())}
+
+        if self.updates % c.actor_every == 0:
+            a, _, delta = self.steered(feats, torch.randn(feats.shape[0], *self.noise_shape))
+            q = torch.min(*self.critic(feats, a))
+            q_term = -q.mean()
+            if c.actor_q_normalize:
+                q_term = q_term / q.abs().mean().detach().clamp_min(1e-3)
+            penalty, constraint = self.trust_region.penalty(delta)
+            actor_loss = q_term + penalty
+            self.optimizers["actor"].zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.optimizers["actor"].step()
+            lam = self.trust_region.dual_step(constraint.detach())
+            out.update(actor_loss=float(actor_loss), q_pi=float(q.mean()), **{"lambda": lam},
+                       delta_sq=float(constraint), gap=float(constraint) - self.trust_region.delta)
+        self.critic.polyak(c.tau)
+        self.updates += 1
+        return out
+
+
+class LPDSActionAgent(LPDSAgent):
+    """LP-DS-A: the same Lagrangian perturbation, added to the decoded actions instead of the noise."""
+
+    name = "lpds-a"
+    space = "action"

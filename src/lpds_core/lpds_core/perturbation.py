@@ -1,0 +1,59 @@
+"""The noise perturbation Δθ: a small network that shifts the decoder's input noise.
+
+LP-DS decodes `a = Φ(s, ε + Δθ(s))`. Δθ starts at (almost) zero so that the steered policy
+is the frozen base policy at the start of training; the trust region keeps it small after.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(in_dim: int, out_dim: int, hidden: tuple[int, ...], layer_norm: bool = False,
+        activation: type[nn.Module] = nn.SiLU) -> nn.Sequential:
+    """Plain MLP used by perturbations, actors and critics (one definition for all of them)."""
+    layers: list[nn.Module] = []
+    last = in_dim
+    for width in hidden:
+        layers.append(nn.Linear(last, width))
+        if layer_norm:
+            layers.append(nn.LayerNorm(width))
+        layers.append(activation())
+        last = width
+    layers.append(nn.Linear(last, out_dim))
+    return nn.Sequential(*layers)
+
+
+class NoisePerturbation(nn.Module):
+    """Δθ(features) → (B, H, A), or Δθ(features, ε) with `use_eps=True`.
+
+    The last layer is initialised near zero (uniform ±`init_scale`, zero bias), so the
+    steered policy starts as the base policy and the trust region starts slack.
+    """
+
+    def __init__(self, feature_dim: int, noise_shape: tuple[int, int], hidden: tuple[int, ...] = (256, 256),
+                 use_eps: bool = False, init_scale: float = 1e-3):
+        super().__init__()
+        self.feature_dim = int(feature_dim)
+        self.noise_shape = tuple(int(n) for n in noise_shape)
+        self.noise_dim = self.noise_shape[0] * self.noise_shape[1]
+        self.use_eps = bool(use_eps)
+        in_dim = self.feature_dim + (self.noise_dim if self.use_eps else 0)
+        self.net = mlp(in_dim, self.noise_dim, hidden)
+        last = self.net[-1]
+        nn.init.uniform_(last.weight, -init_scale, init_scale)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, features: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        if features.ndim != 2 or features.shape[1] != self.feature_dim:
+            raise ValueError(f"NoisePerturbation expects features of shape (B, {self.feature_dim}), "
+                             f"got {tuple(features.shape)}; pass backbone.encode(obs)")
+        x = features
+        if self.use_eps:
+            if eps is None:
+                raise ValueError("this perturbation was built with use_eps=True: call it as forward(features, eps)")
+            if eps.shape != (features.shape[0], *self.noise_shape):
+                raise ValueError(f"eps must have shape (B, {self.noise_shape[0]}, {self.noise_shape[1]}), "
+                                 f"got {tuple(eps.shape)}")
+            x = torch.cat([features, eps.reshape(eps.shape[0], -1)], dim=1)
+        return self.net(x).reshape(features.shape[0], *self.noise_shape)
