@@ -132,12 +132,12 @@ def _row(obs: Any, i: int) -> Any:
 def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Steer (or resume steering) the base run `cfg.base` into run folder `out`; returns the done.json summary."""
     import torch
-    from lpds_core.agents import make_agent  # type: ignore[import-not-found]
-    from lpds_core.replay import ReplayBuffer  # type: ignore[import-not-found]
+    from lpds_core.agents import make_agent
+    from lpds_core.replay import ReplayBuffer
     from tqdm import tqdm
 
     from lpds_sim.curves import plot_steer_curves
-    from lpds_sim.evaluation import evaluate_grid, make_train_envs
+    from lpds_sim.evaluation import evaluate_grid, info_at, make_train_envs
 
     cfg.check()
     torch.set_num_threads(cfg.threads)
@@ -198,27 +198,30 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
             log.log(env_steps, "eval", success=res["success_rate"], **{"return": res["mean_return"]})
             bar.set_postfix(success=f"{res['success_rate']:.2f}")
             next_eval += cfg.eval_every
-        if env_steps < cfg.warmup_steps and state is None:
-            chunk, noise = agent.backbone_act(obs) if hasattr(agent, "backbone_act") else agent.act_with_noise(obs)
+        if env_steps < cfg.warmup_steps:  # warm-up: the base policy itself, w ~ N(0, I)
+            with torch.no_grad():
+                t, _ = agent.obs_to_tensor(obs)
+                feats = agent.features(t)
+                noise_t = torch.randn(feats.shape[0], *backbone.noise_shape)
+                chunk, noise = agent.decode(feats, noise_t).numpy(), noise_t.numpy()
         else:
             chunk, noise = agent.act_with_noise(obs)
         next_obs, reward, term, trunc, info = envs.step(chunk)
-        n_exec = np.asarray(info["chunk_steps"], dtype=int)
-        final_obs = info.get("final_obs")
+        step_inc = 0
         for i in range(cfg.n_envs):
             done = bool(term[i] or trunc[i])
-            nxt = final_obs[i] if (done and final_obs is not None) else _row(next_obs, i)
+            nxt = info["final_obs"][i] if done else _row(next_obs, i)
+            n_i = int(info_at(info, "chunk_steps", i, done, backbone.horizon))
             replay.add(_row(obs, i), chunk[i], noise[i], float(reward[i]), nxt,
-                       float(info["chunk_discount"][i]), bool(term[i]))
-            ep_ret[i] += float(info["chunk_return_undiscounted"][i])
+                       float(info_at(info, "chunk_discount", i, done, cfg.gamma ** n_i)), bool(term[i]))
+            ep_ret[i] += float(info_at(info, "chunk_return_undiscounted", i, done, reward[i]))
+            step_inc += n_i
             if done:
                 episodes += 1
-                recent_returns.append(ep_ret[i])
-                succ = info.get("success")
-                recent_success.append(float(bool(succ[i])) if succ is not None else float("nan"))
+                recent_returns.append(float(ep_ret[i]))
+                recent_success.append(float(bool(info_at(info, "success", i, done, False))))
                 ep_ret[i] = 0.0
         obs = next_obs
-        step_inc = int(n_exec.sum())
         env_steps += step_inc
         chunks_seen += cfg.n_envs
         bar.update(step_inc)

@@ -1,0 +1,210 @@
+"""`lpds pipeline`: emulated demos → base policy → LP-DS → ONNX export → grid evaluation → report.
+
+Every stage writes into one run folder and checks its own outputs first, so a rerun (after a crash, a kill or a
+changed later-stage setting) continues where it stopped instead of starting again:
+
+    RUN/demos.hdf5   RUN/base/   RUN/steer/   RUN/export/   RUN/eval/{base,steered}/   RUN/report.md
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lpds_sim import runs
+from lpds_sim.stages import Stage, run_stages
+from lpds_sim.train_base import BaseConfig, TASKS
+from lpds_sim.train_steer import SteerConfig
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    task: str = "pick_place"
+    obs: str = "state"
+    backbone: str = "flow"
+    n_demos: int = 29
+    demo_seed: int = 0
+    bc_steps: int = 3000
+    horizon: int = 8
+    algo: str = "lpds"
+    delta: float = 0.05
+    env_steps: int = 20_000
+    eval_every: int = 5_000
+    warmup_steps: int = 2_000
+    utd: int = 2
+    n_envs: int = 2
+    trials_per_cell: int = 5  # final grid: 2×4×5 = 40 trials for pick-and-place, 2×2×5 = 20 for mug hanging
+    seed: int = 0
+    threads: int = 1
+
+    def check(self) -> "PipelineConfig":
+        if self.task not in TASKS:
+            raise runs.ConfigError(f"task={self.task!r} is not valid; choose one of {', '.join(TASKS)}")
+        if self.n_demos < 1:
+            raise runs.ConfigError(f"n_demos must be >= 1, got {self.n_demos}")
+        return self
+
+    def base_config(self, data: Path) -> BaseConfig:
+        return BaseConfig(task=self.task, data=str(data), backbone=self.backbone, obs=self.obs, horizon=self.horizon,
+                          grad_steps=self.bc_steps, seed=self.seed, threads=self.threads)
+
+    def steer_config(self, base: Path) -> SteerConfig:
+        return SteerConfig(base=str(base), task=self.task, algo=self.algo, delta=self.delta,
+                           env_steps=self.env_steps, eval_every=self.eval_every, warmup_steps=self.warmup_steps,
+                           utd=self.utd, n_envs=self.n_envs, seed=self.seed, threads=self.threads,
+                           ckpt_every=max(1000, self.env_steps // 10))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# stage outputs and their validity checks
+# ---------------------------------------------------------------------------------------------------------------
+def demos_valid(path: Path, task: str, n: int, obs: str) -> bool:
+    from lpds_sim.demos import load_demos  # type: ignore[import-not-found]
+
+    if not path.is_file():
+        return False
+    demos = load_demos(path)
+    attrs = dict(getattr(demos, "attrs", {}) or {})
+    return len(demos) >= n and attrs.get("task", task) == task and attrs.get("obs_mode", obs) == obs
+
+
+def record_demos(cfg: PipelineConfig, path: Path) -> None:
+    """`lpds demos` into a temporary name, renamed when complete (an interrupted recording is never 'valid')."""
+    from lpds_sim.cli import main as lpds_main
+
+    tmp = path.with_name(path.stem + ".partial.hdf5")
+    tmp.unlink(missing_ok=True)
+    rc = lpds_main(["demos", "--task", cfg.task, "--n", str(cfg.n_demos), "--obs", cfg.obs, "--seed",
+                    str(cfg.demo_seed), "--out", str(tmp)])
+    if rc:
+        raise runs.RunError(f"`lpds demos` failed with exit code {rc}")
+    os.replace(tmp, path)
+
+
+def run_done(path: Path) -> bool:
+    return (path / "done.json").is_file() and (path / "config.yaml").is_file()
+
+
+def _resume_flag(path: Path) -> bool:
+    return (path / "config.yaml").is_file()
+
+
+def eval_valid(path: Path, n_trials: int) -> bool:
+    res = path / "summary.json"
+    return res.is_file() and int(json.loads(res.read_text()).get("n_trials", -1)) == n_trials
+
+
+def n_grid_trials(cfg: PipelineConfig) -> int:
+    from lpds_sim.evaluation import TASK_GRIDS
+
+    rows, cols = TASK_GRIDS[cfg.task]
+    return rows * cols * cfg.trials_per_cell
+
+
+def evaluate_policy(cfg: PipelineConfig, which: str, root: Path) -> None:
+    """Grid evaluation of the base policy (torch) or the steered policy (the exported ONNX, as deployed)."""
+    import time
+
+    from lpds_core.agents import make_agent
+
+    from lpds_sim.evaluation import evaluate_grid
+    from lpds_sim.train_steer import load_base
+
+    out = root / "eval" / which
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    backbone, base_cfg = load_base(root / "base", cfg.task)
+    if which == "base":
+        agent = make_agent("base", backbone)
+        policy = lambda o: agent.act(o)  # noqa: E731
+    else:
+        from lpds_core.export import OnnxPolicy  # type: ignore[import-not-found]
+
+        onnx_policy = OnnxPolicy(root / "export")
+        policy = lambda o: onnx_policy.act(o)  # noqa: E731
+    t0 = time.perf_counter()
+    res = evaluate_grid(cfg.task, cfg.obs, policy, backbone.horizon, trials_per_cell=cfg.trials_per_cell,
+                        seed=20_000 + cfg.seed, out=out)
+    summary = {k: res[k] for k in ("success_rate", "mean_return", "n_trials", "n_success") if k in res}
+    summary["wall_s"] = time.perf_counter() - t0
+    runs.atomic_write_json(out / "summary.json", summary)
+
+
+def write_report(cfg: PipelineConfig, root: Path) -> Path:
+    """A short markdown report: the two grid results, the run settings and the plots."""
+    base = json.loads((root / "eval" / "base" / "summary.json").read_text())
+    steered = json.loads((root / "eval" / "steered" / "summary.json").read_text())
+    steer_done = json.loads((root / "steer" / "done.json").read_text())
+    export_meta = json.loads((root / "export" / "parity.json").read_text())
+    plots = sorted((root / "steer" / "plots").glob("*.png")) + sorted((root / "base" / "plots").glob("*.png"))
+    grid_pngs = sorted((root / "eval").glob("*/*.png"))
+    lines = [
+        f"# LP-DS pipeline report: {cfg.task} ({cfg.obs} observations, {cfg.backbone} backbone)",
+        "",
+        f"{cfg.n_demos} emulated demos → behaviour cloning ({cfg.bc_steps} gradient steps) → {cfg.algo} with "
+        f"δ = {cfg.delta} for {steer_done['env_steps']} env steps → ONNX export → grid evaluation "
+        f"({n_grid_trials(cfg)} trials each, same seeds).",
+        "",
+        "| policy | grid success | mean return |",
+        "|---|---|---|",
+        f"| base ({cfg.backbone}) | {base.get('n_success', round(base['success_rate'] * base['n_trials']))}"
+        f"/{base['n_trials']} | {base['mean_return']:.2f} |",
+        f"| steered ({cfg.algo}, ONNX) | {steered.get('n_success', round(steered['success_rate'] * steered['n_trials']))}"
+        f"/{steered['n_trials']} | {steered['mean_return']:.2f} |",
+        "",
+        f"ONNX export parity (max |torch − onnxruntime|): {export_meta.get('max_abs_diff', float('nan')):.2e}.",
+        "",
+    ]
+    for p in plots + grid_pngs:
+        rel = p.relative_to(root)
+        lines += [f"![{rel}]({rel})", ""]
+    lines += ["Settings:", "", "```yaml", (root / "pipeline.yaml").read_text().rstrip(), "```", ""]
+    path = root / "report.md"
+    runs.atomic_write_bytes(path, "\n".join(lines).encode())
+    return path
+
+
+def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run (or continue) the pipeline in `out`; returns the names of the stages that ran and the report path."""
+    from lpds_sim.export_run import export_run, export_valid
+    from lpds_sim.train_base import train_base
+    from lpds_sim.train_steer import train_steer
+
+    cfg.check()
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    saved = root / "pipeline.yaml"
+    if saved.exists():
+        old = runs.load_yaml_config(saved, PipelineConfig)
+        changed = [f.name for f in dataclasses.fields(cfg) if getattr(old, f.name) != getattr(cfg, f.name)]
+        if changed:
+            raise runs.RunError(f"{root} was run with different settings ({', '.join(changed)}); "
+                                f"use a new --out, or delete the stages that depend on them")
+    runs.save_config(saved, cfg)
+    demos, base, steer, export = root / "demos.hdf5", root / "base", root / "steer", root / "export"
+    n_trials = n_grid_trials(cfg)
+    stages = [
+        Stage("demos", lambda: demos_valid(demos, cfg.task, cfg.n_demos, cfg.obs), lambda: record_demos(cfg, demos)),
+        Stage("base", lambda: run_done(base),
+              lambda: train_base(cfg.base_config(demos), base, resume=_resume_flag(base))),
+        Stage("steer", lambda: run_done(steer),
+              lambda: train_steer(cfg.steer_config(base), steer, resume=_resume_flag(steer))),
+        Stage("export", lambda: export_valid(export), lambda: export_run(steer, export)),
+        Stage("eval-base", lambda: eval_valid(root / "eval" / "base", n_trials),
+              lambda: evaluate_policy(cfg, "base", root)),
+        Stage("eval-steered", lambda: eval_valid(root / "eval" / "steered", n_trials),
+              lambda: evaluate_policy(cfg, "steered", root)),
+        Stage("report", lambda: (root / "report.md").is_file() and _newer(root / "report.md", root / "eval"),
+              lambda: write_report(cfg, root)),
+    ]
+    ran = run_stages(stages, force=force)
+    return {"ran": ran, "report": str(root / "report.md")}
+
+
+def _newer(path: Path, folder: Path) -> bool:
+    mtime = path.stat().st_mtime
+    return all(p.stat().st_mtime <= mtime for p in folder.rglob("summary.json"))
