@@ -1,7 +1,7 @@
 """`lpds train-base`: behaviour cloning of a frozen backbone on teleoperated demos, as a resumable run.
 
-The loop is ours (not `lpds_core.train_bc`) only because it has to checkpoint the optimiser and RNG mid-run and
-resume; the model, its loss and its normalisers are `lpds_core`'s.
+Training is `lpds_core.bc.train_bc`; this module owns the run around it: the demo file, the run folder, periodic
+checkpoints of model + optimiser + RNG through train_bc's callback, and `--resume`.
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class BaseConfig:
 def load_dataset(cfg: BaseConfig) -> tuple[Any, Any, dict[str, Any]]:
     """Demos → (observations, action chunks (N, H, A), demo-file attributes) as torch tensors."""
     import torch
-    from lpds_core.chunks import make_chunks  # type: ignore[import-not-found]
+    from lpds_core.bc import make_chunks
     from lpds_sim.demos import load_demos  # type: ignore[import-not-found]
 
     demos = load_demos(cfg.data)
@@ -84,10 +84,6 @@ def build_backbone(cfg: BaseConfig, obs_dim: int, act_dim: int, image_size: tupl
                hidden=cfg.hidden, n_layers=cfg.n_layers, num_steps=cfg.num_steps)
 
 
-def _index(obs: Any, idx: Any) -> Any:
-    return {k: v[idx] for k, v in obs.items()} if isinstance(obs, dict) else obs[idx]
-
-
 def backbone_path(run: str | Path) -> Path:
     return Path(run) / "backbone.safetensors"
 
@@ -96,7 +92,7 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
     """Train (or resume) a base run in `out`; returns the summary written to done.json."""
     import torch
     from lpds_core.checkpoint import save_backbone
-    from tqdm import tqdm
+    from lpds_core.bc import train_bc
 
     from lpds_sim.curves import plot_base_curve
 
@@ -121,8 +117,6 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
     policy = build_backbone(cfg, obs_dim, act_dim, image_size)  # type: ignore[arg-type]
     policy.fit_normalizers(obs, chunks)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.grad_steps)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
 
     ck = run.checkpointer()
     step = 0
@@ -130,43 +124,31 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
     if state is not None:
         policy.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
-        sched.load_state_dict(state["sched"])
-        gen.set_state(state["gen"])
         runs.set_rng_state(state["rng"])
         step = int(state["step"])
         print(f"resumed {out} at gradient step {step} from {ck.latest()}")
     log = runs.ScalarLog(out, resume_step=step if state is not None else None)
 
     def checkpoint() -> None:
-        ck.save(step, {"model": policy.state_dict(), "optim": opt.state_dict(), "sched": sched.state_dict(),
-                       "gen": gen.get_state(), "rng": runs.rng_state()})
+        ck.save(step, {"model": policy.state_dict(), "optim": opt.state_dict(), "rng": runs.rng_state()})
 
-    policy.train()
     t0 = time.perf_counter()
-    losses: list[float] = []
-    bar = tqdm(total=cfg.grad_steps, initial=step, desc=f"BC {cfg.backbone}/{cfg.obs}", disable=not progress,
-               dynamic_ncols=True)
-    while step < cfg.grad_steps:
-        idx = torch.randint(0, n, (min(cfg.batch_size, n),), generator=gen)
-        loss = policy.bc_loss(_index(obs, idx), chunks[idx], generator=gen)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"BC loss became {loss.item()} at step {step}; lower --lr or check the demos")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        losses.append(loss.item())
-        bar.update(1)
+    window: list[float] = []
+
+    def on_step(i: int, loss: float) -> None:  # i: index of the step just taken
+        nonlocal step
+        step = i + 1
+        window.append(loss)
         if step % cfg.log_every == 0:
-            mean = float(np.mean(losses[-cfg.log_every:]))
-            log.log(step, "train", loss=mean, lr=sched.get_last_lr()[0])
-            bar.set_postfix(loss=f"{mean:.4f}")
+            log.log(step, "train", loss=float(np.mean(window)))
+            window.clear()
         if step % cfg.ckpt_every == 0 and step < cfg.grad_steps:
             log.flush()
             checkpoint()
-    bar.close()
+
+    losses = train_bc(policy, obs, chunks, cfg.grad_steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                      progress=progress, callback=on_step, optimizer=opt, fit_normalizers=False,
+                      start_step=step, seed=cfg.seed, threads=cfg.threads)
     policy.eval()
     meta = {"task": cfg.task, "obs": cfg.obs, "backbone": cfg.backbone, "demos": str(cfg.data),
             "env_kwargs": attrs.get("env_kwargs"), "n_chunks": int(n)}
