@@ -1,0 +1,97 @@
+"""A fixed RGB-D camera placed like the RealSense D435i on the real bench, with optional sensor-noise emulation.
+
+The image observation layout is fixed for the whole project (the backbone encoder expects it):
+`{"rgb": uint8 (3,H,W), "depth": float32 metres (1,H,W), "proprio": float32 (P,)}`.
+Rendering goes through `display.ensure_display()` first, so a missing X server is a clear error, not a SIGABRT.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import robotic as ry
+
+from .display import ensure_display
+
+
+@dataclass
+class SensorNoise:
+    """Emulated D435i imperfections; all zero = a perfect camera."""
+    rgb_std: float = 4.0            # Gaussian pixel noise, intensity units (0-255)
+    depth_std_per_m2: float = 0.002  # depth noise std grows with z² like stereo depth
+    hole_frac: float = 0.01         # fraction of depth pixels dropped to 0 (invalid), as RealSense reports them
+    pose_pos_std: float = 0.005     # camera position jitter per episode, metres
+    pose_rot_std: float = 0.01      # camera rotation jitter per episode, radians
+
+    @classmethod
+    def off(cls) -> "SensorNoise":
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass
+class CameraSpec:
+    """Pose (eye and look-at point, world frame) and intrinsics; 58° vertical FOV like the D435i depth stream."""
+    eye: tuple[float, float, float] = (0.0, 0.75, 1.2)
+    target: tuple[float, float, float] = (-0.02, 0.17, 0.68)
+    size: int = 84
+    vfov_deg: float = 58.0
+    z_range: tuple[float, float] = (0.1, 3.0)
+    noise: SensorNoise = field(default_factory=SensorNoise.off)
+
+
+def look_at_rotation(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """RAI cameras look along +z with image y pointing down (OpenCV-like); columns are the camera axes."""
+    z = np.asarray(target, float) - np.asarray(eye, float)
+    z /= np.linalg.norm(z)
+    x = np.cross([0.0, 0.0, -1.0], z)
+    x /= np.linalg.norm(x)
+    return np.stack([x, np.cross(z, x), z], 1)
+
+
+def _small_rotation(rvec: np.ndarray) -> np.ndarray:
+    th = np.linalg.norm(rvec)
+    if th < 1e-12:
+        return np.eye(3)
+    k = rvec / th
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+
+
+class RGBDCamera:
+    """Renders (rgb uint8 3xHxW, depth float32 1xHxW) of a live RAI Config from a fixed camera frame."""
+
+    def __init__(self, C: ry.Config, spec: CameraSpec, frame_name: str = "d435i") -> None:
+        ensure_display()  # must come before any CameraView exists
+        self.C, self.spec, self.name = C, spec, frame_name
+        self._R0 = look_at_rotation(np.array(spec.eye), np.array(spec.target))
+        self.frame = C.addFrame(frame_name).setShape(ry.ST.marker, [0.05]).setPosition(list(spec.eye))
+        self.frame.setRotationMatrix(self._R0)
+        focal = 0.5 / np.tan(np.deg2rad(spec.vfov_deg) / 2)  # RAI focalLength is relative to the image height
+        self.frame.setAttributes({"width": spec.size, "height": spec.size, "focalLength": float(focal),
+                                  "zRange": list(spec.z_range)})
+        self.view = ry.CameraView(C, offscreen=True)
+        self.view.setCamera(self.frame)
+
+    def jitter_pose(self, rng: np.random.Generator) -> None:
+        """Move the camera slightly (per episode), as a re-mounted real camera would be."""
+        n = self.spec.noise
+        pos = np.array(self.spec.eye) + rng.normal(0, n.pose_pos_std, 3) if n.pose_pos_std > 0 else np.array(self.spec.eye)
+        R = _small_rotation(rng.normal(0, n.pose_rot_std, 3)) @ self._R0 if n.pose_rot_std > 0 else self._R0
+        self.frame.setPosition(list(pos))
+        self.frame.setRotationMatrix(R)
+        self.view.setCamera(self.frame)
+
+    def render(self, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        rgb, depth = self.view.computeImageAndDepth(self.C)
+        rgb = np.asarray(rgb, dtype=np.uint8)
+        depth = np.asarray(depth, dtype=np.float32)
+        depth = np.where(depth < 0, 0.0, depth).astype(np.float32)  # RAI marks 'nothing' negative; RealSense uses 0
+        n = self.spec.noise
+        if rng is not None:
+            if n.rgb_std > 0:
+                rgb = np.clip(rgb.astype(np.float32) + rng.normal(0, n.rgb_std, rgb.shape), 0, 255).astype(np.uint8)
+            if n.depth_std_per_m2 > 0:
+                depth = (depth + rng.normal(0, 1, depth.shape) * n.depth_std_per_m2 * depth ** 2).astype(np.float32)
+            if n.hole_frac > 0:
+                depth[rng.random(depth.shape) < n.hole_frac] = 0.0
+        return np.ascontiguousarray(rgb.transpose(2, 0, 1)), depth[None]

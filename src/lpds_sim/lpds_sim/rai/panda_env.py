@@ -1,0 +1,312 @@
+"""`PandaTaskEnv`: the Gymnasium base class for the RAI Franka Panda tasks (pick-and-place, mug hanging).
+
+One class owns everything the tasks share, so the reward, the action interface and the collision test are the same
+for every task and auditable in one place:
+
+* scene: pandaSingle.g table + Panda; subclasses add their objects in `_build_task(C)`.
+* physics: RAI PhysX, motor gains raised, position control at `sim_dt` substeps, `control_hz` env steps per second.
+* action: `a ∈ [-1, 1]^A`, A = 4 `[dx, dy, dz, gripper]` or A = 5 `[dx, dy, dz, dyaw, gripper]` (`use_yaw`).
+  Δposition = a[:3] · `max_lin_speed` / `control_hz` metres (world frame), Δyaw = a[3] · `max_yaw_rate` / `control_hz`
+  rad; gripper: a[-1] ≥ 0 opens to 0.08 m, a[-1] < 0 closes (grasps). The integrated end-effector target is clipped
+  to the workspace box `ee_low..ee_high` and kept within `max_lead` of the measured end effector, then one
+  damped-least-squares IK step (`ik.DLSIK`) turns it into a joint position target. The gripper always points down.
+* reward: `r = −0.1·‖obj_xy − target_xy‖ − 0.5·collision + 1.0·success`; `info` carries `obj_xy`, `target_xy`,
+  `collision`, `success` so anyone can recompute it.
+* collision: any robot frame (`l_…`) within `collision_margin` (5 mm) of an environment frame (table, tray, holder, …),
+  never counting the manipulated objects (`held_frames`).
+* observations: `obs_mode="state"` → flat float32 vector (layout in `state_layout`); `obs_mode="image"` →
+  `{"rgb": uint8 (3,S,S), "depth": float32 metres (1,S,S), "proprio": float32 (8,)}` from a fixed D435i-like camera.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import robotic as ry
+from gymnasium import spaces
+
+from . import scene
+from .camera import CameraSpec, RGBDCamera, SensorNoise
+from .ik import DLSIK, home_joint_state
+
+PROPRIO_DIM = 8  # ee_pos(3) + ee_quat(4, w>=0) + gripper_width(1, total opening in metres)
+
+
+def _canon_quat(q: np.ndarray) -> np.ndarray:
+    q = np.asarray(q, dtype=np.float64)
+    return -q if q[0] < 0 else q
+
+
+class PandaTaskEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    # ---- task configuration: subclasses override these class attributes ----
+    task_name: str = "panda"
+    use_yaw: bool = False
+    object_frame: str = ""                 # frame whose xy enters the reward
+    held_frames: tuple[str, ...] = ()      # frames the robot may touch without it counting as a collision
+    home_ee_pos: tuple[float, float, float] = (0.05, 0.2, 0.95)
+    home_yaw: float = 0.0
+    ee_low: tuple[float, float, float] = (-0.45, -0.05, scene.TABLE_TOP_Z - 0.01)
+    ee_high: tuple[float, float, float] = (0.45, 0.6, 1.25)
+    yaw_limit: float = np.pi / 2
+    object_region: tuple[tuple[float, float], tuple[float, float]] = ((-0.05, 0.35), (0.1, 0.3))  # (x, y) ranges
+    grid_shape: tuple[int, int] = (2, 4)   # rows along y (away from the robot), cols along x
+    cell_jitter: float = 0.6               # jitter inside a cell, as a fraction of the half cell size
+    default_max_episode_steps: int = 150
+    extra_state_dim: int = 0               # subclasses may append task features to the state vector
+
+    def __init__(self, obs_mode: str = "state", control_hz: float = 10.0, sim_dt: float = 0.02,
+                 max_lin_speed: float = 0.3, max_yaw_rate: float = 1.0, max_episode_steps: int | None = None,
+                 image_size: int = 84, sensor_noise: bool | SensorNoise = False, camera: CameraSpec | None = None,
+                 terminate_on_success: bool = True, collision_margin: float = 0.005, render_mode: str | None = None):
+        if obs_mode not in ("state", "image"):
+            raise ValueError(f"obs_mode must be 'state' or 'image', got {obs_mode!r}")
+        n_sub = round(1.0 / (control_hz * sim_dt))
+        if n_sub < 1 or abs(n_sub * sim_dt * control_hz - 1.0) > 1e-6:
+            raise ValueError(f"1/control_hz ({1 / control_hz:.4g} s) must be a whole multiple of sim_dt ({sim_dt} s)")
+        self.obs_mode, self.control_hz, self.sim_dt, self.n_substeps = obs_mode, float(control_hz), float(sim_dt), n_sub
+        self.max_lin_speed, self.max_yaw_rate = float(max_lin_speed), float(max_yaw_rate)
+        self.max_lead = 2.0 * self.max_lin_speed / self.control_hz
+        self.max_episode_steps = int(max_episode_steps or self.default_max_episode_steps)
+        self.terminate_on_success = terminate_on_success
+        self.collision_margin = collision_margin
+        self.render_mode = render_mode
+        self._ee_low, self._ee_high = np.array(self.ee_low), np.array(self.ee_high)
+
+        # physics scene
+        scene.set_physx_params()
+        self.C = scene.panda_config()
+        self.C_ik = scene.panda_config()  # private kinematic robot for IK (never simulated)
+        self.q_home = home_joint_state(self.C_ik, scene.EE_FRAME, np.array(self.home_ee_pos), self.home_yaw)
+        self.ik = DLSIK(self.C_ik, scene.EE_FRAME, self.q_home)
+        self._build_task(self.C)
+        self.C.setJointState(self.q_home)
+        self._finger_joint = "l_panda_finger_joint1"
+        self.S: ry.Simulation | None = None  # created in reset()
+        self._ee = self.C.getFrame(scene.EE_FRAME)
+        self._non_env = set(self.held_frames) | {"world"}
+
+        # camera (image mode, or rgb_array rendering) is created lazily and only after ensure_display()
+        self._cam_spec = camera or CameraSpec(size=image_size)
+        self._cam_spec.size = image_size
+        if sensor_noise is True:
+            self._cam_spec.noise = SensorNoise()
+        elif isinstance(sensor_noise, SensorNoise):
+            self._cam_spec.noise = sensor_noise
+        self._camera: RGBDCamera | None = None
+        if obs_mode == "image":
+            self._camera = RGBDCamera(self.C, self._cam_spec)
+
+        A = 5 if self.use_yaw else 4
+        self.action_space = spaces.Box(-1.0, 1.0, (A,), np.float32)
+        self.state_layout = self._make_state_layout()
+        state_dim = max(sl.stop for sl in self.state_layout.values())
+        if obs_mode == "state":
+            self.observation_space = spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
+        else:
+            S_ = image_size
+            self.observation_space = spaces.Dict({
+                "rgb": spaces.Box(0, 255, (3, S_, S_), np.uint8),
+                "depth": spaces.Box(0.0, np.float32(self._cam_spec.z_range[1]), (1, S_, S_), np.float32),
+                "proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32),
+            })
+        self._steps = 0
+        self._grip_open = True
+        self._tgt_pos = np.array(self.home_ee_pos, dtype=float)
+        self._tgt_yaw = float(self.home_yaw)
+        self._prev_obj_pos = np.zeros(3)
+        self._obj_speed = 0.0
+        self.cell: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------ task hooks
+    def _build_task(self, C: ry.Config) -> None:
+        """Add task objects (dynamic: root frame + mass; static: child of 'table') to the scene."""
+        raise NotImplementedError
+
+    def _place_task(self, C: ry.Config, xy: np.ndarray, rng: np.random.Generator) -> None:
+        """Put the task's movable objects at their start pose for an object start position `xy` (world x, y)."""
+        raise NotImplementedError
+
+    def _target_pos(self) -> np.ndarray:
+        """World position of the goal; its xy enters the reward."""
+        raise NotImplementedError
+
+    def _is_success(self) -> bool:
+        raise NotImplementedError
+
+    def _extra_state(self) -> np.ndarray:
+        """Task features appended to the state vector (length `extra_state_dim`)."""
+        return np.zeros(0)
+
+    # ------------------------------------------------------------------ layout helpers
+    def _make_state_layout(self) -> dict[str, slice]:
+        sizes = [("ee_pos", 3), ("ee_quat", 4), ("gripper_width", 1), ("obj_pos", 3), ("obj_quat", 4),
+                 ("target_pos", 3)]
+        if self.extra_state_dim:
+            sizes.append(("extra", self.extra_state_dim))
+        layout, i = {}, 0
+        for name, n in sizes:
+            layout[name] = slice(i, i + n)
+            i += n
+        return layout
+
+    def cell_bounds(self, row: int, col: int, grid: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(low_xy, high_xy) of a grid cell over `object_region`; rows run along y, cols along x."""
+        rows, cols = grid or self.grid_shape
+        if not (0 <= row < rows and 0 <= col < cols):
+            raise ValueError(f"cell ({row}, {col}) is outside the {rows}x{cols} grid")
+        (x0, x1), (y0, y1) = self.object_region
+        dx, dy = (x1 - x0) / cols, (y1 - y0) / rows
+        lo = np.array([x0 + col * dx, y0 + row * dy])
+        return lo, lo + np.array([dx, dy])
+
+    def _sample_object_xy(self, options: dict) -> np.ndarray:
+        rng = self.np_random
+        if "object_xy" in options:
+            self.cell = None
+            return np.asarray(options["object_xy"], dtype=float)
+        if "cell" in options and options["cell"] is not None:
+            row, col = (int(v) for v in options["cell"])
+            lo, hi = self.cell_bounds(row, col, options.get("grid"))
+            c, half = (lo + hi) / 2, (hi - lo) / 2
+            self.cell = (row, col)
+            return c + rng.uniform(-1, 1, 2) * half * self.cell_jitter
+        self.cell = None
+        (x0, x1), (y0, y1) = self.object_region
+        return np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        xy = self._sample_object_xy(options)
+        # A fresh PhysX scene per episode (~8 ms) makes episodes bit-exact repeatable; setState leaves solver
+        # warm-start caches behind (1e-4 drift between identical episodes).
+        self.S = None
+        self.C.setJointState(self.q_home)
+        self.C.getFrame(self._finger_joint).setJointState([scene.GRIPPER_MAX_WIDTH / 2])
+        self._place_task(self.C, xy, self.np_random)
+        self.S = ry.Simulation(self.C, ry.SimulationEngine.physx, verbose=0)  # verbose=0: never open a window
+        self.S.moveGripper(scene.EE_FRAME, scene.GRIPPER_MAX_WIDTH, 1.0)
+        self._grip_open = True
+        for _ in range(200):  # let the gripper open and objects settle, holding the home pose
+            self.S.step(self.q_home, self.sim_dt, ry.ControlMode.position)
+            if self.S.gripperIsDone(scene.EE_FRAME):
+                break
+        for _ in range(3):
+            self.S.step(self.q_home, self.sim_dt, ry.ControlMode.position)
+        self._tgt_pos = self._ee.getPosition().copy()
+        self._tgt_yaw = float(self.home_yaw)
+        self._steps = 0
+        self._prev_obj_pos = self._obj_frame().getPosition().copy()
+        self._obj_speed = 0.0
+        if self._camera is not None and self._cam_spec.noise.pose_pos_std + self._cam_spec.noise.pose_rot_std > 0:
+            self._camera.jitter_pose(self.np_random)
+        return self._obs(), self._info(collision=False, success=False)
+
+    def validate_action(self, action: Any) -> np.ndarray:
+        """Shape and finiteness check with a message that says what to fix; returns the clipped action."""
+        a = np.asarray(action, dtype=np.float64)
+        shape = self.action_space.shape
+        if a.shape != shape:
+            names = "[dx, dy, dz, dyaw, gripper]" if self.use_yaw else "[dx, dy, dz, gripper]"
+            raise ValueError(f"{self.task_name}: action has shape {a.shape}, expected {shape} = {names} in [-1, 1] "
+                             "(one action per step; for an action chunk, step its rows one by one)")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{self.task_name}: action contains NaN or inf: {a.tolist()}; the policy produced a "
+                             "non-finite output (check its inputs/normalisation); the robot was not moved")
+        return np.clip(a, -1.0, 1.0)
+
+    def step(self, action):
+        a = self.validate_action(action)
+        ee = self._ee.getPosition()
+        tgt = np.clip(self._tgt_pos + a[:3] * self.max_lin_speed / self.control_hz, self._ee_low, self._ee_high)
+        lead = tgt - ee
+        n = np.linalg.norm(lead)
+        if n > self.max_lead:  # no wind-up when the arm is blocked (e.g. pressed into the table)
+            tgt = ee + lead * (self.max_lead / n)
+        self._tgt_pos = tgt
+        if self.use_yaw:
+            self._tgt_yaw = float(np.clip(self._tgt_yaw + a[3] * self.max_yaw_rate / self.control_hz,
+                                          -self.yaw_limit, self.yaw_limit))
+        want_open = bool(a[-1] >= 0.0)
+        if want_open != self._grip_open:
+            self.S.moveGripper(scene.EE_FRAME, scene.GRIPPER_MAX_WIDTH if want_open else 0.0, 0.3)
+            self._grip_open = want_open
+        q_cmd = self.ik.solve(self.S.get_q(), tgt, self._tgt_yaw)
+        for _ in range(self.n_substeps):
+            self.S.step(q_cmd, self.sim_dt, ry.ControlMode.position)
+        self._steps += 1
+        p = self._obj_frame().getPosition()
+        self._obj_speed = float(np.linalg.norm(p - self._prev_obj_pos) * self.control_hz)
+        self._prev_obj_pos = p.copy()
+        collision = self._collision()
+        success = bool(self._is_success())
+        info = self._info(collision, success)
+        reward = -0.1 * float(np.linalg.norm(info["obj_xy"] - info["target_xy"])) - 0.5 * collision + 1.0 * success
+        terminated = success and self.terminate_on_success
+        truncated = self._steps >= self.max_episode_steps and not terminated
+        return self._obs(), reward, terminated, truncated, info
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        if self._camera is None:
+            self._camera = RGBDCamera(self.C, self._cam_spec)
+        rgb, _ = self._camera.render(None)
+        return rgb.transpose(1, 2, 0)
+
+    def close(self):
+        self._camera = None
+
+    # ------------------------------------------------------------------ state readers
+    def _obj_frame(self) -> ry.Frame:
+        return self.C.getFrame(self.object_frame)
+
+    def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._ee.getPosition().copy(), _canon_quat(self._ee.getQuaternion())
+
+    def ee_yaw(self) -> float:
+        R = self._ee.getRotationMatrix()
+        return float(np.arctan2(R[1, 0], R[0, 0]))
+
+    def gripper_width(self) -> float:
+        return 2.0 * float(self.S.getGripperWidth(scene.EE_FRAME))  # RAI returns one finger
+
+    @property
+    def gripper_open_cmd(self) -> bool:
+        return self._grip_open
+
+    @property
+    def ee_target(self) -> np.ndarray:
+        return self._tgt_pos.copy()
+
+    def _proprio(self) -> np.ndarray:
+        pos, quat = self.ee_pose()
+        return np.concatenate([pos, quat, [self.gripper_width()]]).astype(np.float32)
+
+    def _state(self) -> np.ndarray:
+        f = self._obj_frame()
+        parts = [self._proprio(), f.getPosition(), _canon_quat(f.getQuaternion()), self._target_pos()]
+        if self.extra_state_dim:
+            parts.append(self._extra_state())
+        return np.concatenate(parts).astype(np.float32)
+
+    def _obs(self):
+        if self.obs_mode == "state":
+            return self._state()
+        rgb, depth = self._camera.render(self.np_random)
+        return {"rgb": rgb, "depth": depth, "proprio": self._proprio()}
+
+    def _collision(self) -> bool:
+        for a, b, _ in self.C.getCollisions(self.collision_margin):
+            ra, rb = a.startswith(scene.ROBOT_PREFIX), b.startswith(scene.ROBOT_PREFIX)
+            if ra != rb and (b if ra else a) not in self._non_env:
+                return True
+        return False
+
+    def _info(self, collision: bool, success: bool) -> dict:
+        return {"obj_xy": self._obj_frame().getPosition()[:2].copy(), "target_xy": self._target_pos()[:2].copy(),
+                "collision": bool(collision), "success": bool(success), "cell": self.cell}
