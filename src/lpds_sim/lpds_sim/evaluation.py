@@ -11,21 +11,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-TASK_ENV_IDS = {"pick_place": "lpds_sim/PickPlace-v0", "mug_hang": "lpds_sim/MugHang-v0"}
 # the grid each task is evaluated on: pick-and-place 2×4×5 = 40 trials, mug hanging 2×2×5 = 20 trials
 TASK_GRIDS = {"pick_place": (2, 4), "mug_hang": (2, 2)}
 
 
 def env_id(task: str) -> str:
-    if task not in TASK_ENV_IDS:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASK_ENV_IDS)}")
-    return TASK_ENV_IDS[task]
+    from lpds_sim.rai import ENV_IDS  # importing registers the ids
+
+    if task not in ENV_IDS:
+        raise ValueError(f"unknown or not yet available task {task!r}; available: {', '.join(ENV_IDS)}")
+    return ENV_IDS[task]
 
 
 def make_env(task: str, obs_mode: str, **kwargs: Any):
     import gymnasium as gym
-
-    import lpds_sim.envs  # noqa: F401  (registers the lpds_sim/* ids)
 
     return gym.make(env_id(task), obs_mode=obs_mode, **kwargs)
 
