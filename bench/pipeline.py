@@ -1,0 +1,149 @@
+"""Benchmark: base flow-matching policy vs LP-DS vs DSRL-NA on pick-and-place, same demos, seeds and budget.
+
+One run, side by side: the same 29 emulated demos and the same base run feed every steering algorithm; each gets
+the same env-step budget and seed; all are evaluated on the same 40-trial grid (same cell jitter seeds). Reports
+grid success, mean return, action entropy (Kozachenko–Leonenko, nats, of the first action of a chunk sampled
+512 times at each of 8 fixed start observations, averaged), env steps and wall time, and appends a section to
+bench/RESULTS.md. Every stage reuses finished outputs in --out, so an interrupted benchmark continues.
+
+    python bench/pipeline.py --out runs/bench_pipeline --env-steps 100000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def action_entropy(task: str, obs_mode: str, act_batch, n_obs: int = 8, n_samples: int = 512, seed: int = 0) -> float:
+    """Mean KL entropy (nats) of the first action of a sampled chunk at fixed start observations."""
+    from lpds_core.metrics import kl_entropy
+
+    from lpds_sim.export_run import _sample_observations
+
+    obs = _sample_observations(task, obs_mode, n_obs, seed)
+    vals = []
+    for i in range(n_obs):
+        o = {k: np.repeat(v[i:i + 1], n_samples, 0) for k, v in obs.items()} if isinstance(obs, dict) \
+            else np.repeat(obs[i:i + 1], n_samples, 0)
+        chunks = np.asarray(act_batch(o))
+        vals.append(kl_entropy(chunks[:, 0, :].reshape(n_samples, -1)))
+    return float(np.mean(vals))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/bench_pipeline")
+    p.add_argument("--task", default="pick_place", choices=("pick_place", "mug_hang"))
+    p.add_argument("--obs", default="state", choices=("state", "image"))
+    p.add_argument("--n-demos", type=int, default=29)
+    p.add_argument("--bc-steps", type=int, default=3000)
+    p.add_argument("--env-steps", type=int, default=100_000)
+    p.add_argument("--eval-every", type=int, default=10_000)
+    p.add_argument("--delta", type=float, default=0.05)
+    p.add_argument("--algos", default="lpds,dsrl-na")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--trials-per-cell", type=int, default=5)
+    p.add_argument("--steer-config", help="YAML with extra SteerConfig keys for every algorithm (same for all)")
+    p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = p.parse_args(argv)
+
+    import torch
+    from lpds_core.agents import make_agent
+
+    from lpds_sim import runs
+    from lpds_sim.curves import plot_comparison
+    from lpds_sim.evaluation import evaluate_grid, make_env
+    from lpds_sim.export_run import load_steered_policy
+    from lpds_sim.pipeline import PipelineConfig, demos_valid, record_demos, run_done
+    from lpds_sim.train_base import train_base
+    from lpds_sim.train_steer import SteerConfig, load_base, train_steer
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pcfg = PipelineConfig(task=args.task, obs=args.obs, n_demos=args.n_demos, bc_steps=args.bc_steps,
+                          seed=args.seed, env_steps=args.env_steps, eval_every=args.eval_every, delta=args.delta,
+                          trials_per_cell=args.trials_per_cell)
+    demos, base = out / "demos.hdf5", out / "base"
+    timings: dict[str, float] = {}
+    if not demos_valid(demos, args.task, args.n_demos, args.obs):
+        t0 = time.perf_counter()
+        record_demos(pcfg, demos)
+        timings["demos"] = time.perf_counter() - t0
+    if not run_done(base):
+        t0 = time.perf_counter()
+        train_base(pcfg.base_config(demos), base, resume=(base / "config.yaml").is_file())
+        timings["base"] = time.perf_counter() - t0
+
+    env = make_env(args.task, args.obs)
+    obs_space, act_space = env.observation_space, env.action_space
+    env.close()
+    backbone, _ = load_base(base, args.task)
+    rows = []
+    results_path = out / "results.json"
+    cached = json.loads(results_path.read_text()) if results_path.is_file() else {}
+
+    def evaluate(name: str, act, act_batch, wall: float, env_steps: int) -> dict:
+        if name in cached and cached[name].get("env_steps") == env_steps:
+            return cached[name]
+        t0 = time.perf_counter()
+        res = evaluate_grid(args.task, args.obs, act, backbone.horizon, trials_per_cell=args.trials_per_cell,
+                            seed=20_000 + args.seed, out=out / "eval" / name)
+        row = {"policy": name, "success": res["success_rate"], "n_success": int(round(res["success_rate"] *
+               res["n_trials"])), "n_trials": res["n_trials"], "return": res["mean_return"],
+               "entropy": action_entropy(args.task, args.obs, act_batch), "env_steps": env_steps,
+               "train_wall_s": wall, "eval_wall_s": time.perf_counter() - t0}
+        cached[name] = row
+        runs.atomic_write_json(results_path, cached)
+        return row
+
+    base_agent = make_agent("base", backbone, obs_space=obs_space, action_space=act_space)
+    rows.append(evaluate("base", lambda o: base_agent.act(o), lambda o: base_agent.act(o), 0.0, 0))
+    extra = runs.load_yaml_config(args.steer_config, SteerConfig) if args.steer_config else None
+    steer_runs = []
+    for algo in [a.strip() for a in args.algos.split(",") if a.strip()]:
+        run = out / f"steer_{algo}"
+        cfg = extra if extra is not None else SteerConfig()
+        cfg = SteerConfig(**{**cfg.__dict__, "base": str(base), "task": args.task, "algo": algo,
+                             "delta": args.delta, "env_steps": args.env_steps, "eval_every": args.eval_every,
+                             "seed": args.seed})
+        t0 = time.perf_counter()
+        if not run_done(run):
+            train_steer(cfg, run, resume=(run / "config.yaml").is_file())
+        wall = json.loads((run / "done.json").read_text()).get("train_seconds_this_session", 0.0) \
+            if algo not in timings else timings[algo]
+        timings[algo] = time.perf_counter() - t0
+        _, agent, _ = load_steered_policy(run)
+        done = json.loads((run / "done.json").read_text())
+        rows.append(evaluate(algo, lambda o, a=agent: a.act(o), lambda o, a=agent: a.act(o), wall, done["env_steps"]))
+        steer_runs.append((algo, run))
+    plot_comparison(steer_runs, out / "success_vs_steps.png")
+
+    table = ["| policy | grid success | mean return | action entropy (nats) | env steps | train wall (s) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        table.append(f"| {r['policy']} | {r['n_success']}/{r['n_trials']} ({r['success']:.2f}) | {r['return']:.2f} | "
+                     f"{r['entropy']:.2f} | {r['env_steps']} | {r['train_wall_s']:.0f} |")
+    print("\n".join(table))
+    cmd = "python bench/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    section = [f"\n## Pipeline: base vs steering on {args.task} ({args.obs} obs, {args.n_demos} emulated demos)\n",
+               f"Command: `{cmd}`  ", f"Budget: {args.env_steps} env steps per algorithm, δ = {args.delta}, seed "
+               f"{args.seed}, {args.trials_per_cell * 8 if args.task == 'pick_place' else args.trials_per_cell * 4}"
+               f"-trial grid (same cell seeds for every policy). Wall times are on the shared 2-core machine "
+               f"(other jobs running), compare them only within this table.\n", *table, "",
+               f"Curves: `{out}/success_vs_steps.png`, per-run plots in `{out}/steer_*/plots/`.\n"]
+    if args.results:
+        with open(args.results, "a") as fh:
+            fh.write("\n".join(section))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
