@@ -17,3 +17,6 @@ def _register(env_id: str, entry_point: str) -> None:
 
 
 _register("lpds_sim/PickPlace-v0", "lpds_sim.rai.pick_place_env:PickPlaceEnv")
+
+ENV_IDS["mug_hang"] = "lpds_sim/MugHang-v0"
+_register("lpds_sim/MugHang-v0", "lpds_sim.rai.mug_hang_env:MugHangEnv")

@@ -32,7 +32,7 @@ class SensorNoise:
 class CameraSpec:
     """Pose (eye and look-at point, world frame) and intrinsics; 58° vertical FOV like the D435i depth stream."""
     eye: tuple[float, float, float] = (0.0, 0.75, 1.2)
-    target: tuple[float, float, float] = (-0.02, 0.17, 0.68)
+    target: tuple[float, float, float] = (-0.02, 0.27, 0.68)
     size: int = 84
     vfov_deg: float = 58.0
     z_range: tuple[float, float] = (0.1, 3.0)

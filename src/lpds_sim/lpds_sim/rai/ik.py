@@ -1,7 +1,7 @@
 """One damped-least-squares IK step: end-effector pose target -> joint position target.
 
 Why not KOMO: a single KOMO IK solve costs ~0.3 ms, this costs ~0.02 ms, and the env runs it every control step.
-The step solves  min ‖W(J dq − e)‖² + λ‖dq‖² + μ‖q + dq − q_rest‖²  for position, gripper z-axis (kept pointing
+The step solves  dq = J⁺(e) + (I − J⁺J)·k(q_rest − q) (damped J⁺) for position, gripper z-axis (kept pointing
 down) and gripper x-axis (yaw), on a private kinematic copy of the robot so the simulated scene is never touched.
 """
 from __future__ import annotations
@@ -12,12 +12,12 @@ import robotic as ry
 
 class DLSIK:
     def __init__(self, C_robot: ry.Config, ee_frame: str, q_rest: np.ndarray, damping: float = 1e-3,
-                 rest_weight: float = 1e-3, orient_weight: float = 0.5, iters: int = 2) -> None:
+                 rest_gain: float = 0.1, orient_weight: float = 0.5, iters: int = 2) -> None:
         self.C = C_robot
         self.ee = ee_frame
         self.q_rest = np.asarray(q_rest, dtype=float)
         self.damping = damping
-        self.rest_weight = rest_weight
+        self.rest_gain = rest_gain
         self.orient_weight = orient_weight
         self.iters = iters
         lim = C_robot.getJointLimits()
@@ -37,9 +37,11 @@ class DLSIK:
             vx, Jx = self.C.eval(ry.FS.vectorX, [self.ee])
             J = np.vstack([Jp, w * Jz, w * Jx])
             e = np.concatenate([pos - p, w * (z_t - vz), w * (x_t - vx)])
-            A = J.T @ J + (self.damping + self.rest_weight) * np.eye(n)
-            b = J.T @ e + self.rest_weight * (self.q_rest - q)
-            q = np.clip(q + np.linalg.solve(A, b), self.q_lo, self.q_hi)
+            # damped pseudo-inverse for the task; the rest posture only acts in its null space, so it never
+            # leaves a steady-state task error
+            Jp_inv = J.T @ np.linalg.inv(J @ J.T + self.damping * np.eye(J.shape[0]))
+            dq = Jp_inv @ e + (np.eye(n) - Jp_inv @ J) @ (self.rest_gain * (self.q_rest - q))
+            q = np.clip(q + dq, self.q_lo, self.q_hi)
         return q
 
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

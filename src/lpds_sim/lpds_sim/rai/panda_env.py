@@ -46,18 +46,18 @@ class PandaTaskEnv(gym.Env):
     use_yaw: bool = False
     object_frame: str = ""                 # frame whose xy enters the reward
     held_frames: tuple[str, ...] = ()      # frames the robot may touch without it counting as a collision
-    home_ee_pos: tuple[float, float, float] = (0.05, 0.2, 0.95)
+    home_ee_pos: tuple[float, float, float] = (0.05, 0.3, 0.95)
     home_yaw: float = 0.0
     ee_low: tuple[float, float, float] = (-0.45, -0.05, scene.TABLE_TOP_Z - 0.01)
     ee_high: tuple[float, float, float] = (0.45, 0.6, 1.25)
     yaw_limit: float = np.pi / 2
-    object_region: tuple[tuple[float, float], tuple[float, float]] = ((-0.05, 0.35), (0.1, 0.3))  # (x, y) ranges
+    object_region: tuple[tuple[float, float], tuple[float, float]] = ((-0.05, 0.35), (0.22, 0.42))  # (x, y) ranges
     grid_shape: tuple[int, int] = (2, 4)   # rows along y (away from the robot), cols along x
     cell_jitter: float = 0.6               # jitter inside a cell, as a fraction of the half cell size
     default_max_episode_steps: int = 150
     extra_state_dim: int = 0               # subclasses may append task features to the state vector
 
-    def __init__(self, obs_mode: str = "state", control_hz: float = 10.0, sim_dt: float = 0.02,
+    def __init__(self, obs_mode: str = "state", control_hz: float = 10.0, sim_dt: float = 0.01,
                  max_lin_speed: float = 0.3, max_yaw_rate: float = 1.0, max_episode_steps: int | None = None,
                  image_size: int = 84, sensor_noise: bool | SensorNoise = False, camera: CameraSpec | None = None,
                  terminate_on_success: bool = True, collision_margin: float = 0.005, render_mode: str | None = None):

@@ -18,10 +18,10 @@ class PickPlaceEnv(PandaTaskEnv):
     object_frame = "cube"
     held_frames = ("cube",)
     cube_size = 0.05
-    tray_center_xy = (-0.25, 0.22)   # relative to the table centre (= world xy)
+    tray_center_xy = (-0.25, 0.32)   # relative to the table centre (= world xy)
     tray_inner = 0.2
     tray_frames: tuple[str, ...] = ()
-    object_region = ((-0.05, 0.35), (0.1, 0.3))
+    object_region = ((-0.05, 0.35), (0.22, 0.42))
     grid_shape = (2, 4)
     default_max_episode_steps = 150
     max_cube_yaw = 0.2  # rad, start yaw jitter (top-down grasps without yaw control stay reliable)
