@@ -60,9 +60,18 @@ def test_normalizer_rejects_bad_data():
 
 
 # ---- encoders --------------------------------------------------------------------------------------------------
+def test_minmax_observation_normalisation_option():
+    m = FlowMatchingPolicy(2, 1, 1, obs_norm="minmax")
+    obs = torch.tensor([[0.0, 5.0], [4.0, 5.0], [2.0, 5.0]])
+    m.fit_normalizers(obs, torch.zeros(3, 1, 1))
+    assert torch.allclose(m.encode(obs), torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]))
+    assert m.config["obs_norm"] == "minmax"
+
+
 def test_state_encoder_rejects_nan_and_wrong_shapes():
     enc = StateEncoder(OBS)
     assert enc(torch.zeros(2, OBS)).shape == (2, OBS)
+    assert enc(torch.zeros(2, OBS, dtype=torch.float64)).dtype == torch.float32
     with pytest.raises(ValueError, match="NaN"):
         enc(torch.tensor([[0.0, 1.0, float("nan"), 0.0, 0.0]]))
     with pytest.raises(ValueError, match=r"expected \(B, 5\).*batch dimension"):

@@ -52,7 +52,7 @@ def test_train_bc_fits_normalisers_lowers_loss_and_calls_back(cls):
 
 
 def test_train_bc_early_stop_resume_and_bad_data():
-    obs, actions = np.zeros((10, 3), np.float32), np.zeros((10, 2, 2), np.float32)
+    obs, actions = np.zeros((10, 3)), np.zeros((10, 2, 2))  # float64, as numpy makes them
     m = FlowMatchingPolicy(3, 2, 2, hidden=16, n_layers=1)
     losses = train_bc(m, obs, actions, steps=50, batch_size=4, progress=False, callback=lambda s, l: s == 4)
     assert len(losses) == 5

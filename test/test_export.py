@@ -90,6 +90,7 @@ def test_export_parity_and_metadata(exported):
     spec = policy.spec
     assert spec["horizon"] == H and spec["num_steps"] == 10 and spec["delta"] == 0.05 and spec["task"] == "toy"
     assert spec["backbone"] == m.kind and spec["obs_spec"] == m.obs_spec()
+    np.testing.assert_allclose(spec["normalization"]["action"]["scale"], m.action_norm.scale.numpy(), rtol=1e-6)
     meta = {p.key: p.value for p in onnx.load(str(paths["decoder"])).metadata_props}
     assert '"algo": "lpds"' in meta["lpds"]
 
@@ -157,3 +158,18 @@ def test_eps_variant_action_space_and_no_perturbation(tmp_path):
         np.testing.assert_allclose(policy.act(obs.numpy(), eps=eps.numpy()), m.decode(obs, eps).numpy(), atol=1e-4)
     with pytest.raises(FileNotFoundError, match="no decoder.onnx"):
         OnnxPolicy(tmp_path / "missing")
+
+
+def test_onnx_policy_runs_without_torch(exported):
+    """The robot side imports only onnxruntime + numpy: lpds_core.onnx_policy must not pull torch in."""
+    import subprocess
+    import sys
+
+    _, _, out, _ = exported
+    code = (
+        "import sys; from lpds_core.onnx_policy import OnnxPolicy; p = OnnxPolicy(sys.argv[1]); "
+        "import numpy as np; obs = {k: np.zeros(v['shape'], v['dtype']) for k, v in p.obs_spec.items()}; "
+        "obs = obs['state'] if list(obs) == ['state'] else obs; print(p.act(obs).shape, 'torch' in sys.modules)"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True)
+    assert res.stdout.split() == [f"({H},", f"{A})", "False"]

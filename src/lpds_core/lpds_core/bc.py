@@ -52,11 +52,16 @@ def make_chunks(episodes: Sequence[Episode], horizon: int) -> tuple[np.ndarray |
     return np.concatenate(obs_parts, axis=0), chunks
 
 
+def _as_tensor(x: Any) -> torch.Tensor:
+    """uint8 images stay uint8; everything else becomes float32 (the model's dtype)."""
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return t if t.dtype == torch.uint8 else t.to(torch.float32)
+
+
 def _as_tensor_obs(obs: Any) -> Obs:
     if isinstance(obs, Mapping):
-        return {k: torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for k, v in obs.items()}
-    t = obs if isinstance(obs, torch.Tensor) else torch.as_tensor(np.asarray(obs))
-    return t.float() if not t.is_floating_point() else t
+        return {k: _as_tensor(v) for k, v in obs.items()}
+    return _as_tensor(obs)
 
 
 def _index(obs: Obs, idx: torch.Tensor) -> Obs:
@@ -92,7 +97,7 @@ def train_bc(
     if threads is not None:
         torch.set_num_threads(threads)
     obs_t = _as_tensor_obs(obs)
-    acts = torch.as_tensor(np.asarray(actions) if not isinstance(actions, torch.Tensor) else actions).float()
+    acts = _as_tensor(actions)
     n = batch_size_of(obs_t)
     if acts.shape[0] != n:
         raise ValueError(f"{n} observations but {acts.shape[0]} action chunks; they must pair one to one")

@@ -13,7 +13,7 @@ from torch import nn
 
 from .backbone import FrozenDecoder, Obs
 from .encoders import ImageEncoder, StateEncoder
-from .normalization import Normalizer
+from .normalization import Mode, Normalizer
 
 ObsType = Literal["state", "image"]
 
@@ -77,6 +77,7 @@ class ChunkPolicy(FrozenDecoder):
         n_layers: int = 3,
         time_dim: int = 32,
         num_steps: int = 10,
+        obs_norm: Mode = "meanstd",
     ) -> None:
         super().__init__()
         if obs_type not in ("state", "image"):
@@ -91,13 +92,13 @@ class ChunkPolicy(FrozenDecoder):
         self.config: dict[str, Any] = dict(
             obs_dim=self.obs_dim, act_dim=self.act_dim, horizon=self.horizon, obs_type=obs_type,
             image_size=[int(image_size[0]), int(image_size[1])], embed_dim=int(embed_dim), hidden=int(hidden),
-            n_layers=int(n_layers), time_dim=int(time_dim), num_steps=self.num_steps,
+            n_layers=int(n_layers), time_dim=int(time_dim), num_steps=self.num_steps, obs_norm=obs_norm,
         )
         self.encoder: StateEncoder | ImageEncoder
         if obs_type == "state":
-            self.encoder = StateEncoder(self.obs_dim)
+            self.encoder = StateEncoder(self.obs_dim, norm=obs_norm)
         else:
-            self.encoder = ImageEncoder(self.obs_dim, image_size=tuple(image_size), embed_dim=embed_dim)
+            self.encoder = ImageEncoder(self.obs_dim, image_size=tuple(image_size), embed_dim=embed_dim, norm=obs_norm)
         self.feature_dim = self.encoder.feature_dim
         self.action_norm = Normalizer(self.act_dim, mode="minmax")
         self.net = ConditionalMLP(self.feature_dim, self.horizon * self.act_dim, hidden, n_layers, time_dim)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from .backbone import Obs
 from .chunk_policy import ChunkPolicy, ObsType
+from .normalization import Mode
 
 
 def make_alphas_cumprod(num_train_steps: int, schedule: str) -> torch.Tensor:
@@ -49,13 +50,14 @@ class DiffusionPolicy(ChunkPolicy):
         n_layers: int = 3,
         time_dim: int = 32,
         num_steps: int = 10,
+        obs_norm: Mode = "meanstd",
         num_train_steps: int = 100,
         beta_schedule: Literal["cosine", "linear"] = "cosine",
         clip_sample: bool = True,
     ) -> None:
         super().__init__(
             obs_dim, act_dim, horizon, obs_type=obs_type, image_size=image_size, embed_dim=embed_dim,
-            hidden=hidden, n_layers=n_layers, time_dim=time_dim, num_steps=num_steps,
+            hidden=hidden, n_layers=n_layers, time_dim=time_dim, num_steps=num_steps, obs_norm=obs_norm,
         )
         if num_steps > num_train_steps:
             raise ValueError(f"num_steps ({num_steps}) cannot exceed num_train_steps ({num_train_steps})")

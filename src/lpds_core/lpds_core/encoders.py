@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .normalization import Normalizer
+from .normalization import Mode, Normalizer
 
 IMAGE_KEYS = ("rgb", "depth", "proprio")
 
@@ -24,7 +24,7 @@ def _require_float(name: str, x: Any, shape: tuple[int | None, ...]) -> torch.Te
     _require_shape(name, x, shape)
     if not torch.isfinite(x).all():
         raise ValueError(f"observation '{name}' contains NaN or inf values; check the sensor/env that produced it")
-    return x
+    return x.to(torch.float32)  # float64 from numpy envs is fine, the weights are float32
 
 
 def _require_shape(name: str, x: torch.Tensor, shape: tuple[int | None, ...]) -> None:
@@ -36,13 +36,14 @@ def _require_shape(name: str, x: torch.Tensor, shape: tuple[int | None, ...]) ->
 
 
 class StateEncoder(nn.Module):
-    """State vector (B, obs_dim) → standardised state (B, obs_dim). The features *are* the normalised state."""
+    """State vector (B, obs_dim) → normalised state (B, obs_dim). The features *are* the normalised state.
+    `norm`: "meanstd" (default) or "minmax" (to [-1, 1])."""
 
-    def __init__(self, obs_dim: int) -> None:
+    def __init__(self, obs_dim: int, norm: Mode = "meanstd") -> None:
         super().__init__()
         self.obs_dim = int(obs_dim)
         self.feature_dim = self.obs_dim
-        self.norm = Normalizer(self.obs_dim, mode="meanstd")
+        self.norm = Normalizer(self.obs_dim, mode=norm)
 
     def spec(self) -> dict[str, dict[str, Any]]:
         """Per-sample input spec (no batch dimension); also the ONNX input names."""
@@ -82,6 +83,7 @@ class ImageEncoder(nn.Module):
         channels: tuple[int, ...] = (16, 32, 32),
         embed_dim: int = 64,
         max_depth: float = 2.0,
+        norm: Mode = "meanstd",
     ) -> None:
         super().__init__()
         self.proprio_dim = int(proprio_dim)
@@ -99,7 +101,7 @@ class ImageEncoder(nn.Module):
         with torch.no_grad():
             n_flat = self.cnn(torch.zeros(1, 4, *self.image_size)).shape[1]
         self.head = nn.Sequential(nn.Linear(n_flat, self.embed_dim), nn.LayerNorm(self.embed_dim))
-        self.norm = Normalizer(self.proprio_dim, mode="meanstd")
+        self.norm = Normalizer(self.proprio_dim, mode=norm)
 
     def spec(self) -> dict[str, dict[str, Any]]:
         h, w = self.image_size
