@@ -45,8 +45,8 @@ class _NoiseSACAgent(Agent):
         self.optimizers["alpha"].zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.optimizers["alpha"].step()
-        return {"actor_loss": float(actor_loss), "q_pi": float(q.mean()), "alpha": float(self.temperature.alpha),
-                "entropy": float(-logp.mean()), "noise_sq": float(w.pow(2).sum((1, 2)).mean())}
+        return {"actor_loss": float(actor_loss.detach()), "q_pi": float(q.detach().mean()), "alpha": float(self.temperature.alpha),
+                "entropy": float(-logp.detach().mean()), "noise_sq": float(w.detach().pow(2).sum((1, 2)).mean())}
 
 
 class DSRLSACAgent(_NoiseSACAgent):
@@ -75,7 +75,7 @@ class DSRLSACAgent(_NoiseSACAgent):
         self.optimizers["critic"].zero_grad(set_to_none=True)
         critic_loss.backward()
         self.optimizers["critic"].step()
-        out = {"critic_loss": float(critic_loss), "q_target": float(y.mean())}
+        out = {"critic_loss": float(critic_loss.detach()), "q_target": float(y.mean())}
         if self.updates % c.actor_every == 0:
             out.update(self._actor_and_alpha_step(feats, lambda f, w: torch.min(*self.critic(f, w))))
         self.critic.polyak(c.tau)
@@ -111,7 +111,7 @@ class DSRLNAAgent(_NoiseSACAgent):
         self.optimizers["critic"].zero_grad(set_to_none=True)
         critic_loss.backward()
         self.optimizers["critic"].step()
-        out = {"critic_loss": float(critic_loss), "q_target": float(y.mean())}
+        out = {"critic_loss": float(critic_loss.detach()), "q_target": float(y.mean())}
 
         # distil Q^W(s, w) ≈ Q^A(s, Φ(s, w)) on w ~ N(0, I), head by head
         for _ in range(c.noise_critic_steps):
@@ -123,7 +123,7 @@ class DSRLNAAgent(_NoiseSACAgent):
             self.optimizers["noise_critic"].zero_grad(set_to_none=True)
             distill.backward()
             self.optimizers["noise_critic"].step()
-        out["distill_loss"] = float(distill)
+        out["distill_loss"] = float(distill.detach())
 
         if self.updates % c.actor_every == 0:
             out.update(self._actor_and_alpha_step(feats, lambda f, w: torch.min(*self.noise_critic(f, w))))

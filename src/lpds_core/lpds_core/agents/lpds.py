@@ -65,7 +65,7 @@ class LPDSAgent(Agent):
         self.optimizers["critic"].zero_grad(set_to_none=True)
         critic_loss.backward()
         self.optimizers["critic"].step()
-        out = {"critic_loss": float(critic_loss), "q_target": float(y.mean())}
+        out = {"critic_loss": float(critic_loss.detach()), "q_target": float(y.mean())}
 
         if self.updates % c.actor_every == 0:
             a, _, delta = self.steered(feats, torch.randn(feats.shape[0], *self.noise_shape))
@@ -79,8 +79,8 @@ class LPDSAgent(Agent):
             actor_loss.backward()
             self.optimizers["actor"].step()
             lam = self.trust_region.dual_step(constraint.detach())
-            out.update(actor_loss=float(actor_loss), q_pi=float(q.mean()), **{"lambda": lam},
-                       delta_sq=float(constraint), gap=float(constraint) - self.trust_region.delta)
+            out.update(actor_loss=float(actor_loss.detach()), q_pi=float(q.detach().mean()), **{"lambda": lam},
+                       delta_sq=float(constraint.detach()), gap=float(constraint.detach()) - self.trust_region.delta)
         self.critic.polyak(c.tau)
         self.updates += 1
         return out

@@ -1,0 +1,55 @@
+"""The frozen flow-matching base policy of the toy task: behaviour cloning on the emulated demos, cached on disk.
+
+The cache key is every setting that changes the weights, so a cached file is only reused when it would
+be identical to a fresh one (up to float non-determinism).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lpds_core.bc import make_chunks, train_bc
+from lpds_core.checkpoint import CheckpointError, load_backbone, save_backbone
+from lpds_core.flow_matching import FlowMatchingPolicy
+
+from .demos import make_demos
+
+DEFAULT_BASE = dict(n_demos=400, bc_steps=6000, horizon=4, hidden=128, n_layers=3, num_steps=8, demo_seed=0,
+                    bc_seed=0, lr=2e-3, batch_size=256)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("LPDS_CACHE", Path.home() / ".cache" / "lpds"))
+
+
+def _key(settings: dict) -> str:
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def toy_base_policy(cache_dir: str | os.PathLike | None = None, progress: bool = True, retrain: bool = False,
+                    **overrides: int | float) -> tuple[FlowMatchingPolicy, Path]:
+    """(frozen FlowMatchingPolicy, checkpoint path): loaded from the cache or trained and saved there."""
+    bad = sorted(set(overrides) - set(DEFAULT_BASE))
+    if bad:
+        raise ValueError(f"unknown toy base setting(s) {bad}; valid: {sorted(DEFAULT_BASE)}")
+    s = dict(DEFAULT_BASE, **overrides)
+    path = Path(cache_dir or default_cache_dir()) / f"toy_flow_{_key(s)}.safetensors"
+    if path.is_file() and not retrain:
+        try:
+            return load_backbone(path, expect={"task": "toy_multigoal"}).freeze(), path  # type: ignore[return-value]
+        except CheckpointError as e:
+            print(f"cached toy base unusable ({e}); retraining")
+    torch.manual_seed(int(s["bc_seed"]))
+    demos = make_demos(int(s["n_demos"]), seed=int(s["demo_seed"]))
+    obs, chunks = make_chunks(demos, int(s["horizon"]))
+    model = FlowMatchingPolicy(obs_dim=2, act_dim=2, horizon=int(s["horizon"]), hidden=int(s["hidden"]),
+                               n_layers=int(s["n_layers"]), num_steps=int(s["num_steps"]))
+    train_bc(model, np.asarray(obs), chunks, steps=int(s["bc_steps"]), batch_size=int(s["batch_size"]),
+             lr=float(s["lr"]), progress=progress, seed=int(s["bc_seed"]))
+    save_backbone(model, path, extra={"task": "toy_multigoal", **s})
+    return model.freeze(), path  # type: ignore[return-value]

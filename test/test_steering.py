@@ -1,0 +1,229 @@
+"""Steering core: perturbation, trust region, critics/TD target, replay, chunk wrapper, agents, frozen backbone."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from lpds_core.agents import AGENTS, AgentConfig, make_agent
+from lpds_core.chunking import ActionChunkWrapper
+from lpds_core.critics import TwinQ, td_target
+from lpds_core.perturbation import NoisePerturbation
+from lpds_core.replay import ReplayBuffer
+from lpds_core.training import train_steering
+from lpds_core.trust_region import LagrangianTrustRegion
+from steering_helpers import TinyDecoder
+
+SMALL = dict(hidden=(32, 32), critic_hidden=(32, 32), batch_size=32, utd=2, warmup_steps=40)
+
+
+class LineEnv(gym.Env):
+    """1-step-reward env for the chunk wrapper: reward = step index, terminates at `stop`."""
+
+    def __init__(self, stop: int = 100):
+        self.observation_space = gym.spaces.Box(-10, 10, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+        self.stop, self.t, self.seen = stop, 0, []
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, a):
+        self.seen.append(np.array(a))
+        self.t += 1
+        return np.full(2, self.t, np.float32), float(self.t), self.t >= self.stop, False, {"t": self.t}
+
+
+def _toy_env():
+    from lpds_sim.toy import MultiGoalEnv
+    return MultiGoalEnv(max_steps=16)
+
+
+# ---- perturbation ----------------------------------------------------------------------------------------
+def test_perturbation_starts_near_zero_and_has_noise_shape():
+    p = NoisePerturbation(3, (4, 2), hidden=(16,))
+    out = p(torch.randn(5, 3))
+    assert out.shape == (5, 4, 2)
+    assert out.abs().max() < 0.05
+    pe = NoisePerturbation(3, (4, 2), hidden=(16,), use_eps=True)
+    assert pe(torch.randn(5, 3), torch.randn(5, 4, 2)).shape == (5, 4, 2)
+    with pytest.raises(ValueError, match="use_eps=True"):
+        pe(torch.randn(5, 3))
+    with pytest.raises(ValueError, match="features of shape"):
+        p(torch.randn(5, 7))
+
+
+# ---- trust region -----------------------------------------------------------------------------------------
+def test_lambda_rises_while_violated_and_returns_to_zero_when_slack():
+    tr = LagrangianTrustRegion(delta=0.05, dim=8, eta=0.5)
+    lams = [tr.dual_step(0.30) for _ in range(10)]  # violated by 0.25 each step
+    assert all(b > a for a, b in zip(lams, lams[1:]))
+    assert lams[-1] == pytest.approx(10 * 0.5 * 0.25)
+    slack = [tr.dual_step(0.0) for _ in range(200)]  # slack: -0.05 per step
+    assert all(b <= a for a, b in zip(slack, slack[1:]))
+    assert slack[-1] == 0.0  # projected onto λ ≥ 0, never negative
+
+
+def test_trust_region_norms_and_penalty_gradient():
+    d = torch.full((3, 4, 2), 0.5, requires_grad=True)
+    tr = LagrangianTrustRegion(0.1, 8, lambda_init=2.0)
+    pen, c = tr.penalty(d)
+    assert float(c.detach()) == pytest.approx(8 * 0.25)  # squared norm summed over all 8 dims, batch mean
+    assert float(pen) == pytest.approx(2.0 * (2.0 - 0.1))
+    pen.backward()
+    assert torch.allclose(d.grad, torch.full_like(d, 2.0 * 2 * 0.5 / 3))
+    assert float(LagrangianTrustRegion(0.1, 8, norm="per_dim").constraint(d)) == pytest.approx(0.25)
+    assert "sum over all dims" in tr.describe() and "delta=0.1" in tr.describe()
+    with pytest.raises(ValueError, match="norm"):
+        LagrangianTrustRegion(0.1, 8, norm="l1")
+    with pytest.raises(ValueError, match="delta"):
+        LagrangianTrustRegion(0.0, 8)
+
+
+# ---- critics ----------------------------------------------------------------------------------------------
+def test_td_target_matches_hand_computation():
+    r = torch.tensor([1.0, 2.0, 0.5])
+    disc = torch.tensor([0.99**4, 0.99**4, 0.99**2])  # last chunk ended after 2 steps (truncation)
+    done = torch.tensor([0.0, 1.0, 0.0])
+    q1, q2 = torch.tensor([10.0, 5.0, 3.0]), torch.tensor([8.0, 6.0, 4.0])
+    y = td_target(r, disc, done, q1, q2, next_entropy_bonus=torch.tensor([-1.0, 0.0, 0.5]))
+    expected = [1.0 + 0.99**4 * (8.0 - 1.0), 2.0, 0.5 + 0.99**2 * (3.0 + 0.5)]
+    assert y.shape == (3,)
+    assert torch.allclose(y, torch.tensor(expected))
+    with pytest.raises(ValueError, match="1-D"):
+        td_target(r[:, None], disc, done, q1, q2)
+
+
+def test_twin_q_shapes_polyak_and_errors():
+    q = TwinQ(3, 8, hidden=(16,))
+    q1, q2 = q(torch.randn(5, 3), torch.randn(5, 4, 2))
+    assert q1.shape == q2.shape == (5,)
+    with torch.no_grad():
+        for p in q.q1.parameters():
+            p.add_(1.0)
+    t_before = [p.clone() for p in q.target_q1.parameters()]
+    q.polyak(0.25)
+    for tb, tp, p in zip(t_before, q.target_q1.parameters(), q.q1.parameters()):
+        assert torch.allclose(tp, 0.75 * tb + 0.25 * p)
+    with pytest.raises(ValueError, match="TwinQ expects"):
+        q(torch.randn(5, 3), torch.randn(5, 3))
+
+
+# ---- replay ------------------------------------------------------------------------------------------------
+def test_replay_buffer_ring_and_sample():
+    buf = ReplayBuffer(5, (4, 2), seed=0)
+    with pytest.raises(ValueError, match="empty"):
+        buf.sample(2)
+    for i in range(7):
+        buf.add(np.full(2, i), np.full((4, 2), i), np.full((4, 2), -i), float(i), np.full(2, i + 1), 0.9, i == 6)
+    assert len(buf) == 5 and buf.pos == 2
+    assert sorted(buf.reward.tolist()) == [2, 3, 4, 5, 6]  # the two oldest were overwritten
+    b = buf.sample(64)
+    assert b["obs"].shape == (64, 2) and b["action"].shape == (64, 4, 2) and b["reward"].shape == (64,)
+    assert torch.all(b["next_obs"][:, 0] == b["obs"][:, 0] + 1)
+    assert torch.all(b["action"][:, 0, 0] == b["reward"]) and torch.all(b["noise"][:, 0, 0] == -b["reward"])
+    assert torch.all(b["done"] == (b["reward"] == 6).float())
+    with pytest.raises(ValueError, match="shape"):
+        buf.add(np.zeros(3), np.zeros((4, 2)), np.zeros((4, 2)), 0.0, np.zeros(3), 0.9, False)
+    with pytest.raises(ValueError, match="non-finite"):
+        buf.add(np.zeros(2), np.full((4, 2), np.nan), np.zeros((4, 2)), 0.0, np.zeros(2), 0.9, False)
+    dbuf = ReplayBuffer(4, (1, 1))
+    dbuf.add({"rgb": np.zeros((3, 2, 2), np.uint8), "p": np.ones(2)}, [[0]], [[0]], 1.0,
+             {"rgb": np.ones((3, 2, 2), np.uint8), "p": np.ones(2)}, 1.0, False)
+    s = dbuf.sample(2)
+    assert s["obs"]["rgb"].dtype == torch.uint8 and s["next_obs"]["rgb"].sum() == 24
+
+
+# ---- chunk wrapper -----------------------------------------------------------------------------------------
+def test_chunk_wrapper_runs_open_loop_with_discounted_reward_and_stops_at_termination():
+    env = ActionChunkWrapper(LineEnv(stop=6), horizon=4, gamma=0.5)
+    env.reset()
+    chunk = np.arange(8, dtype=np.float32).reshape(4, 2) / 10
+    obs, r, term, trunc, info = env.step(chunk)
+    assert r == pytest.approx(1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 4)
+    assert info["chunk_steps"] == 4 and info["chunk_discount"] == pytest.approx(0.5**4)
+    assert info["chunk_return_undiscounted"] == 10 and not term
+    assert np.allclose(np.stack(env.unwrapped.seen), chunk)  # executed in order, open loop
+    obs, r, term, trunc, info = env.step(chunk)  # steps 5, 6 then termination
+    assert term and info["chunk_steps"] == 2 and r == pytest.approx(5 + 0.5 * 6)
+    assert env.action_space.shape == (4, 2)
+    with pytest.raises(ValueError, match=r"\(H, A\)"):
+        env.step(np.zeros(2))
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.full((4, 2), np.nan))
+
+
+# ---- agents ------------------------------------------------------------------------------------------------
+def test_gradient_reaches_perturbation_but_backbone_stays_bit_identical():
+    dec = TinyDecoder()
+    env = _toy_env()
+    before = {k: v.clone() for k, v in dec.state_dict().items()}
+    agent = make_agent("lpds", dec, env.observation_space, dict(SMALL, delta=0.01), env.action_space)
+    p_before = [p.clone() for p in agent.perturbation.parameters()]
+    # the actor loss's gradient flows through the frozen decoder into Δθ
+    feats = torch.randn(16, 2)
+    a, _, delta = agent.steered(feats, torch.randn(16, 4, 2))
+    torch.min(*agent.critic(feats, a)).mean().backward()
+    assert agent.perturbation.net[0].weight.grad is not None
+    assert agent.perturbation.net[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in dec.parameters())
+    train_steering(env, agent, 200, seed=0, progress=False)
+    after = dec.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "backbone weights changed"
+    assert any(not torch.equal(a, b) for a, b in zip(p_before, agent.perturbation.parameters()))
+    assert not any(k.startswith("backbone") for k in agent.state_dict()["modules"])
+
+
+@pytest.mark.parametrize("name", ["lpds", "lpds-a", "dsrl-na", "dsrl-sac"])
+def test_each_agent_trains_on_the_toy_env_and_round_trips(name, tmp_path):
+    from lpds_core.flow_matching import FlowMatchingPolicy
+    env = _toy_env()
+    fm = FlowMatchingPolicy(obs_dim=2, act_dim=2, horizon=4, hidden=32, n_layers=2, num_steps=3)
+    fm.fit_normalizers(torch.randn(64, 2), torch.rand(64, 4, 2) * 2 - 1)
+    before = [p.clone() for p in fm.parameters()]
+    agent = make_agent(name, fm, env.observation_space, dict(SMALL, action_magnitude=1.5), env.action_space)
+    hist = train_steering(env, agent, 160, seed=1, progress=False, log_every=16)
+    assert hist["env_steps"] and all(np.isfinite(v) for v in hist["critic_loss"])
+    assert agent.updates > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, fm.parameters()))
+    chunk = agent.act(np.zeros(2, np.float32))
+    assert chunk.shape == (4, 2) and np.all(np.abs(chunk) <= 1.0)
+    assert agent.act(np.zeros((3, 2), np.float32)).shape == (3, 4, 2)
+    if name.startswith("dsrl"):
+        _, w = agent.act_with_noise(np.zeros((64, 2), np.float32))
+        assert np.abs(w).max() <= 1.5 + 1e-5  # action_magnitude honoured
+    # checkpoint round trip, including optimisers (resumable)
+    torch.save(agent.state_dict(), tmp_path / "agent.pt")
+    clone = make_agent(name, fm, env.observation_space, dict(SMALL, action_magnitude=1.5), env.action_space)
+    clone.load_state_dict(torch.load(tmp_path / "agent.pt", weights_only=True))
+    torch.manual_seed(3)
+    a1 = agent.act(np.zeros((5, 2), np.float32), deterministic=True)
+    a2 = clone.act(np.zeros((5, 2), np.float32), deterministic=True)
+    assert np.allclose(a1, a2) and clone.updates == agent.updates
+
+
+def test_bad_inputs_give_clear_errors():
+    env = _toy_env()
+    agent = make_agent("lpds", TinyDecoder(), env.observation_space, SMALL, env.action_space)
+    with pytest.raises(ValueError, match="NaN"):
+        agent.act(np.array([np.nan, 0.0], np.float32))
+    with pytest.raises(ValueError, match=r"expected \(2,\)"):
+        agent.act(np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="unknown steering algorithm"):
+        make_agent("ppo", TinyDecoder(), env.observation_space)
+    with pytest.raises(ValueError, match="unknown agent config key"):
+        AgentConfig.from_dict({"detla": 0.1})
+    with pytest.raises(ValueError, match="missing"):
+        agent.update({"obs": torch.zeros(2, 2)})
+    with pytest.raises(ValueError, match="checkpoint is for agent"):
+        agent.load_state_dict(make_agent("dsrl-sac", TinyDecoder(), env.observation_space, SMALL).state_dict())
+    with pytest.raises(TypeError, match="FrozenDecoder"):
+        make_agent("lpds", torch.nn.Linear(2, 2), env.observation_space)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="matches neither"):
+        train_steering(ActionChunkWrapper(env, 3), agent, 10, progress=False)
+
+
+def test_agent_registry_complete():
+    assert set(AGENTS) == {"base", "lpds", "lpds-a", "dsrl-na", "dsrl-sac"}
