@@ -60,7 +60,8 @@ class ScriptedOperator:
         self.env = env
         self.u = env.unwrapped
         self.style = style or OperatorStyle()
-        self.rng = np.random.default_rng(seed)
+        self.seed = 0 if seed is None else int(seed)
+        self.rng = np.random.default_rng(self.seed)
         self.max_step = self.u.max_lin_speed / self.u.control_hz
         self.max_yaw_step = self.u.max_yaw_rate / self.u.control_hz
         self.plan: list[Segment] = []
@@ -77,8 +78,12 @@ class ScriptedOperator:
 
     # ---- policy API
     def reset(self, seed: int | None = None) -> None:
+        """Call after `env.reset()`. The variation is re-seeded from (operator seed, episode start), so every
+        episode is reproducible on its own, whatever ran before it."""
         if seed is not None:
-            self.rng = np.random.default_rng(seed)
+            self.seed = seed
+        start = np.round(np.asarray(getattr(self.u, "start_xy", np.zeros(2))) * 1e6).astype(np.int64) % (2 ** 31)
+        self.rng = np.random.default_rng([self.seed, *start.tolist()])
         self.replans = 0
         self._new_plan()
 

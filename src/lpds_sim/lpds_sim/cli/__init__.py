@@ -15,6 +15,8 @@ import sys
 # subcommand modules, in the order `lpds --help` lists them
 SUBCOMMAND_MODULES: list[str] = [
     "lpds_sim.cli.toy",
+    "lpds_sim.cli.demos",
+    "lpds_sim.cli.eval",
     "lpds_sim.cli.train_base",
     "lpds_sim.cli.train_steer",
     "lpds_sim.cli.export",

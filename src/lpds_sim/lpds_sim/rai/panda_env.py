@@ -119,6 +119,29 @@ class PandaTaskEnv(gym.Env):
         self._prev_obj_pos = np.zeros(3)
         self._obj_speed = 0.0
         self.cell: tuple[int, int] | None = None
+        self.start_xy = np.zeros(2)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything needed to rebuild this env and interpret its data (stored with demos and eval results)."""
+        return {
+            "task": self.task_name, "env_class": f"{type(self).__module__}:{type(self).__name__}",
+            "env_kwargs": {"obs_mode": self.obs_mode, "control_hz": self.control_hz, "sim_dt": self.sim_dt,
+                           "max_lin_speed": self.max_lin_speed, "max_yaw_rate": self.max_yaw_rate,
+                           "max_episode_steps": self.max_episode_steps, "image_size": self._cam_spec.size,
+                           "sensor_noise": self._cam_spec.noise.rgb_std > 0 or self._cam_spec.noise.hole_frac > 0,
+                           "terminate_on_success": self.terminate_on_success,
+                           "collision_margin": self.collision_margin},
+            "action": {"dim": int(self.action_space.shape[0]),
+                       "names": ["dx", "dy", "dz", "dyaw", "gripper"] if self.use_yaw else ["dx", "dy", "dz", "gripper"],
+                       "low": -1.0, "high": 1.0, "pos_step_m": self.max_lin_speed / self.control_hz,
+                       "yaw_step_rad": self.max_yaw_rate / self.control_hz if self.use_yaw else 0.0,
+                       "gripper": "a>=0 open (0.08 m), a<0 close", "frame": "world"},
+            "state_layout": {k: [v.start, v.stop] for k, v in self.state_layout.items()},
+            "proprio": ["ee_pos(3)", "ee_quat_wxyz(4)", "gripper_width_m(1)"],
+            "camera": {"eye": list(self._cam_spec.eye), "target": list(self._cam_spec.target),
+                       "vfov_deg": self._cam_spec.vfov_deg, "size": self._cam_spec.size},
+            "reward": "-0.1*||obj_xy-target_xy|| - 0.5*collision + 1.0*success",
+        }
 
     # ------------------------------------------------------------------ task hooks
     def _build_task(self, C: ry.Config) -> None:
@@ -182,6 +205,7 @@ class PandaTaskEnv(gym.Env):
         super().reset(seed=seed)
         options = dict(options or {})
         xy = self._sample_object_xy(options)
+        self.start_xy = np.asarray(xy, dtype=float).copy()
         # A fresh PhysX scene per episode (~8 ms) makes episodes bit-exact repeatable; setState leaves solver
         # warm-start caches behind (1e-4 drift between identical episodes).
         self.S = None

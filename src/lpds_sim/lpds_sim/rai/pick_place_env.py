@@ -20,6 +20,7 @@ class PickPlaceEnv(PandaTaskEnv):
     cube_size = 0.05
     tray_center_xy = (-0.25, 0.32)   # relative to the table centre (= world xy)
     tray_inner = 0.2
+    tray_wall_h = 0.04
     tray_frames: tuple[str, ...] = ()
     object_region = ((-0.05, 0.35), (0.22, 0.42))
     grid_shape = (2, 4)
@@ -27,7 +28,7 @@ class PickPlaceEnv(PandaTaskEnv):
     max_cube_yaw = 0.2  # rad, start yaw jitter (top-down grasps without yaw control stay reliable)
 
     def _build_task(self, C: ry.Config) -> None:
-        self.tray_frames = tuple(scene.add_tray(C, "tray", self.tray_center_xy, self.tray_inner))
+        self.tray_frames = tuple(scene.add_tray(C, "tray", self.tray_center_xy, self.tray_inner, self.tray_wall_h))
         xy = np.mean(self.object_region, axis=1)
         scene.add_box(C, "cube", self.cube_size, np.array([xy[0], xy[1], scene.TABLE_TOP_Z + self.cube_size / 2]))
         self._floor_z = scene.TABLE_TOP_Z + 0.01  # tray plate top

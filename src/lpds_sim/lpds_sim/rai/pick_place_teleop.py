@@ -11,6 +11,7 @@ from . import scene
 
 class PickPlaceOperator(ScriptedOperator):
     lift_clearance = 0.12  # m above the table for straight-line fallback carrying
+    wall_clearance = 0.03  # m between the held cube's bottom and the tray wall tops while carrying
 
     def __init__(self, env, style: OperatorStyle | None = None, seed: int | None = None) -> None:
         super().__init__(env, style, seed)
@@ -77,10 +78,18 @@ class PickPlaceOperator(ScriptedOperator):
         segs.append(Segment(np.array([grasp + [0, 0, 0.02], grasp]), OPEN, "descend", contact=True,
                             final_tol=0.005))
         segs.append(Segment(np.array([grasp]), CLOSE, "grasp", contact=True, wait_steps=6))
-        carry_wps = path_to_waypoints(carry, 0.04)
-        place = carry_wps[-1]
-        segs.append(Segment(carry_wps[:-1] if len(carry_wps) > 1 else carry_wps, CLOSE, "carry", tol=0.015))
-        segs.append(Segment(np.array([place + [0, 0, 0.015], place]), CLOSE, "lower", contact=True, final_tol=0.008))
+        place = carry[-1]
+        # KOMO keeps the carry path collision-free only by millimetres; tracking error and the operator's
+        # variation would clip the tray walls, so a human-like operator lifts higher: the held cube clears the
+        # walls by `wall_clearance` until it is straight above the drop point, then goes down vertically.
+        z_clear = u._floor_z + u.tray_wall_h + u.cube_size / 2 + self.wall_clearance
+        lift_end = int(np.argmax(carry[:, 2] > grasp[2] + 0.03)) if np.any(carry[:, 2] > grasp[2] + 0.03) else 0
+        mid = carry[lift_end:].copy()
+        mid[:, 2] = np.maximum(mid[:, 2], z_clear)
+        above_place = np.array([place[0], place[1], max(z_clear, place[2] + 0.06)])
+        carry_wps = path_to_waypoints(np.vstack([carry[:lift_end + 1], mid, above_place[None]]), 0.04)
+        segs.append(Segment(carry_wps, CLOSE, "carry", tol=0.015))
+        segs.append(Segment(np.array([place + [0, 0, 0.02], place]), CLOSE, "lower", contact=True, final_tol=0.008))
         segs.append(Segment(np.array([place]), OPEN, "release", contact=True, wait_steps=4))
         segs.append(Segment(np.array([place + [0, 0, 0.10]]), OPEN, "retreat"))
         return segs

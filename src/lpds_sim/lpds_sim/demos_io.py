@@ -1,0 +1,126 @@
+"""Demonstrations on disk: robomimic-style HDF5.
+
+Layout: `data` group with attrs `total` (transitions), `env_args` (JSON: task, env id, env kwargs, obs keys,
+state layout, action semantics) and one group per episode `data/demo_k` (attr `num_samples`) holding
+`obs/<key>` (T, ...), `actions` (T, A), `rewards` (T,), `dones` (T,). Image keys are `rgb` uint8 (T,3,H,W),
+`depth` float32 metres (T,1,H,W), `proprio` float32 (T,P); state mode stores `state` float32 (T,D).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Episode:
+    obs: dict[str, np.ndarray]
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+class DemoSet(list):
+    """A list of `Episode`s plus the file's metadata (`meta`: env_args and file attributes)."""
+
+    def __init__(self, episodes: list[Episode], meta: dict[str, Any]):
+        super().__init__(episodes)
+        self.meta = meta
+
+
+def stack_obs(obs_list: list) -> dict[str, np.ndarray]:
+    """List of per-step observations (array or dict of arrays) -> dict of stacked arrays."""
+    if isinstance(obs_list[0], dict):
+        return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
+    return {"state": np.stack(obs_list).astype(np.float32)}
+
+
+def write_demos(path: str | os.PathLike, episodes: list[Episode], env_args: dict[str, Any],
+                attrs: dict[str, Any] | None = None) -> Path:
+    import h5py
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps(env_args)
+        data.attrs["total"] = int(sum(len(e) for e in episodes))
+        data.attrs["format_version"] = FORMAT_VERSION
+        for k, v in (attrs or {}).items():
+            data.attrs[k] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+        for i, ep in enumerate(episodes):
+            g = data.create_group(f"demo_{i}")
+            g.attrs["num_samples"] = len(ep)
+            for k, v in ep.attrs.items():
+                g.attrs[k] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+            og = g.create_group("obs")
+            for k, v in ep.obs.items():
+                big = v.ndim >= 3
+                og.create_dataset(k, data=v, compression="lzf" if big else None)
+            g.create_dataset("actions", data=np.asarray(ep.actions, dtype=np.float32))
+            g.create_dataset("rewards", data=np.asarray(ep.rewards, dtype=np.float32))
+            g.create_dataset("dones", data=np.asarray(ep.dones, dtype=bool))
+    os.replace(tmp, path)  # never leave a half-written file under the final name
+    return path
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, str) and v[:1] in "[{":
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return v
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def load_demos(path: str | os.PathLike) -> DemoSet:
+    """Load every `data/demo_k` of a demo file, in index order. Clear errors for missing or corrupt files."""
+    import h5py
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"demo file {path} does not exist; create it with "
+                                "`lpds demos --task pick_place --n 29 --obs state --out {path}`")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"demo file {path} is not a readable HDF5 file ({exc}); it is corrupt or was not fully "
+                         "written: regenerate it with `lpds demos ...`") from exc
+    with f:
+        if "data" not in f:
+            raise ValueError(f"demo file {path} has no 'data' group: not a robomimic-style demo file")
+        data = f["data"]
+        meta = {k: _decode(v) for k, v in data.attrs.items()}
+        names = sorted((k for k in data.keys() if k.startswith("demo_")), key=lambda s: int(s.split("_")[1]))
+        if not names:
+            raise ValueError(f"demo file {path} contains no demo_k groups")
+        eps = []
+        for n in names:
+            g = data[n]
+            try:
+                obs = {k: g["obs"][k][()] for k in g["obs"].keys()}
+                ep = Episode(obs, g["actions"][()], g["rewards"][()], g["dones"][()],
+                             {k: _decode(v) for k, v in g.attrs.items()})
+            except KeyError as exc:
+                raise ValueError(f"demo file {path}: group data/{n} lacks {exc}; expected obs/*, actions, rewards, "
+                                 "dones") from exc
+            T = len(ep.actions)
+            bad = [k for k, v in obs.items() if len(v) != T] + [k for k in ("rewards", "dones")
+                                                                if len(getattr(ep, k)) != T]
+            if bad:
+                raise ValueError(f"demo file {path}: data/{n} has {T} actions but {bad} differ in length")
+            eps.append(ep)
+    return DemoSet(eps, meta)

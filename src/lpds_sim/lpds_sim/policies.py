@@ -1,0 +1,64 @@
+"""Resolve a `--policy` argument to a callable `policy(obs) -> action` (with optional `policy.reset()`).
+
+Built in: `scripted` (the task's emulated-teleoperation operator) and `random`. Anything else is a path (an exported
+model dir, a training run dir, ...) handled by a registered loader: a module that can load such a path calls
+`register_policy_loader(...)` at import time and is listed in `POLICY_LOADER_MODULES` (append-only), so `lpds eval`
+learns new policy kinds without changes here.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+# modules that register loaders for policy directories (exported ONNX models, run dirs); append yours here
+POLICY_LOADER_MODULES: list[str] = []
+
+
+@dataclass
+class PolicyLoader:
+    name: str
+    matches: Callable[[Path], bool]                  # does this loader understand that path?
+    load: Callable[[Path, Any, str], Callable]        # (path, env, task) -> policy
+
+
+_LOADERS: list[PolicyLoader] = []
+
+
+def register_policy_loader(name: str, matches: Callable[[Path], bool],
+                           load: Callable[[Path, Any, str], Callable]) -> None:
+    _LOADERS.append(PolicyLoader(name, matches, load))
+
+
+class RandomPolicy:
+    def __init__(self, action_space, seed: int | None = None) -> None:
+        self.space = action_space
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, obs) -> np.ndarray:
+        return self.rng.uniform(self.space.low, self.space.high).astype(np.float32)
+
+
+def resolve_policy(spec: str, env, task: str, seed: int | None = None) -> Callable:
+    if spec == "scripted":
+        from .tasks import make_operator
+        return make_operator(task, env, seed=seed)
+    if spec == "random":
+        return RandomPolicy(env.action_space, seed)
+    path = Path(spec)
+    if not path.exists():
+        raise FileNotFoundError(f"--policy {spec!r}: not 'scripted' or 'random', and no such file or directory")
+    for mod in POLICY_LOADER_MODULES:
+        importlib.import_module(mod)
+    for loader in _LOADERS:
+        if loader.matches(path):
+            return loader.load(path, env, task)
+    known = [ld.name for ld in _LOADERS] or ["none registered"]
+    raise ValueError(f"--policy {spec}: no policy loader recognises this path (loaders: {known}); "
+                     "export a model first or register a loader in lpds_sim.policies.POLICY_LOADER_MODULES")
