@@ -23,6 +23,8 @@ class MugHangEnv(PandaTaskEnv):
     held_frames = (MUG, *MUG_HANDLE_FRAMES, MUG_HANDLE_CENTRE)
     home_ee_pos = (0.0, 0.25, 0.95)
     home_yaw = 0.0
+    # +-(90 + 20) deg: the hang poses need the gripper at +-90 deg plus whatever the mug turned in the hand
+    yaw_limit = np.pi / 2 + 0.35
     # mug start region (x, y of the body centre): in front of and left of the holder, kept >= 20 cm from the post
     object_region = ((-0.25, 0.1), (0.1, 0.35))
     grid_shape = (2, 2)        # 2x2 cells x 5 trials = the 20 mug trials of the grid protocol

@@ -101,15 +101,16 @@ def wrap_angle(a: float | np.ndarray) -> float | np.ndarray:
 
 
 def fit_yaw_range(yaw: np.ndarray, limit: float) -> np.ndarray:
-    """Shift an (unwrapped) gripper-yaw path by a multiple of pi into [-limit, limit] where possible.
+    """Shift a gripper-yaw path by a multiple of pi so that it lies in [-limit, limit] (clipped where it cannot).
 
     The two fingers are symmetric, so yaw and yaw + pi grasp the same way; the env only accepts |yaw| <= limit.
+    Shifts are tried smallest first: KOMO's own yaw (k = 0) comes from a joint-feasible path, so it is preferred.
     """
     best, best_excess = yaw, np.inf
-    for k in range(-3, 4):
+    for k in (0, 1, -1, 2, -2, 3, -3):
         y = yaw + k * np.pi
         excess = max(0.0, y.max() - limit) + max(0.0, -limit - y.min())
-        if excess < best_excess:
+        if excess < best_excess - 1e-9:
             best, best_excess = y, excess
     return np.clip(best, -limit, limit)
 
@@ -150,7 +151,8 @@ class MugHangOperator:
         self.planner = ""
         self.side = 1
         self.replans = 0
-        self._queue: list[Callable[[], np.ndarray | None]] = []
+        self._queue: list[tuple[str, Callable[[], np.ndarray | None]]] = []
+        self.phase = ""
 
     # ------------------------------------------------------------------ policy API
     def reset(self, seed: int | None = None) -> None:
@@ -167,10 +169,12 @@ class MugHangOperator:
             self.replans += 1
             self._make_plan()
         while self._queue:
-            a = self._queue[0]()
+            self.phase, run = self._queue[0]
+            a = run()
             if a is not None:
                 return a
             self._queue.pop(0)
+        self.phase = "done"
         return self._action(self.u.ee_target, self.u._tgt_yaw, OPEN)
 
     # ------------------------------------------------------------------ planning
@@ -206,9 +210,11 @@ class MugHangOperator:
             return  # nothing feasible: hold still (the episode runs out as a failure)
         st, lim = self.style, self.u.yaw_limit
         (P0, Y0), (P1, Y1) = self._ee_path(paths[0]), self._ee_path(paths[1])
-        Y01 = fit_yaw_range(np.r_[Y0, Y1], lim)
-        Y0, Y1 = Y01[:len(Y0)], Y01[len(Y0):]
-        grasp, grasp_yaw = P0[-1], Y0[-1]
+        # only the carry's yaw is pinned (grasp -> hang, mod pi); the approach just turns to the grasp yaw
+        Y1 = fit_yaw_range(Y1, lim)
+        grasp, grasp_yaw = P0[-1], float(Y1[0])
+        y_start = self.u._tgt_yaw
+        Y0 = y_start + (grasp_yaw - y_start) * np.linspace(0.0, 1.0, len(P0)) ** 0.5
         above = grasp + [0, 0, 0.05]
 
         # 1 approach through free space to 5 cm above the grasp (optionally aiming beside it first), 2 descend
@@ -220,7 +226,7 @@ class MugHangOperator:
         if st.enabled and self.rng.random() < st.detour_prob:
             hover[:2] += self.rng.normal(0, st.detour_std, 2)
         path = np.vstack([start, P0[free], hover])
-        yaws = np.r_[self.u._tgt_yaw, Y0[free], grasp_yaw]
+        yaws = np.r_[y_start, Y0[free], grasp_yaw]
         self._pause()
         self._push(self._resample(path, yaws, OPEN, "approach", free_space=True, bump=True))
         if np.linalg.norm(hover - above) > 1e-9:
@@ -238,20 +244,21 @@ class MugHangOperator:
         c_in = h.root + h.axis * h.insert_depth * h.peg_length + drop
         mug_yaw_goal = 0.0 if self.side == 1 else np.pi
         self._pause(CLOSE)
-        self._queue.append(self._servo_align(c_pre, mug_yaw_goal))
+        self._queue.append(("align", self._servo_align(c_pre, mug_yaw_goal)))
         v = float(self.rng.uniform(*st.insert_speed_range)) if st.enabled else 0.3
         n = int(np.ceil(np.linalg.norm(c_in - c_pre) / (v * self.max_step)))
-        self._queue.append(self._servo_insert(c_pre, c_in, mug_yaw_goal, n))
+        self._queue.append(("insert", self._servo_insert(c_pre, c_in, mug_yaw_goal, n)))
         # 7 open, 8 lift off the mug and back away towards the robot
-        self._queue.append(self._release())
+        self._queue.append(("release", self._release()))
         self._pause(OPEN)
-        self._queue.append(self._retreat())
+        self._queue.append(("retreat", self._retreat()))
 
     def _pause(self, grip: float = OPEN) -> None:
         st = self.style
         if st.enabled and self.rng.random() < st.pause_prob:
             n = int(self.rng.integers(st.pause_steps[0], st.pause_steps[1] + 1))
-            self._queue.append(self._counted(lambda: self._action(self.u.ee_target, self.u._tgt_yaw, grip), n))
+            self._queue.append(("pause", self._counted(lambda: self._action(self.u.ee_target, self.u._tgt_yaw, grip),
+                                                       n)))
 
     # ------------------------------------------------------------------ references
     def _speed(self) -> float:
@@ -310,8 +317,7 @@ class MugHangOperator:
                     return self._action(move.pos[-1], move.yaw[-1], move.grip)
             return None
 
-        self.current = move.label
-        self._queue.append(run)
+        self._queue.append((move.label, run))
 
     def _counted(self, f: Callable[[], np.ndarray], n: int) -> Callable[[], np.ndarray | None]:
         state = {"n": n}
@@ -331,7 +337,10 @@ class MugHangOperator:
         return c_goal - c, float(wrap_angle(mug_yaw_goal - np.arctan2(R[1, 0], R[0, 0])))
 
     def _servo_target(self, c_goal: np.ndarray, mug_yaw_goal: float, gain: float) -> tuple[np.ndarray, float]:
-        """Move the commanded target by `gain` x the measured handle error (integral action: no steady offset)."""
+        """Move the commanded target by `gain` x the measured handle error (integral action: no steady offset).
+
+        A gain of 1 with the arm's one-step lag makes the hole circle around the peg axis; 0.5 settles in ~4 steps.
+        """
         e, eyaw = self._handle_error(c_goal, mug_yaw_goal)
         return self.u.ee_target + gain * e, self.u._tgt_yaw + gain * eyaw
 
@@ -345,25 +354,32 @@ class MugHangOperator:
             if state["ok"] >= 2 or state["n"] >= 25:
                 return None
             state["n"] += 1
-            p, y = self._servo_target(c_pre, mug_yaw_goal, 0.8)
+            p, y = self._servo_target(c_pre, mug_yaw_goal, 0.5)
             return self._action(p, y, CLOSE)
 
         return run
 
     def _servo_insert(self, c_pre: np.ndarray, c_in: np.ndarray, mug_yaw_goal: float,
                       n: int) -> Callable[[], np.ndarray | None]:
-        state = {"i": 0, "settle": 0}
+        """Slide the hole along the peg in `n` steps, pausing (up to 15 steps in all) while it is off the axis."""
+        axis = (c_in - c_pre) / np.linalg.norm(c_in - c_pre)
+        state = {"k": 0, "steps": 0, "waits": 0}
 
         def run() -> np.ndarray | None:
-            i = state["i"]
-            if i >= n:
-                e, _ = self._handle_error(c_in, mug_yaw_goal)
-                if np.linalg.norm(e) < 0.004 or state["settle"] >= 8:
-                    return None
-                state["settle"] += 1
-            state["i"] += 1
-            c_goal = c_pre + (c_in - c_pre) * min(1.0, (i + 1) / n)
-            p, y = self._servo_target(c_goal, mug_yaw_goal, 1.0)
+            k = state["k"]
+            e, _ = self._handle_error(c_pre + (c_in - c_pre) * min(1.0, k / n), mug_yaw_goal)
+            lateral = np.linalg.norm(e - axis * (e @ axis))
+            if k >= n and (np.linalg.norm(e) < 0.004 or state["steps"] >= n + 15):
+                return None
+            if lateral < 0.004 or state["waits"] >= 15:
+                state["k"] = min(n, k + 1)
+            else:  # like a person: stop pushing and line up first
+                state["waits"] += 1
+            state["steps"] += 1
+            c_prev = c_pre + (c_in - c_pre) * min(1.0, k / n)
+            c_goal = c_pre + (c_in - c_pre) * min(1.0, state["k"] / n)
+            p, y = self._servo_target(c_goal, mug_yaw_goal, 0.5)
+            p = p + (c_goal - c_prev) * 0.5  # feed-forward the rest of the goal's own motion along the peg
             return self._action(p, y, CLOSE)
 
         return run
@@ -414,4 +430,4 @@ class MugHangOperator:
         upright_on_table = R[2, 2] > 0.95 and pos[2] < self.u.scene_spec.mug_rest_z() + 0.01
         far_from_hand = np.linalg.norm(pos - self.u.ee_pose()[0]) > 0.06
         moved = np.linalg.norm(pos[:2] - self._planned_mug[:2]) > 0.02
-        return bool(upright_on_table and far_from_hand and moved and not self.u.gripper_open_cmd)
+        return bool(upright_on_table and far_from_hand and moved)
