@@ -11,22 +11,23 @@ from typing import Any, Callable
 
 import numpy as np
 
-# the grid each task is evaluated on: pick-and-place 2×4×5 = 40 trials, mug hanging 2×2×5 = 20 trials
-TASK_GRIDS = {"pick_place": (2, 4), "mug_hang": (2, 2)}
 
+def grid_shape(task: str) -> tuple[int, int, int]:
+    """(rows, cols, trials per cell) of the task's evaluation grid (pick-and-place 2×4×5, mug hanging 20 trials)."""
+    from lpds_sim.tasks import get_task
 
-def env_id(task: str) -> str:
-    from lpds_sim.rai import ENV_IDS  # importing registers the ids
-
-    if task not in ENV_IDS:
-        raise ValueError(f"unknown or not yet available task {task!r}; available: {', '.join(ENV_IDS)}")
-    return ENV_IDS[task]
+    return tuple(get_task(task).grid)  # type: ignore[return-value]
 
 
 def make_env(task: str, obs_mode: str, **kwargs: Any):
-    import gymnasium as gym
+    """The task's env (the sim's registry, with its default kwargs)."""
+    from lpds_sim.tasks import get_task, make_env as make_task_env
 
-    return gym.make(env_id(task), obs_mode=obs_mode, **kwargs)
+    try:
+        get_task(task)
+    except KeyError as exc:
+        raise ValueError(str(exc).strip("'\"")) from exc
+    return make_task_env(task, obs_mode=obs_mode, **kwargs)
 
 
 def _chunk_env_factory(task: str, obs_mode: str, horizon: int, gamma: float) -> Callable[[], Any]:
@@ -39,13 +40,18 @@ def _chunk_env_factory(task: str, obs_mode: str, horizon: int, gamma: float) -> 
 
 
 def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: float, seed: int,
-                    vector: str = "sync"):
-    """n_envs chunk-stepping envs in a Gymnasium vector env (SAME_STEP autoreset: final obs in info)."""
+                    vector: str = "async"):
+    """n_envs chunk-stepping envs in a Gymnasium vector env (SAME_STEP autoreset: final obs in info).
+
+    "async" (default) puts every env in its own process, even a single one: robotic 0.4.1 segfaults in
+    `~PhysXInterface` when a process that holds several PhysX simulations destroys one after others were destroyed
+    (an env's reset makes a fresh Simulation), so a training env must not share its process with the evaluation env.
+    """
     import gymnasium as gym
 
     fns = [_chunk_env_factory(task, obs_mode, horizon, gamma) for _ in range(n_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP
-    if vector == "async" and n_envs > 1:
+    if vector == "async":
         envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="spawn")
     else:
         envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
@@ -85,15 +91,21 @@ class ChunkExecutor:
 
 
 def evaluate_grid(task: str, obs_mode: str, chunk_policy: Callable[[Any], np.ndarray], horizon: int,
-                  trials_per_cell: int = 5, seed: int = 0, out: str | Path | None = None) -> dict[str, Any]:
-    """Run the task's grid protocol with a chunk policy; returns at least success_rate, mean_return, n_trials."""
-    from lpds_sim.grid import GridProtocol, run_grid  # type: ignore[import-not-found]
+                  trials_per_cell: int | None = None, seed: int = 0, out: str | Path | None = None,
+                  progress: bool = False, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the task's grid protocol with a chunk policy; returns success_rate, n_success, n_trials, mean_return.
+    With `out`, the sim's per-cell JSON/CSV and heatmap PNG are written there."""
+    from lpds_sim.grid_protocol import GridProtocol
 
-    rows, cols = TASK_GRIDS[task]
-    protocol = GridProtocol(rows=rows, cols=cols, trials=trials_per_cell, seed=seed)
+    rows, cols, per_cell = grid_shape(task)
+    protocol = GridProtocol(rows=rows, cols=cols, trials=trials_per_cell or per_cell, seed=seed)
     env = make_env(task, obs_mode)
     try:
-        res = run_grid(env, ChunkExecutor(chunk_policy, horizon), protocol, out=out)
+        res = protocol.run(env, ChunkExecutor(chunk_policy, horizon), progress=progress, meta=meta)
     finally:
         env.close()
-    return res
+    if out is not None:
+        res.write(out)
+    return {"success_rate": res.success_rate, "n_success": res.successes, "n_trials": len(res.trials),
+            "mean_return": float(np.mean([t.ret for t in res.trials])),
+            "success_table": res.success_table.tolist()}

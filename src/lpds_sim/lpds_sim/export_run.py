@@ -108,7 +108,8 @@ def _sample_observations(task: str, obs_mode: str, n: int, seed: int) -> Any:
 
 def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int = 16) -> dict[str, Any]:
     """Export `run` to `out` (decoder.onnx [+ perturbation.onnx]) and verify parity; writes out/parity.json."""
-    from lpds_core.export import OnnxPolicy, export_onnx
+    from lpds_core.export import export_onnx
+    from lpds_core.onnx_policy import OnnxPolicy
 
     backbone, agent, cfg = load_steered_policy(run)
     pert, space = _perturbation_of(agent)

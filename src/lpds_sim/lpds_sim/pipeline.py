@@ -62,13 +62,13 @@ class PipelineConfig:
 # stage outputs and their validity checks
 # ---------------------------------------------------------------------------------------------------------------
 def demos_valid(path: Path, task: str, n: int, obs: str) -> bool:
-    from lpds_sim.demos import load_demos  # type: ignore[import-not-found]
+    from lpds_sim.demos_io import load_demos
 
     if not path.is_file():
         return False
     demos = load_demos(path)
-    attrs = dict(getattr(demos, "attrs", {}) or {})
-    return len(demos) >= n and attrs.get("task", task) == task and attrs.get("obs_mode", obs) == obs
+    env_kwargs = (demos.meta.get("env_args") or {}).get("env_kwargs") or {}
+    return len(demos) >= n and demos.meta.get("task") == task and env_kwargs.get("obs_mode", obs) == obs
 
 
 def record_demos(cfg: PipelineConfig, path: Path) -> None:
@@ -79,8 +79,9 @@ def record_demos(cfg: PipelineConfig, path: Path) -> None:
     tmp.unlink(missing_ok=True)
     rc = lpds_main(["demos", "--task", cfg.task, "--n", str(cfg.n_demos), "--obs", cfg.obs, "--seed",
                     str(cfg.demo_seed), "--out", str(tmp)])
-    if rc:
-        raise runs.RunError(f"`lpds demos` failed with exit code {rc}")
+    if rc or not tmp.is_file():
+        raise runs.RunError(f"`lpds demos` failed (exit code {rc}): the operator did not record {cfg.n_demos} "
+                            f"successful demos; see its output above")
     os.replace(tmp, path)
 
 
@@ -98,9 +99,9 @@ def eval_valid(path: Path, n_trials: int) -> bool:
 
 
 def n_grid_trials(cfg: PipelineConfig) -> int:
-    from lpds_sim.evaluation import TASK_GRIDS
+    from lpds_sim.evaluation import grid_shape
 
-    rows, cols = TASK_GRIDS[cfg.task]
+    rows, cols, _ = grid_shape(cfg.task)
     return rows * cols * cfg.trials_per_cell
 
 
@@ -122,7 +123,7 @@ def evaluate_policy(cfg: PipelineConfig, which: str, root: Path) -> None:
         agent = make_agent("base", backbone)
         policy = lambda o: agent.act(o)  # noqa: E731
     else:
-        from lpds_core.export import OnnxPolicy  # type: ignore[import-not-found]
+        from lpds_core.onnx_policy import OnnxPolicy
 
         onnx_policy = OnnxPolicy(root / "export")
         policy = lambda o: onnx_policy.act(o)  # noqa: E731

@@ -56,23 +56,33 @@ class BaseConfig:
 
 # ----------------------------------------------------------------------------------------------------------------
 def load_dataset(cfg: BaseConfig) -> tuple[Any, Any, dict[str, Any]]:
-    """Demos → (observations, action chunks (N, H, A), demo-file attributes) as torch tensors."""
+    """Demos → (observations, action chunks (N, H, A), demo-file metadata) as torch tensors."""
     import torch
     from lpds_core.bc import make_chunks
-    from lpds_sim.demos import load_demos  # type: ignore[import-not-found]
 
-    demos = load_demos(cfg.data)
-    attrs = dict(getattr(demos, "attrs", {}) or {})
-    file_task = attrs.get("task")
+    from lpds_sim.demos_io import load_demos
+
+    try:
+        demos = load_demos(cfg.data)
+    except (OSError, ValueError) as exc:
+        raise runs.ConfigError(str(exc)) from exc
+    meta = dict(demos.meta)
+    env_args = meta.get("env_args") or {}
+    file_task = meta.get("task", env_args.get("task"))
     if file_task is not None and file_task != cfg.task:
         raise runs.ConfigError(f"{cfg.data} holds demos for task '{file_task}', but --task is '{cfg.task}'")
-    file_obs = attrs.get("obs_mode")
+    file_obs = (env_args.get("env_kwargs") or {}).get("obs_mode")
     if file_obs is not None and file_obs != cfg.obs:
         raise runs.ConfigError(f"{cfg.data} holds '{file_obs}' observations, but --obs is '{cfg.obs}'; "
                                f"record demos with `lpds demos --obs {cfg.obs}`")
-    obs, chunks = make_chunks(demos, cfg.horizon)
-    to_t = (lambda x: {k: torch.as_tensor(v) for k, v in x.items()}) if isinstance(obs, dict) else torch.as_tensor
-    return to_t(obs), torch.as_tensor(chunks, dtype=torch.float32), attrs
+    episodes = [((ep.obs["state"] if cfg.obs == "state" else ep.obs), ep.actions) for ep in demos]
+    obs, chunks = make_chunks(episodes, cfg.horizon)
+    if isinstance(obs, dict):
+        obs_t: Any = {k: torch.as_tensor(v) for k, v in obs.items()}
+        obs_t = {k: (v if v.dtype == torch.uint8 else v.float()) for k, v in obs_t.items()}
+    else:
+        obs_t = torch.as_tensor(obs).float()
+    return obs_t, torch.as_tensor(chunks, dtype=torch.float32), meta
 
 
 def build_backbone(cfg: BaseConfig, obs_dim: int, act_dim: int, image_size: tuple[int, int] = (84, 84)):
@@ -104,7 +114,7 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
         print(f"base run {out} already finished; nothing to do")
         return run.summary()
 
-    obs, chunks, attrs = load_dataset(cfg)
+    obs, chunks, demo_meta = load_dataset(cfg)
     n = chunks.shape[0]
     act_dim = chunks.shape[-1]
     if isinstance(obs, dict):
@@ -151,7 +161,8 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
                       start_step=step, seed=cfg.seed, threads=cfg.threads)
     policy.eval()
     meta = {"task": cfg.task, "obs": cfg.obs, "backbone": cfg.backbone, "demos": str(cfg.data),
-            "env_kwargs": attrs.get("env_kwargs"), "n_chunks": int(n)}
+            "env_kwargs": (demo_meta.get("env_args") or {}).get("env_kwargs"), "n_chunks": int(n),
+            "n_demos": int(demo_meta.get("n_demos", 0)) or None}
     save_backbone(policy, backbone_path(out), extra=meta)
     checkpoint()
     log.close()

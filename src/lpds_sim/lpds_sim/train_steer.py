@@ -43,7 +43,7 @@ class SteerConfig:
     action_magnitude: float = 1.5
     hidden: int = 256
     buffer_capacity: int = 200_000
-    vector: str = "sync"  # sync | async
+    vector: str = "async"  # async: one process per env (RAI PhysX crashes with several envs in one process)
     threads: int = 1
 
     def check(self) -> "SteerConfig":
