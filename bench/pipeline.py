@@ -21,13 +21,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def action_entropy(task: str, obs_mode: str, act_batch, n_obs: int = 8, n_samples: int = 512, seed: int = 0) -> float:
+def action_entropy(env, act_batch, n_obs: int = 8, n_samples: int = 512, seed: int = 0) -> float:
     """Mean KL entropy (nats) of the first action of a sampled chunk at fixed start observations."""
     from lpds_core.metrics import kl_entropy
 
-    from lpds_sim.export_run import _sample_observations
+    from lpds_sim.export_run import sample_observations
 
-    obs = _sample_observations(task, obs_mode, n_obs, seed)
+    obs = sample_observations(env, n_obs, seed)
     vals = []
     for i in range(n_obs):
         o = {k: np.repeat(v[i:i + 1], n_samples, 0) for k, v in obs.items()} if isinstance(obs, dict) \

@@ -92,18 +92,21 @@ class ChunkExecutor:
 
 def evaluate_grid(task: str, obs_mode: str, chunk_policy: Callable[[Any], np.ndarray], horizon: int,
                   trials_per_cell: int | None = None, seed: int = 0, out: str | Path | None = None,
-                  progress: bool = False, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+                  progress: bool = False, meta: dict[str, Any] | None = None, env: Any = None) -> dict[str, Any]:
     """Run the task's grid protocol with a chunk policy; returns success_rate, n_success, n_trials, mean_return.
-    With `out`, the sim's per-cell JSON/CSV and heatmap PNG are written there."""
+    With `out`, the sim's per-cell JSON/CSV and heatmap PNG are written there. Pass `env` to reuse one evaluation
+    env for many evaluations (a process should hold as few RAI envs as possible, see `make_train_envs`)."""
     from lpds_sim.grid_protocol import GridProtocol
 
     rows, cols, per_cell = grid_shape(task)
     protocol = GridProtocol(rows=rows, cols=cols, trials=trials_per_cell or per_cell, seed=seed)
-    env = make_env(task, obs_mode)
+    own = env is None
+    env = make_env(task, obs_mode) if own else env
     try:
         res = protocol.run(env, ChunkExecutor(chunk_policy, horizon), progress=progress, meta=meta)
     finally:
-        env.close()
+        if own:
+            env.close()
     if out is not None:
         res.write(out)
     return {"success_rate": res.success_rate, "n_success": res.successes, "n_trials": len(res.trials),

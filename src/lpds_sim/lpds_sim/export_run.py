@@ -23,8 +23,9 @@ class ParityError(RuntimeError):
     """The exported ONNX policy does not reproduce the torch policy within the tolerance."""
 
 
-def load_steered_policy(run: str | Path):
-    """(backbone, agent, run config) of a finished steer run (agent None for a base run)."""
+def load_steered_policy(run: str | Path, env: Any = None):
+    """(backbone, agent, run config) of a finished steer run (agent None for a base run). `env`: an env of the
+    run's task to take the spaces from (one is made if not given)."""
     import torch
     from lpds_core.agents import make_agent
 
@@ -41,12 +42,14 @@ def load_steered_policy(run: str | Path):
     runs.require_run(run, "steer")
     scfg = runs.config_from_dict(SteerConfig, {k: v for k, v in cfg.items() if k != "kind"}, str(run))
     backbone, base_cfg = load_base(scfg.base, scfg.task)
-    env = make_env(scfg.task, base_cfg["obs"])
+    own = env is None
+    env = make_env(scfg.task, base_cfg["obs"]) if own else env
     try:
         agent = make_agent(scfg.algo, backbone, obs_space=env.observation_space, action_space=env.action_space,
                            config=scfg.agent_config())
     finally:
-        env.close()
+        if own:
+            env.close()
     path = Path(run) / "agent.pt"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -86,21 +89,15 @@ def _torch_reference(backbone: Any, agent: Any, obs: Any, eps: np.ndarray, space
         return backbone.decode_features(feats, e + d).numpy()
 
 
-def _sample_observations(task: str, obs_mode: str, n: int, seed: int) -> Any:
-    """Real observations from the env (resets + a few random steps), batched."""
-    from lpds_sim.evaluation import make_env
-
-    env = make_env(task, obs_mode)
+def sample_observations(env: Any, n: int, seed: int) -> Any:
+    """Real observations from `env` (resets + a few random steps), batched."""
     rng = np.random.default_rng(seed)
     obs_list = []
-    try:
-        for i in range(n):
-            o, _ = env.reset(seed=seed + i)
-            for _ in range(int(rng.integers(0, 5))):
-                o, *_ = env.step(env.action_space.sample())
-            obs_list.append(o)
-    finally:
-        env.close()
+    for i in range(n):
+        o, _ = env.reset(seed=seed + i)
+        for _ in range(int(rng.integers(0, 5))):
+            o, *_ = env.step(env.action_space.sample())
+        obs_list.append(o)
     if isinstance(obs_list[0], dict):
         return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
     return np.stack(obs_list).astype(np.float32)
@@ -111,7 +108,13 @@ def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int
     from lpds_core.export import export_onnx
     from lpds_core.onnx_policy import OnnxPolicy
 
-    backbone, agent, cfg = load_steered_policy(run)
+    from lpds_sim.evaluation import make_env
+
+    cfg0 = runs.read_config_dict(run)
+    task = cfg0.get("task")
+    obs_mode = runs.read_config_dict(cfg0["base"]).get("obs") if cfg0.get("kind") == "steer" else cfg0.get("obs")
+    env = make_env(task, obs_mode)  # the only env of this process: spaces and parity observations
+    backbone, agent, cfg = load_steered_policy(run, env=env)
     pert, space = _perturbation_of(agent)
     out = Path(out)
     if out.exists():
@@ -124,7 +127,8 @@ def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int
         shutil.rmtree(tmp)
     export_onnx(backbone, pert, tmp, metadata=meta)
 
-    obs = _sample_observations(cfg["task"], cfg["obs"], n_check, seed=12345)
+    obs = sample_observations(env, n_check, seed=12345)
+    env.close()
     eps = np.random.default_rng(0).standard_normal((n_check, *backbone.noise_shape)).astype(np.float32)
     ref = _torch_reference(backbone, agent, obs, eps, space)
     got = OnnxPolicy(tmp).act(obs, eps=eps)

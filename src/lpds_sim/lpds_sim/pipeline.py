@@ -11,12 +11,14 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from lpds_sim import runs
 from lpds_sim.stages import Stage, run_stages
-from lpds_sim.train_base import BaseConfig, TASKS
+from lpds_sim.train_base import TASKS, BaseConfig
 from lpds_sim.train_steer import SteerConfig
 
 
@@ -71,17 +73,23 @@ def demos_valid(path: Path, task: str, n: int, obs: str) -> bool:
     return len(demos) >= n and demos.meta.get("task") == task and env_kwargs.get("obs_mode", obs) == obs
 
 
+def lpds(*args: str) -> None:
+    """Run one `lpds` subcommand in its own process (each stage gets a clean process: RAI PhysX must not see the
+    simulations of earlier stages, and a crash in one stage leaves the finished ones intact)."""
+    cmd = [sys.executable, "-m", "lpds_sim.cli", *args]
+    print("$ lpds " + " ".join(args), flush=True)
+    rc = subprocess.call(cmd)
+    if rc:
+        raise runs.RunError(f"`lpds {args[0]}` failed with exit code {rc}; fix the error above and rerun the "
+                            f"pipeline: finished stages are kept")
+
+
 def record_demos(cfg: PipelineConfig, path: Path) -> None:
     """`lpds demos` into a temporary name, renamed when complete (an interrupted recording is never 'valid')."""
-    from lpds_sim.cli import main as lpds_main
-
     tmp = path.with_name(path.stem + ".partial.hdf5")
     tmp.unlink(missing_ok=True)
-    rc = lpds_main(["demos", "--task", cfg.task, "--n", str(cfg.n_demos), "--obs", cfg.obs, "--seed",
-                    str(cfg.demo_seed), "--out", str(tmp)])
-    if rc or not tmp.is_file():
-        raise runs.RunError(f"`lpds demos` failed (exit code {rc}): the operator did not record {cfg.n_demos} "
-                            f"successful demos; see its output above")
+    lpds("demos", "--task", cfg.task, "--n", str(cfg.n_demos), "--obs", cfg.obs, "--seed", str(cfg.demo_seed),
+         "--out", str(tmp), "--no-progress")
     os.replace(tmp, path)
 
 
@@ -89,13 +97,16 @@ def run_done(path: Path) -> bool:
     return (path / "done.json").is_file() and (path / "config.yaml").is_file()
 
 
-def _resume_flag(path: Path) -> bool:
-    return (path / "config.yaml").is_file()
+def _resume(path: Path) -> list[str]:
+    return ["--resume"] if (path / "config.yaml").is_file() else []
 
 
-def eval_valid(path: Path, n_trials: int) -> bool:
-    res = path / "summary.json"
-    return res.is_file() and int(json.loads(res.read_text()).get("n_trials", -1)) == n_trials
+def eval_valid(path: Path, n_trials: int, policy: Path) -> bool:
+    res = path / "grid_results.json"
+    if not res.is_file():
+        return False
+    doc = json.loads(res.read_text())
+    return int(doc.get("total", -1)) == n_trials and doc.get("meta", {}).get("policy") == str(policy)
 
 
 def n_grid_trials(cfg: PipelineConfig) -> int:
@@ -105,40 +116,25 @@ def n_grid_trials(cfg: PipelineConfig) -> int:
     return rows * cols * cfg.trials_per_cell
 
 
-def evaluate_policy(cfg: PipelineConfig, which: str, root: Path) -> None:
-    """Grid evaluation of the base policy (torch) or the steered policy (the exported ONNX, as deployed)."""
-    import time
-
-    from lpds_core.agents import make_agent
-
-    from lpds_sim.evaluation import evaluate_grid
-    from lpds_sim.train_steer import load_base
-
-    out = root / "eval" / which
+def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path) -> None:
+    """`lpds eval` on the task's grid: the same seed (cell jitter) for base and steered."""
     if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
-    backbone, base_cfg = load_base(root / "base", cfg.task)
-    if which == "base":
-        agent = make_agent("base", backbone)
-        policy = lambda o: agent.act(o)  # noqa: E731
-    else:
-        from lpds_core.onnx_policy import OnnxPolicy
+    lpds("eval", "--task", cfg.task, "--policy", str(policy), "--obs", cfg.obs, "--out", str(out),
+         "--seed", str(20_000 + cfg.seed), "--trials", str(cfg.trials_per_cell), "--no-progress")
 
-        onnx_policy = OnnxPolicy(root / "export")
-        policy = lambda o: onnx_policy.act(o)  # noqa: E731
-    t0 = time.perf_counter()
-    res = evaluate_grid(cfg.task, cfg.obs, policy, backbone.horizon, trials_per_cell=cfg.trials_per_cell,
-                        seed=20_000 + cfg.seed, out=out)
-    summary = {k: res[k] for k in ("success_rate", "mean_return", "n_trials", "n_success") if k in res}
-    summary["wall_s"] = time.perf_counter() - t0
-    runs.atomic_write_json(out / "summary.json", summary)
+
+def _grid(path: Path) -> dict[str, Any]:
+    doc = json.loads((path / "grid_results.json").read_text())
+    rets = [t["ret"] for t in doc["trials"]]
+    return {"n_success": doc["successes"], "n_trials": doc["total"], "success_rate": doc["success_rate"],
+            "mean_return": sum(rets) / len(rets)}
 
 
 def write_report(cfg: PipelineConfig, root: Path) -> Path:
     """A short markdown report: the two grid results, the run settings and the plots."""
-    base = json.loads((root / "eval" / "base" / "summary.json").read_text())
-    steered = json.loads((root / "eval" / "steered" / "summary.json").read_text())
+    base = _grid(root / "eval" / "base")
+    steered = _grid(root / "eval" / "steered")
     steer_done = json.loads((root / "steer" / "done.json").read_text())
     export_meta = json.loads((root / "export" / "parity.json").read_text())
     plots = sorted((root / "steer" / "plots").glob("*.png")) + sorted((root / "base" / "plots").glob("*.png"))
@@ -152,10 +148,9 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
         "",
         "| policy | grid success | mean return |",
         "|---|---|---|",
-        f"| base ({cfg.backbone}) | {base.get('n_success', round(base['success_rate'] * base['n_trials']))}"
-        f"/{base['n_trials']} | {base['mean_return']:.2f} |",
-        f"| steered ({cfg.algo}, ONNX) | {steered.get('n_success', round(steered['success_rate'] * steered['n_trials']))}"
-        f"/{steered['n_trials']} | {steered['mean_return']:.2f} |",
+        f"| base ({cfg.backbone}, torch) | {base['n_success']}/{base['n_trials']} | {base['mean_return']:.2f} |",
+        f"| steered ({cfg.algo}, exported ONNX) | {steered['n_success']}/{steered['n_trials']} | "
+        f"{steered['mean_return']:.2f} |",
         "",
         f"ONNX export parity (max |torch − onnxruntime|): {export_meta.get('max_abs_diff', float('nan')):.2e}.",
         "",
@@ -171,9 +166,7 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
 
 def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run (or continue) the pipeline in `out`; returns the names of the stages that ran and the report path."""
-    from lpds_sim.export_run import export_run, export_valid
-    from lpds_sim.train_base import train_base
-    from lpds_sim.train_steer import train_steer
+    from lpds_sim.export_run import export_valid
 
     cfg.check()
     root = Path(out)
@@ -187,18 +180,25 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
                                 f"use a new --out, or delete the stages that depend on them")
     runs.save_config(saved, cfg)
     demos, base, steer, export = root / "demos.hdf5", root / "base", root / "steer", root / "export"
+    ev_base, ev_steered = root / "eval" / "base", root / "eval" / "steered"
     n_trials = n_grid_trials(cfg)
+    b, sc = cfg.base_config(demos), cfg.steer_config(base)
     stages = [
         Stage("demos", lambda: demos_valid(demos, cfg.task, cfg.n_demos, cfg.obs), lambda: record_demos(cfg, demos)),
-        Stage("base", lambda: run_done(base),
-              lambda: train_base(cfg.base_config(demos), base, resume=_resume_flag(base))),
-        Stage("steer", lambda: run_done(steer),
-              lambda: train_steer(cfg.steer_config(base), steer, resume=_resume_flag(steer))),
-        Stage("export", lambda: export_valid(export), lambda: export_run(steer, export)),
-        Stage("eval-base", lambda: eval_valid(root / "eval" / "base", n_trials),
-              lambda: evaluate_policy(cfg, "base", root)),
-        Stage("eval-steered", lambda: eval_valid(root / "eval" / "steered", n_trials),
-              lambda: evaluate_policy(cfg, "steered", root)),
+        Stage("base", lambda: run_done(base), lambda: lpds(
+            "train-base", "--task", cfg.task, "--data", str(demos), "--backbone", cfg.backbone, "--obs", cfg.obs,
+            "--horizon", str(b.horizon), "--grad-steps", str(b.grad_steps), "--seed", str(cfg.seed),
+            "--threads", str(cfg.threads), "--out", str(base), "--no-progress", *_resume(base))),
+        Stage("steer", lambda: run_done(steer), lambda: lpds(
+            "train-steer", "--base", str(base), "--algo", cfg.algo, "--delta", str(cfg.delta), "--env-steps",
+            str(sc.env_steps), "--eval-every", str(sc.eval_every), "--ckpt-every", str(sc.ckpt_every),
+            "--warmup-steps", str(sc.warmup_steps), "--utd", str(sc.utd), "--n-envs", str(sc.n_envs),
+            "--seed", str(cfg.seed), "--threads", str(cfg.threads), "--out", str(steer), "--no-progress",
+            *_resume(steer))),
+        Stage("export", lambda: export_valid(export), lambda: lpds("export", "--run", str(steer), "--out", str(export))),
+        Stage("eval-base", lambda: eval_valid(ev_base, n_trials, base), lambda: evaluate_policy(cfg, base, ev_base)),
+        Stage("eval-steered", lambda: eval_valid(ev_steered, n_trials, export),
+              lambda: evaluate_policy(cfg, export, ev_steered)),
         Stage("report", lambda: (root / "report.md").is_file() and _newer(root / "report.md", root / "eval"),
               lambda: write_report(cfg, root)),
     ]
@@ -208,4 +208,4 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
 
 def _newer(path: Path, folder: Path) -> bool:
     mtime = path.stat().st_mtime
-    return all(p.stat().st_mtime <= mtime for p in folder.rglob("summary.json"))
+    return all(p.stat().st_mtime <= mtime for p in folder.rglob("grid_results.json"))

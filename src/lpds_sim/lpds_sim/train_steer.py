@@ -137,7 +137,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     from tqdm import tqdm
 
     from lpds_sim.curves import plot_steer_curves
-    from lpds_sim.evaluation import evaluate_grid, info_at, make_train_envs
+    from lpds_sim.evaluation import evaluate_grid, info_at, make_env, make_train_envs
 
     cfg.check()
     torch.set_num_threads(cfg.threads)
@@ -153,6 +153,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     np.random.seed(cfg.seed)
     envs, obs_space, act_space = make_train_envs(cfg.task, base_cfg["obs"], cfg.n_envs, backbone.horizon,
                                                  cfg.gamma, cfg.seed, vector=cfg.vector)
+    eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
     agent = make_agent(cfg.algo, backbone, obs_space=obs_space, action_space=act_space, config=cfg.agent_config())
     replay = ReplayBuffer(cfg.buffer_capacity, backbone.noise_shape, seed=cfg.seed)
     print(f"steering {cfg.task} with {agent.describe()}; δ={cfg.delta} ({cfg.tr_norm} norm), "
@@ -177,7 +178,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     def evaluate(trials_per_cell: int, out_dir: Path | None = None) -> dict[str, Any]:
         agent.eval()
         res = evaluate_grid(cfg.task, base_cfg["obs"], lambda o: agent.act(o), backbone.horizon,
-                            trials_per_cell=trials_per_cell, seed=10_000 + cfg.seed, out=out_dir)
+                            trials_per_cell=trials_per_cell, seed=10_000 + cfg.seed, out=out_dir, env=eval_env)
         agent.train()
         return res
 
@@ -245,6 +246,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     log.log(env_steps, "eval", success=res["success_rate"], **{"return": res["mean_return"]})
     checkpoint()
     envs.close()
+    eval_env.close()
     torch.save(agent.state_dict(), Path(out) / "agent.pt")
     log.close()
     plot_steer_curves(out)
