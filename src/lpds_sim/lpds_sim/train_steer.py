@@ -40,6 +40,7 @@ class SteerConfig:
     lr_critic: float = 3e-4
     eta_lambda: float = 1.0
     tr_norm: str = "sum"
+    use_eps: bool = False  # Δθ(s, ε) instead of Δθ(s)
     action_magnitude: float = 1.5
     hidden: int = 256
     buffer_capacity: int = 200_000
@@ -68,7 +69,7 @@ class SteerConfig:
                 "lr_actor": self.lr_actor, "lr_critic": self.lr_critic, "gamma": self.gamma,
                 "batch_size": self.batch_size, "utd": self.utd, "warmup_steps": self.warmup_steps,
                 "buffer_capacity": self.buffer_capacity, "delta": self.delta, "eta_lambda": self.eta_lambda,
-                "tr_norm": self.tr_norm, "action_magnitude": self.action_magnitude, "num_threads": self.threads}
+                "tr_norm": self.tr_norm, "use_eps": self.use_eps, "action_magnitude": self.action_magnitude, "num_threads": self.threads}
 
 
 def load_base(base: str | Path, task: str | None = None):
@@ -144,7 +145,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     backbone, base_cfg = load_base(cfg.base, cfg.task or None)
     cfg.task = base_cfg["task"]
     run = runs.RunDir.open(out, cfg, resume=resume, kind="steer",
-                           must_match=("task", "algo", "delta", "base", "n_envs", "tr_norm"))
+                           must_match=("task", "algo", "delta", "base", "n_envs", "tr_norm", "use_eps", "hidden"))
     if run.is_done():
         print(f"steer run {out} already finished; nothing to do")
         return run.summary()
