@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env-steps", type=int, default=100_000)
     p.add_argument("--eval-every", type=int, default=10_000)
     p.add_argument("--delta", type=float, default=0.05)
-    p.add_argument("--algos", default="lpds,dsrl-na")
+    p.add_argument("--algos", default="lpds,dsrl-na", help="comma list; 'lpds@1.0' gives one algorithm its own δ")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trials-per-cell", type=int, default=5)
-    p.add_argument("--steer-config", help="YAML with extra SteerConfig keys for every algorithm (same for all)")
+    p.add_argument("--steer-config", help="YAML with SteerConfig keys for every algorithm (the same for all)")
     p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     args = p.parse_args(argv)
 
@@ -61,69 +61,63 @@ def main(argv: list[str] | None = None) -> int:
     from lpds_sim.curves import plot_comparison
     from lpds_sim.evaluation import evaluate_grid, make_env
     from lpds_sim.export_run import load_steered_policy
-    from lpds_sim.pipeline import PipelineConfig, demos_valid, record_demos, run_done
-    from lpds_sim.train_base import train_base
-    from lpds_sim.train_steer import SteerConfig, load_base, train_steer
+    from lpds_sim.pipeline import PipelineConfig, demos_valid, lpds, record_demos, run_done
+    from lpds_sim.train_steer import load_base
 
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pcfg = PipelineConfig(task=args.task, obs=args.obs, n_demos=args.n_demos, bc_steps=args.bc_steps,
-                          seed=args.seed, env_steps=args.env_steps, eval_every=args.eval_every, delta=args.delta,
-                          trials_per_cell=args.trials_per_cell)
+                          seed=args.seed, trials_per_cell=args.trials_per_cell)
     demos, base = out / "demos.hdf5", out / "base"
-    timings: dict[str, float] = {}
+    # training runs in `lpds` subprocesses: this process holds exactly one RAI env (the evaluation env)
     if not demos_valid(demos, args.task, args.n_demos, args.obs):
-        t0 = time.perf_counter()
         record_demos(pcfg, demos)
-        timings["demos"] = time.perf_counter() - t0
     if not run_done(base):
-        t0 = time.perf_counter()
-        train_base(pcfg.base_config(demos), base, resume=(base / "config.yaml").is_file())
-        timings["base"] = time.perf_counter() - t0
+        lpds("train-base", "--task", args.task, "--data", str(demos), "--obs", args.obs, "--grad-steps",
+             str(args.bc_steps), "--seed", str(args.seed), "--out", str(base), "--no-progress",
+             *(["--resume"] if (base / "config.yaml").is_file() else []))
+    steer_runs = []
+    for item in [a.strip() for a in args.algos.split(",") if a.strip()]:
+        algo, _, d = item.partition("@")  # "lpds@1.0": this algorithm with its own δ
+        delta = float(d) if d else args.delta
+        label = f"{algo} (δ={delta:g})" if algo.startswith("lpds") else algo
+        run = out / f"steer_{algo}" if not d else out / f"steer_{algo}_d{delta:g}"
+        if not run_done(run):
+            lpds("train-steer", "--base", str(base), "--algo", algo, "--delta", str(delta), "--env-steps",
+                 str(args.env_steps), "--eval-every", str(args.eval_every), "--seed", str(args.seed),
+                 "--out", str(run), "--no-progress", *(["--config", args.steer_config] if args.steer_config else []),
+                 *(["--resume"] if (run / "config.yaml").is_file() else []))
+        steer_runs.append((label, run))
 
     env = make_env(args.task, args.obs)
-    obs_space, act_space = env.observation_space, env.action_space
-    env.close()
     backbone, _ = load_base(base, args.task)
     rows = []
     results_path = out / "results.json"
     cached = json.loads(results_path.read_text()) if results_path.is_file() else {}
 
-    def evaluate(name: str, act, act_batch, wall: float, env_steps: int) -> dict:
+    def evaluate(name: str, act, wall: float, env_steps: int) -> dict:
         if name in cached and cached[name].get("env_steps") == env_steps:
             return cached[name]
+        torch.manual_seed(args.seed)
         t0 = time.perf_counter()
         res = evaluate_grid(args.task, args.obs, act, backbone.horizon, trials_per_cell=args.trials_per_cell,
-                            seed=20_000 + args.seed, out=out / "eval" / name)
-        row = {"policy": name, "success": res["success_rate"], "n_success": int(round(res["success_rate"] *
-               res["n_trials"])), "n_trials": res["n_trials"], "return": res["mean_return"],
-               "entropy": action_entropy(args.task, args.obs, act_batch), "env_steps": env_steps,
-               "train_wall_s": wall, "eval_wall_s": time.perf_counter() - t0}
+                            seed=20_000 + args.seed, out=out / "eval" / name, env=env)
+        row = {"policy": name, "success": res["success_rate"], "n_success": res["n_success"],
+               "n_trials": res["n_trials"], "return": res["mean_return"], "entropy": action_entropy(env, act),
+               "env_steps": env_steps, "train_wall_s": wall, "eval_wall_s": time.perf_counter() - t0}
         cached[name] = row
         runs.atomic_write_json(results_path, cached)
         return row
 
-    base_agent = make_agent("base", backbone, obs_space=obs_space, action_space=act_space)
-    rows.append(evaluate("base", lambda o: base_agent.act(o), lambda o: base_agent.act(o), 0.0, 0))
-    extra = runs.load_yaml_config(args.steer_config, SteerConfig) if args.steer_config else None
-    steer_runs = []
-    for algo in [a.strip() for a in args.algos.split(",") if a.strip()]:
-        run = out / f"steer_{algo}"
-        cfg = extra if extra is not None else SteerConfig()
-        cfg = SteerConfig(**{**cfg.__dict__, "base": str(base), "task": args.task, "algo": algo,
-                             "delta": args.delta, "env_steps": args.env_steps, "eval_every": args.eval_every,
-                             "seed": args.seed})
-        t0 = time.perf_counter()
-        if not run_done(run):
-            train_steer(cfg, run, resume=(run / "config.yaml").is_file())
-        wall = json.loads((run / "done.json").read_text()).get("train_seconds_this_session", 0.0) \
-            if algo not in timings else timings[algo]
-        timings[algo] = time.perf_counter() - t0
-        _, agent, _ = load_steered_policy(run)
+    base_agent = make_agent("base", backbone, obs_space=env.observation_space, action_space=env.action_space)
+    rows.append(evaluate("base", lambda o: base_agent.act(o), 0.0, 0))
+    for algo, run in steer_runs:
         done = json.loads((run / "done.json").read_text())
-        rows.append(evaluate(algo, lambda o, a=agent: a.act(o), lambda o, a=agent: a.act(o), wall, done["env_steps"]))
-        steer_runs.append((algo, run))
+        _, agent, _ = load_steered_policy(run, env=env)
+        rows.append(evaluate(algo, lambda o, a=agent: a.act(o), done["train_seconds_this_session"],
+                             done["env_steps"]))
+    env.close()
     plot_comparison(steer_runs, out / "success_vs_steps.png")
 
     table = ["| policy | grid success | mean return | action entropy (nats) | env steps | train wall (s) |",

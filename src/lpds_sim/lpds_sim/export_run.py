@@ -77,7 +77,11 @@ def _torch_reference(backbone: Any, agent: Any, obs: Any, eps: np.ndarray, space
     import torch
 
     with torch.no_grad():
-        t_obs, _ = agent.obs_to_tensor(obs) if agent is not None else (torch.as_tensor(obs).float(), False)
+        if isinstance(obs, dict):
+            t_obs: Any = {k: torch.as_tensor(v) if v.dtype == np.uint8 else torch.as_tensor(v).float()
+                          for k, v in obs.items()}
+        else:
+            t_obs = torch.as_tensor(obs).float()
         feats = backbone.encode(t_obs)
         e = torch.as_tensor(eps)
         if agent is None:
