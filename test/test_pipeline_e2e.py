@@ -1,4 +1,4 @@
-"""`lpds pipeline` end to end on a tiny budget, then a rerun that skips every finished stage and redoes a deleted one."""
+"""`lpds pipeline` end to end on a tiny budget; a rerun skips every finished stage and redoes a deleted one."""
 from __future__ import annotations
 
 import json

@@ -69,7 +69,8 @@ class SteerConfig:
                 "lr_actor": self.lr_actor, "lr_critic": self.lr_critic, "gamma": self.gamma,
                 "batch_size": self.batch_size, "utd": self.utd, "warmup_steps": self.warmup_steps,
                 "buffer_capacity": self.buffer_capacity, "delta": self.delta, "eta_lambda": self.eta_lambda,
-                "tr_norm": self.tr_norm, "use_eps": self.use_eps, "action_magnitude": self.action_magnitude, "num_threads": self.threads}
+                "tr_norm": self.tr_norm, "use_eps": self.use_eps, "action_magnitude": self.action_magnitude,
+                "num_threads": self.threads}
 
 
 def load_base(base: str | Path, task: str | None = None):

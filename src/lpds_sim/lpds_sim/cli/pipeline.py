@@ -7,8 +7,9 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="the whole job: demos → base → LP-DS → ONNX → grid evaluation → report",
-                       description="Every stage checks its outputs and is skipped when they exist and are valid, so "
-                                   "a rerun continues where the last one stopped. Settings: defaults < --config < flags.")
+                       description="Every stage checks its outputs and is skipped when they exist and are valid, "
+                                   "so a rerun continues where the last one stopped. "
+                                   "Settings: defaults < --config < flags.")
     p.add_argument("--task", choices=("pick_place", "mug_hang"))
     p.add_argument("--out", default=None, help="pipeline folder (default runs/pipeline_<task>)")
     p.add_argument("--config", help="YAML file with any PipelineConfig keys; unknown keys are an error")
