@@ -30,6 +30,7 @@ class PipelineConfig:
     n_demos: int = 29
     demo_seed: int = 0
     bc_steps: int = 3000
+    bc_batch_size: int = 256
     horizon: int = 8
     algo: str = "lpds"
     delta: float = 0.05
@@ -37,6 +38,7 @@ class PipelineConfig:
     eval_every: int = 5_000
     warmup_steps: int = 2_000
     utd: int = 2
+    batch_size: int = 256  # steering minibatch
     n_envs: int = 2
     trials_per_cell: int = 5  # final grid: 2×4×5 = 40 trials for pick-and-place, 2×2×5 = 20 for mug hanging
     seed: int = 0
@@ -51,12 +53,14 @@ class PipelineConfig:
 
     def base_config(self, data: Path) -> BaseConfig:
         return BaseConfig(task=self.task, data=str(data), backbone=self.backbone, obs=self.obs, horizon=self.horizon,
-                          grad_steps=self.bc_steps, seed=self.seed, threads=self.threads)
+                          grad_steps=self.bc_steps, batch_size=self.bc_batch_size, seed=self.seed,
+                          threads=self.threads)
 
     def steer_config(self, base: Path) -> SteerConfig:
         return SteerConfig(base=str(base), task=self.task, algo=self.algo, delta=self.delta,
                            env_steps=self.env_steps, eval_every=self.eval_every, warmup_steps=self.warmup_steps,
-                           utd=self.utd, n_envs=self.n_envs, seed=self.seed, threads=self.threads,
+                           utd=self.utd, batch_size=self.batch_size, n_envs=self.n_envs, seed=self.seed,
+                           threads=self.threads,
                            ckpt_every=max(1000, self.env_steps // 10))
 
 
@@ -187,12 +191,14 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
         Stage("demos", lambda: demos_valid(demos, cfg.task, cfg.n_demos, cfg.obs), lambda: record_demos(cfg, demos)),
         Stage("base", lambda: run_done(base), lambda: lpds(
             "train-base", "--task", cfg.task, "--data", str(demos), "--backbone", cfg.backbone, "--obs", cfg.obs,
-            "--horizon", str(b.horizon), "--grad-steps", str(b.grad_steps), "--seed", str(cfg.seed),
+            "--horizon", str(b.horizon), "--grad-steps", str(b.grad_steps), "--batch-size", str(cfg.bc_batch_size),
+            "--seed", str(cfg.seed),
             "--threads", str(cfg.threads), "--out", str(base), "--no-progress", *_resume(base))),
         Stage("steer", lambda: run_done(steer), lambda: lpds(
             "train-steer", "--base", str(base), "--algo", cfg.algo, "--delta", str(cfg.delta), "--env-steps",
             str(sc.env_steps), "--eval-every", str(sc.eval_every), "--ckpt-every", str(sc.ckpt_every),
             "--warmup-steps", str(sc.warmup_steps), "--utd", str(sc.utd), "--n-envs", str(sc.n_envs),
+            "--batch-size", str(cfg.batch_size),
             "--seed", str(cfg.seed), "--threads", str(cfg.threads), "--out", str(steer), "--no-progress",
             *_resume(steer))),
         Stage("export", lambda: export_valid(export),

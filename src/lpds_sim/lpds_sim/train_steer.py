@@ -157,7 +157,8 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
                                                  cfg.gamma, cfg.seed, vector=cfg.vector)
     eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
     agent = make_agent(cfg.algo, backbone, obs_space=obs_space, action_space=act_space, config=cfg.agent_config())
-    replay = ReplayBuffer(cfg.buffer_capacity, backbone.noise_shape, seed=cfg.seed)
+    # never more transitions than env steps: keeps image replay (≈100 kB per transition) within memory
+    replay = ReplayBuffer(min(cfg.buffer_capacity, cfg.env_steps), backbone.noise_shape, seed=cfg.seed)
     print(f"steering {cfg.task} with {agent.describe()}; δ={cfg.delta} ({cfg.tr_norm} norm), "
           f"{cfg.env_steps} env steps on {cfg.n_envs} envs")
 

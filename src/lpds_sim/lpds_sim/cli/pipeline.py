@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", choices=("lpds", "dsrl-na", "dsrl-sac", "lpds-a"))
     p.add_argument("--n-demos", dest="n_demos", type=int)
     p.add_argument("--bc-steps", dest="bc_steps", type=int)
+    p.add_argument("--bc-batch-size", dest="bc_batch_size", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="steering minibatch")
+    p.add_argument("--utd", type=int, help="steering updates per collected chunk")
+    p.add_argument("--warmup-steps", dest="warmup_steps", type=int)
     p.add_argument("--delta", type=float)
     p.add_argument("--env-steps", dest="env_steps", type=int)
     p.add_argument("--eval-every", dest="eval_every", type=int)
@@ -33,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from lpds_sim import runs
     from lpds_sim.pipeline import PipelineConfig, run_pipeline
 
-    keys = ("task", "obs", "backbone", "algo", "n_demos", "bc_steps", "delta", "env_steps", "eval_every",
-            "trials_per_cell", "seed", "threads")
+    keys = ("task", "obs", "backbone", "algo", "n_demos", "bc_steps", "bc_batch_size", "batch_size", "utd",
+            "warmup_steps", "delta", "env_steps", "eval_every", "trials_per_cell", "seed", "threads")
     try:
         cfg = runs.merge_config(PipelineConfig, PipelineConfig(), args.config, {k: getattr(args, k) for k in keys})
         out = args.out or f"runs/pipeline_{cfg.task}"

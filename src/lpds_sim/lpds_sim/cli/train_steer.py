@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ckpt-every", dest="ckpt_every", type=int, help="env steps between checkpoints")
     p.add_argument("--warmup-steps", dest="warmup_steps", type=int)
     p.add_argument("--utd", type=int, help="gradient updates per collected chunk")
+    p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--vector", choices=("sync", "async"))
     p.add_argument("--threads", type=int, help="torch threads (default 1: the machine is shared)")
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from lpds_sim.train_steer import SteerConfig, train_steer
 
     keys = ("base", "algo", "delta", "env_steps", "task", "n_envs", "eval_every", "ckpt_every", "warmup_steps",
-            "utd", "seed", "vector", "threads")
+            "utd", "batch_size", "seed", "vector", "threads")
     try:
         cfg = runs.merge_config(SteerConfig, SteerConfig(), args.config, {k: getattr(args, k) for k in keys})
         summary = train_steer(cfg, args.out, resume=args.resume, progress=not args.no_progress)
