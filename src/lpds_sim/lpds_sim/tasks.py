@@ -52,3 +52,5 @@ def make_operator(name: str, env: gym.Env, style=None, seed: int | None = None):
 
 register_task(TaskSpec("pick_place", "lpds_sim/PickPlace-v0", "lpds_sim.rai.pick_place_teleop:PickPlaceOperator",
                        grid=(2, 4, 5), default_demos=29))
+register_task(TaskSpec("mug_hang", "lpds_sim/MugHang-v0", "lpds_sim.rai.mug_teleop:MugHangOperator",
+                       grid=(2, 2, 5), default_demos=20))

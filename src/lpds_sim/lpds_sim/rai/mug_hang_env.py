@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import robotic as ry
 
+from .camera import CameraSpec
 from .mug_scene import MUG, MUG_HANDLE_CENTRE, MUG_HANDLE_FRAMES, MugScene, axis_angle_quat
 from .mug_success import HangTimer, mug_is_hanging
 from .panda_env import PandaTaskEnv
@@ -34,11 +35,17 @@ class MugHangEnv(PandaTaskEnv):
     hold_steps = 10            # 1 s at 10 Hz hanging in a row = success
     contact_margin = 0.002     # mug-table / mug-finger distance that counts as touching
     scene_spec = MugScene()
+    # the D435i faces the robot across the table, centred between the mug region and the holder, so both are in view
+    # (eye x != target x on purpose: a view direction exactly in the y-z plane renders a blank image in RAI 0.4.1)
+    camera_eye = (0.07, 0.9, 1.25)
+    camera_target = (0.05, 0.28, 0.72)
 
     def __init__(self, *args, **kwargs):
         # PhysX substeps of 10 ms, not the base's 20 ms: at 20 ms the closing fingers tunnel into the mug's thin
         # body (the gripper closes to 5 mm around a 6 cm mug and drops it on the first acceleration).
         kwargs.setdefault("sim_dt", 0.01)
+        if kwargs.get("camera") is None:  # the shared view cuts the holder off at the image edge
+            kwargs["camera"] = CameraSpec(eye=self.camera_eye, target=self.camera_target)
         self._hang_timer = HangTimer(self.hold_steps)
         self.mug_yaw0 = 0.0
         self._pose_override = None
@@ -73,6 +80,12 @@ class MugHangEnv(PandaTaskEnv):
 
     def _is_success(self) -> bool:
         return self._hang_timer.update(self.mug_hanging_now())
+
+    def close(self):
+        # Free the PhysX simulation now, while its Config surely exists: when the cycle collector frees an env it
+        # may free them the other way round, and RAI then segfaults (seen 3/3 times in a bench with a cycle).
+        self.S = None
+        super().close()
 
     # ---- mug-specific readers (the operator and the tests use them too)
     def mug_pose(self) -> tuple[np.ndarray, np.ndarray]:

@@ -17,44 +17,45 @@ paths, a detour-then-correct above the mug, pauses at phase changes, hesitations
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 import robotic as ry
 
-from .mug_scene import HANG_IN, HANG_PRE, MUG, MUG_HANDLE_CENTRE, PEG
+from ..teleop import CLOSE, OPEN, OperatorStyle, ScriptedOperator
+from .mug_scene import HANG_IN, HANG_PRE, MUG, MUG_HANDLE_CENTRE, MUG_HANDLE_FRAMES, PEG
 from .scene import EE_FRAME
 
-OPEN, CLOSE = 1.0, -1.0
+# one executor of the plan: called once per control step with the operator, returns an action or None when done.
+# Executors get the operator as an argument instead of closing over it: a closure over `self` would put operator,
+# env and RAI objects in a reference cycle, and freeing RAI objects from the cycle collector segfaults.
+Step = Callable[["MugHangOperator"], "np.ndarray | None"]
 GRASP_HEIGHT = 0.023  # l_gripper above the mug centre: the palm capsule allows only the top 2 cm (reference note)
 
 
 @dataclass
-class MugOperatorStyle:
-    """How human the operator looks. `exact()` switches every variation off (for tests and debugging)."""
+class MugOperatorStyle(OperatorStyle):
+    """The shared operator style, a little calmer (a mug held by its top 2 cm swings on hard accelerations),
+    plus the speed of the slide along the peg. `exact()` switches every variation off."""
 
-    speed_range: tuple[float, float] = (0.45, 0.85)  # fraction of the env's max speed, drawn per free-space move
-    insert_speed_range: tuple[float, float] = (0.2, 0.4)  # along the peg
     waypoint_std: float = 0.012  # m, amplitude of the smooth offset added to free-space paths
-    detour_prob: float = 0.4  # aim beside the mug first, then correct
-    detour_std: float = 0.012
-    pause_prob: float = 0.35  # at each phase change
+    speed_range: tuple[float, float] = (0.45, 0.85)  # fraction of the env's max speed, drawn per free-space move
     pause_steps: tuple[int, int] = (1, 5)
-    hesitate_prob: float = 0.03  # per free-space step
+    detour_prob: float = 0.4  # aim beside the mug first, then correct
     tremor_std: float = 0.03  # action units, free space only
-    enabled: bool = True
-
-    @classmethod
-    def exact(cls) -> "MugOperatorStyle":
-        return cls(enabled=False)
+    insert_speed_range: tuple[float, float] = (0.2, 0.4)  # along the peg
 
 
 def plan_mug_hang(C: ry.Config, side: int, flip: int) -> list[np.ndarray] | None:
-    """KOMO joint paths (approach, carry, insert; 50 x 7 each) for the mug in `C`, or None if infeasible.
+    """KOMO joint paths (approach, carry; 50 x 7 each) for the mug in `C`, or None if infeasible.
 
-    `side` picks the hang pose (+1 handle towards +x, -1 mirrored), `flip` (+1/-1) which finger goes where.
+    `side` picks the hang pose (+1 handle towards +x, -1 mirrored), `flip` (+1/-1) which finger goes where. The
+    waypoints include the inserted pose (t=3), so a plan exists only if the straight slide along the peg is
+    reachable; the slide itself is executed by the handle servo, so its sub-motion is not solved (it added nothing
+    and failed spuriously on ~8 % of starts).
     """
     M = ry.KOMO_ManipulationHelper()
     M.setup_sequence(C, 3, 1e-2, 1e-1, True, True, False)
@@ -68,32 +69,28 @@ def plan_mug_hang(C: ry.Config, side: int, flip: int) -> list[np.ndarray] | None
     k.addObjective([2.0], ry.FS.poseDiff, [MUG, HANG_PRE[side]], ry.OT.eq, [1e1])
     k.addObjective([3.0], ry.FS.poseDiff, [MUG, HANG_IN[side]], ry.OT.eq, [1e1])
 
-    def keep_clear(kk: ry.KOMO, times: list[float]) -> None:
+    def keep_clear(kk: ry.KOMO, times: list[float], vertical: bool = True) -> None:
         for f in ("l_palm", "l_finger1", "l_finger2"):  # without it the palm hits the peg (reference note)
             kk.addObjective(times, ry.FS.distance, [f, PEG], ry.OT.ineq, [1e1], [-0.01])
-        kk.addObjective(times, ry.FS.vectorZ, [EE_FRAME], ry.OT.eq, [1e1], [0, 0, 1])  # the env keeps it vertical
+        if vertical:  # the env keeps the gripper vertical; the mug must be carried the way it will be
+            kk.addObjective(times, ry.FS.vectorZ, [EE_FRAME], ry.OT.eq, [1e1], [0, 0, 1])
 
     keep_clear(k, [0.0, 3.0])
     if not M.solve(0).feasible:
         return None
-    paths = []
-    for phase in range(3):
-        Ms = M.sub_motion(phase)
-        keep_clear(Ms.komo, [0.0, 1.0])
-        if phase == 0:
-            Ms.approach([0.7, 1.0], EE_FRAME, dist=0.05)
-        elif phase == 1:
-            Ms.retract([0.0, 0.25], EE_FRAME, dist=0.05)
-            for f in (MUG, "mug_hTop", "mug_hBot", "mug_hOut"):
-                Ms.komo.addObjective([0.0, 1.0], ry.FS.distance, [f, PEG], ry.OT.ineq, [1e1], [-0.02])
-        else:  # straight along the peg with constant mug orientation
-            Ms.komo.addObjective([0.0, 1.0], ry.FS.quaternionDiff, [MUG, HANG_IN[side]], ry.OT.eq, [1e1])
-            Ms.komo.addObjective([0.0, 1.0], ry.FS.positionRel, [MUG, HANG_IN[side]], ry.OT.eq,
-                                 np.array([[1, 0, 0], [0, 0, 1]]) * 1e1)
-        if not Ms.solve(0).feasible:
-            return None
-        paths.append(Ms.path)
-    return paths
+    approach = M.sub_motion(0)
+    keep_clear(approach.komo, [0.0, 1.0], vertical=False)  # free space: a vertical constraint only over-constrains
+    approach.approach([0.7, 1.0], EE_FRAME, dist=0.05)
+    if not approach.solve(0).feasible:
+        return None
+    carry = M.sub_motion(1)
+    keep_clear(carry.komo, [0.0, 1.0])
+    carry.retract([0.0, 0.25], EE_FRAME, dist=0.05)
+    for f in (MUG, *MUG_HANDLE_FRAMES):  # 2 cm between mug and peg until the pre-insert pose
+        carry.komo.addObjective([0.0, 1.0], ry.FS.distance, [f, PEG], ry.OT.ineq, [1e1], [-0.02])
+    if not carry.solve(0).feasible:
+        return None
+    return [approach.path, carry.path]
 
 
 def wrap_angle(a: float | np.ndarray) -> float | np.ndarray:
@@ -133,36 +130,36 @@ class Move:
     settle_tol: float | None = None  # after the last step wait (<= 10 steps) until the measured EE is this close
 
 
-class MugHangOperator:
-    """Closed-loop scripted policy for `MugHangEnv`: `op.reset()` after `env.reset()`, then `action = op(obs)`."""
+class MugHangOperator(ScriptedOperator):
+    """Closed-loop scripted policy for `MugHangEnv`: `op.reset()` after `env.reset()`, then `action = op(obs)`.
+
+    Shares the policy API, seeding (per episode, from the operator seed and the start position) and style with
+    `teleop.ScriptedOperator`; the plan is a queue of per-step executors instead of waypoint segments, because the
+    insertion is a closed loop on the measured handle pose.
+    """
 
     max_replans = 1
     sides_flips = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 
-    def __init__(self, env: gym.Env, style: MugOperatorStyle | None = None, seed: int | None = None) -> None:
-        self.env = env
-        self.u = env.unwrapped
+    def __init__(self, env: gym.Env, style: OperatorStyle | None = None, seed: int | None = None) -> None:
+        if style is not None and not isinstance(style, MugOperatorStyle):
+            style = MugOperatorStyle(**asdict(style))  # a plain OperatorStyle: keep its choices, add the mug's
+        super().__init__(env, style or MugOperatorStyle(), seed)
         if not getattr(self.u, "use_yaw", False) or not hasattr(self.u, "mug_pose"):
             raise TypeError(f"MugHangOperator needs a MugHangEnv, got {type(self.u).__name__}")
-        self.style = style or MugOperatorStyle()
-        self.rng = np.random.default_rng(seed)
-        self.max_step = self.u.max_lin_speed / self.u.control_hz
-        self.max_yaw_step = self.u.max_yaw_rate / self.u.control_hz
-        self.planner = ""
         self.side = 1
-        self.replans = 0
-        self._queue: list[tuple[str, Callable[[], np.ndarray | None]]] = []
         self.phase = ""
+        self._queue: list[tuple[str, Step]] = []
+        self._planned_mug = np.zeros(3)
+        self.plan_seconds = 0.0  # KOMO planning time summed over all episodes (benchmarks read it)
 
-    # ------------------------------------------------------------------ policy API
-    def reset(self, seed: int | None = None) -> None:
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
-        self.replans = 0
+    def _new_plan(self) -> None:  # called by ScriptedOperator.reset()
+        t = time.perf_counter()
         self._make_plan()
+        self.plan_seconds += time.perf_counter() - t
 
-    def __call__(self, obs=None) -> np.ndarray:
-        return self.act()
+    def done(self) -> bool:
+        return not self._queue
 
     def act(self) -> np.ndarray:
         if self._needs_replan():
@@ -170,7 +167,7 @@ class MugHangOperator:
             self._make_plan()
         while self._queue:
             self.phase, run = self._queue[0]
-            a = run()
+            a = run(self)
             if a is not None:
                 return a
             self._queue.pop(0)
@@ -257,8 +254,7 @@ class MugHangOperator:
         st = self.style
         if st.enabled and self.rng.random() < st.pause_prob:
             n = int(self.rng.integers(st.pause_steps[0], st.pause_steps[1] + 1))
-            self._queue.append(("pause", self._counted(lambda: self._action(self.u.ee_target, self.u._tgt_yaw, grip),
-                                                       n)))
+            self._queue.append(("pause", self._counted(lambda op: op._action(op.u.ee_target, op.u._tgt_yaw, grip), n)))
 
     # ------------------------------------------------------------------ references
     def _speed(self) -> float:
@@ -300,33 +296,33 @@ class MugHangOperator:
     def _push(self, move: Move) -> None:
         state = {"i": 0, "settle": 0}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             i = state["i"]
             if i < len(move.pos):
-                st = self.style
-                if move.free_space and st.enabled and self.rng.random() < st.hesitate_prob:
-                    return self._action(self.u.ee_target, self.u._tgt_yaw, move.grip)
+                st = op.style
+                if move.free_space and st.enabled and op.rng.random() < st.hesitate_prob:
+                    return op._action(op.u.ee_target, op.u._tgt_yaw, move.grip)
                 state["i"] += 1
-                a = self._action(move.pos[i], move.yaw[i], move.grip)
+                a = op._action(move.pos[i], move.yaw[i], move.grip)
                 if move.free_space and st.enabled and st.tremor_std > 0:
-                    a[:3] = np.clip(a[:3] + self.rng.normal(0, st.tremor_std, 3), -1, 1)
+                    a[:3] = np.clip(a[:3] + op.rng.normal(0, st.tremor_std, 3), -1, 1)
                 return a
             if move.settle_tol is not None and state["settle"] < 10:
-                if np.linalg.norm(self.u.ee_pose()[0] - move.pos[-1]) > move.settle_tol:
+                if np.linalg.norm(op.u.ee_pose()[0] - move.pos[-1]) > move.settle_tol:
                     state["settle"] += 1
-                    return self._action(move.pos[-1], move.yaw[-1], move.grip)
+                    return op._action(move.pos[-1], move.yaw[-1], move.grip)
             return None
 
         self._queue.append((move.label, run))
 
-    def _counted(self, f: Callable[[], np.ndarray], n: int) -> Callable[[], np.ndarray | None]:
+    def _counted(self, f: Step, n: int) -> Step:
         state = {"n": n}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             if state["n"] <= 0:
                 return None
             state["n"] -= 1
-            return f()
+            return f(op)
 
         return run
 
@@ -344,30 +340,30 @@ class MugHangOperator:
         e, eyaw = self._handle_error(c_goal, mug_yaw_goal)
         return self.u.ee_target + gain * e, self.u._tgt_yaw + gain * eyaw
 
-    def _servo_align(self, c_pre: np.ndarray, mug_yaw_goal: float) -> Callable[[], np.ndarray | None]:
+    def _servo_align(self, c_pre: np.ndarray, mug_yaw_goal: float) -> Step:
         state = {"n": 0, "ok": 0}
 
-        def run() -> np.ndarray | None:
-            e, eyaw = self._handle_error(c_pre, mug_yaw_goal)
+        def run(op: "MugHangOperator") -> np.ndarray | None:
+            e, eyaw = op._handle_error(c_pre, mug_yaw_goal)
             if np.linalg.norm(e) < 0.003 and abs(eyaw) < 0.03:
                 state["ok"] += 1
             if state["ok"] >= 2 or state["n"] >= 25:
                 return None
             state["n"] += 1
-            p, y = self._servo_target(c_pre, mug_yaw_goal, 0.5)
-            return self._action(p, y, CLOSE)
+            p, y = op._servo_target(c_pre, mug_yaw_goal, 0.5)
+            return op._action(p, y, CLOSE)
 
         return run
 
     def _servo_insert(self, c_pre: np.ndarray, c_in: np.ndarray, mug_yaw_goal: float,
-                      n: int) -> Callable[[], np.ndarray | None]:
+                      n: int) -> Step:
         """Slide the hole along the peg in `n` steps, pausing (up to 15 steps in all) while it is off the axis."""
         axis = (c_in - c_pre) / np.linalg.norm(c_in - c_pre)
         state = {"k": 0, "steps": 0, "waits": 0}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             k = state["k"]
-            e, _ = self._handle_error(c_pre + (c_in - c_pre) * min(1.0, k / n), mug_yaw_goal)
+            e, _ = op._handle_error(c_pre + (c_in - c_pre) * min(1.0, k / n), mug_yaw_goal)
             lateral = np.linalg.norm(e - axis * (e @ axis))
             if k >= n and (np.linalg.norm(e) < 0.004 or state["steps"] >= n + 15):
                 return None
@@ -378,40 +374,40 @@ class MugHangOperator:
             state["steps"] += 1
             c_prev = c_pre + (c_in - c_pre) * min(1.0, k / n)
             c_goal = c_pre + (c_in - c_pre) * min(1.0, state["k"] / n)
-            p, y = self._servo_target(c_goal, mug_yaw_goal, 0.5)
+            p, y = op._servo_target(c_goal, mug_yaw_goal, 0.5)
             p = p + (c_goal - c_prev) * 0.5  # feed-forward the rest of the goal's own motion along the peg
-            return self._action(p, y, CLOSE)
+            return op._action(p, y, CLOSE)
 
         return run
 
-    def _release(self) -> Callable[[], np.ndarray | None]:
+    def _release(self) -> Step:
         state = {"n": 0}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             if state["n"] == 0:
-                state["p"], state["y"] = self.u.ee_target, self.u._tgt_yaw
-            if state["n"] >= 6 and (self.u.gripper_width() > 0.075 or state["n"] >= 15):
+                state["p"], state["y"] = op.u.ee_target, op.u._tgt_yaw
+            if state["n"] >= 6 and (op.u.gripper_width() > 0.075 or state["n"] >= 15):
                 return None
             state["n"] += 1
-            return self._action(state["p"], state["y"], OPEN)
+            return op._action(state["p"], state["y"], OPEN)
 
         return run
 
-    def _retreat(self) -> Callable[[], np.ndarray | None]:
+    def _retreat(self) -> Step:
         state: dict = {}
 
-        def run() -> np.ndarray | None:
+        def run(op: "MugHangOperator") -> np.ndarray | None:
             if "move" not in state:  # built lazily: starts wherever the hand is after releasing
-                p, y = self.u.ee_target, self.u._tgt_yaw
+                p, y = op.u.ee_target, op.u._tgt_yaw
                 up = p + [0, 0, 0.08]
                 back = up + [0, -0.08, 0.02]
-                path = np.vstack([self._line(p, up, y, OPEN, "lift", 0.3).pos, self._line(up, back, y, OPEN, "back",
+                path = np.vstack([op._line(p, up, y, OPEN, "lift", 0.3).pos, op._line(up, back, y, OPEN, "back",
                                                                                           0.5).pos])
                 state["move"], state["i"] = path, 0
             if state["i"] >= len(state["move"]):
                 return None
             state["i"] += 1
-            return self._action(state["move"][state["i"] - 1], self.u._tgt_yaw, OPEN)
+            return op._action(state["move"][state["i"] - 1], op.u._tgt_yaw, OPEN)
 
         return run
 

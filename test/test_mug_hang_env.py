@@ -1,0 +1,149 @@
+"""MugHang-v0 in RAI PhysX: hanging mug registers success, reward audit, grid cells, the scripted operator."""
+import numpy as np
+import pytest
+
+from lpds_sim.rai.mug_scene import MugScene, axis_angle_quat
+from lpds_sim.rai.mug_teleop import MugHangOperator, MugOperatorStyle, fit_yaw_range, min_jerk, wrap_angle
+from lpds_sim.tasks import get_task, make_env, make_operator
+from lpds_sim.teleop import run_episode
+
+SC = MugScene()
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = make_env("mug_hang")
+    yield e
+    e.close()
+
+
+def hold(env, n):
+    """Step with the gripper open and the arm still; returns the infos."""
+    return [env.step(np.array([0, 0, 0, 0, 1.0], np.float32))[-1] for _ in range(n)]
+
+
+def test_registry_and_spaces(env):
+    spec = get_task("mug_hang")
+    assert spec.env_id == "lpds_sim/MugHang-v0" and spec.grid == (2, 2, 5)
+    assert env.action_space.shape == (5,)  # dx dy dz dyaw gripper
+    obs, info = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape and obs.dtype == np.float32
+    assert set(info) >= {"obj_xy", "target_xy", "collision", "success"}
+
+
+def test_mug_hung_on_the_peg_stays_and_succeeds(env):
+    pos, quat = SC.hang_pose()  # peg through the handle; released, the mug drops onto its top bar and swings
+    env.reset(seed=0, options={"mug_pose": (pos, quat)})
+    u = env.unwrapped
+    infos, terminated = [], False
+    for _ in range(u.hold_steps + 5):
+        _, r, terminated, _, info = env.step(np.array([0, 0, 0, 0, 1.0], np.float32))
+        infos.append(info)
+        if terminated:
+            break
+    assert terminated and infos[-1]["success"]
+    assert len(infos) == u.hold_steps  # success needs hold_steps consecutive hanging steps, not fewer
+    assert not any(i["success"] for i in infos[:-1])
+    assert not any(i["collision"] for i in infos)
+    mug_pos, _ = u.mug_pose()
+    assert mug_pos[2] > SC.mug_rest_z() + 0.08  # still up on the peg
+    assert np.linalg.norm(infos[-1]["obj_xy"] - infos[-1]["target_xy"]) < 0.03
+
+
+def test_mug_on_the_table_or_knocked_over_never_succeeds(env):
+    env.reset(seed=1)
+    assert not any(i["success"] for i in hold(env, 15))
+    lying = axis_angle_quat([1, 0, 0], np.pi / 2)
+    env.reset(seed=1, options={"mug_pose": ([0.25, 0.25, 0.65 + SC.mug.radius + 0.002], lying)})
+    assert not any(i["success"] for i in hold(env, 15))
+    # dropped from beside the peg: falls to the table
+    pos, quat = SC.hang_pose()
+    env.reset(seed=1, options={"mug_pose": (pos + [0, 0, -0.02] + [SC.mug.hole_w + 0.02, 0, 0], quat)})
+    assert not any(i["success"] for i in hold(env, 15))
+
+
+def test_bad_mug_pose_option_is_a_clear_error(env):
+    with pytest.raises(ValueError, match="mug_pose"):
+        env.reset(seed=0, options={"mug_pose": ([0.1, 0.2], [1, 0, 0, 0])})
+
+
+def test_reward_is_the_formula_of_the_info_terms(env):
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    u = env.unwrapped
+    for _ in range(40):
+        _, r, term, trunc, info = env.step(rng.uniform(-1, 1, 5).astype(np.float32))
+        expect = (-0.1 * np.linalg.norm(info["obj_xy"] - info["target_xy"]) - 0.5 * info["collision"]
+                  + 1.0 * info["success"])
+        assert r == pytest.approx(expect, abs=1e-9)
+        handle = u.C.getFrame("mug_handle_centre").getPosition()[:2]
+        assert np.allclose(info["obj_xy"], handle) and np.allclose(info["target_xy"], [0.3, 0.306], atol=1e-3)
+        if term or trunc:
+            break
+
+
+def test_grid_cells_place_the_mug_inside_the_cell(env):
+    u = env.unwrapped
+    rows, cols, _ = get_task("mug_hang").grid
+    for row in range(rows):
+        for col in range(cols):
+            env.reset(seed=row * 10 + col, options={"cell": (row, col), "grid": (rows, cols)})
+            lo, hi = u.cell_bounds(row, col, (rows, cols))
+            xy = u.mug_pose()[0][:2]
+            assert np.all(xy >= lo - 0.005) and np.all(xy <= hi + 0.005), (row, col, xy, lo, hi)
+
+
+def test_yaw_helpers():
+    assert wrap_angle(3 * np.pi / 2) == pytest.approx(-np.pi / 2)
+    y = fit_yaw_range(np.array([2.8, 1.6]), np.pi / 2 + 0.35)  # fingers are symmetric: shift by -pi
+    assert np.allclose(y, [2.8 - np.pi, 1.6 - np.pi])
+    y0 = fit_yaw_range(np.array([0.2, 1.5]), np.pi / 2)  # already inside: untouched
+    assert np.allclose(y0, [0.2, 1.5])
+    s = min_jerk(10)
+    assert s[-1] == pytest.approx(1.0) and np.all(np.diff(s) > 0)
+
+
+def test_operator_picks_the_mirrored_hang_for_a_backwards_mug(env):
+    env.reset(seed=0, options={"mug_pose": ([-0.05, 0.2, SC.mug_rest_z()], axis_angle_quat([0, 0, 1], 3.0))})
+    op = MugHangOperator(env, MugOperatorStyle.exact(), seed=0)
+    op.reset()
+    assert op.side == -1 and op.planner.startswith("komo")
+
+
+def test_scripted_episode_hangs_the_mug_without_collisions(env):
+    op = make_operator("mug_hang", env, seed=0)
+    r = run_episode(env, op, seed=5, options={"cell": (0, 1), "grid": (2, 2)}, record=True)
+    assert r["success"], op.planner
+    assert r["collisions"] == 0
+    acts = r["actions"]
+    assert acts.shape[1] == 5 and np.all(np.abs(acts) <= 1.0)
+    assert (acts[:, -1] < 0).any() and acts[-1, -1] > 0  # grasped, then released
+    assert r["dones"][-1] and not r["dones"][:-1].any()
+
+
+def test_same_seed_same_operator_actions(env):
+    runs = []
+    for _ in range(2):
+        env.reset(seed=7)
+        op = make_operator("mug_hang", env, seed=3)
+        op.reset()
+        acts = []
+        for _ in range(25):
+            acts.append(op())
+            env.step(acts[-1])
+        runs.append(np.array(acts))
+    # KOMO's solutions differ from run to run in the 6th digit (the reference note saw it too): equal up to that
+    assert np.allclose(runs[0], runs[1], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_scripted_operator_meets_the_mug_grid_target():
+    """The issue's bar: >= 85 % of the 20 mug grid trials (2x2 cells x 5, seed 0)."""
+    from lpds_sim.grid_protocol import GridProtocol
+
+    env = make_env("mug_hang")
+    rows, cols, trials = get_task("mug_hang").grid
+    res = GridProtocol(rows, cols, trials, seed=0).run(env, make_operator("mug_hang", env, seed=0), progress=False)
+    env.close()
+    assert len(res.trials) == 20
+    assert res.successes >= 17, res.summary()
