@@ -72,6 +72,10 @@ class RGBDCamera:
         self.view = ry.CameraView(C, offscreen=True)
         self.view.setCamera(self.frame)
 
+    def release(self) -> None:
+        """Destroy the GL view now (before the X server goes away)."""
+        self.view = None
+
     def jitter_pose(self, rng: np.random.Generator) -> None:
         """Move the camera slightly (per episode), as a re-mounted real camera would be."""
         n = self.spec.noise
@@ -82,6 +86,8 @@ class RGBDCamera:
         self.view.setCamera(self.frame)
 
     def render(self, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if self.view is None:
+            raise RuntimeError("camera was released (env closed); create a new env to render again")
         rgb, depth = self.view.computeImageAndDepth(self.C)
         rgb = np.asarray(rgb, dtype=np.uint8)
         depth = np.asarray(depth, dtype=np.float32)

@@ -2,18 +2,27 @@
 
 RAI renders through GLFW/GLX only. Creating a CameraView without `DISPLAY` raises, and the process then dies with
 SIGABRT when the view is destroyed. So rendering code calls `ensure_display()` first: it keeps an existing display,
-otherwise starts a private Xvfb (stopped at exit), otherwise raises a clear RuntimeError — never an abort.
+otherwise starts a private Xvfb, otherwise raises a clear `NoDisplayError` — never an abort.
+
+The private Xvfb must outlive every X connection of this process (GLFW closes its connection only during C++
+static destruction, after Python's atexit hooks; killing the server earlier segfaults the process at exit). So a
+tiny shell watchdog owns the Xvfb and stops it once this process has exited.
 """
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
-_XVFB: subprocess.Popen | None = None
+_WATCHDOG: subprocess.Popen | None = None
+
+# the watchdog: start Xvfb, wait while both the owner process and Xvfb live, then stop Xvfb
+_WATCHDOG_SH = ('"$0" "$1" -screen 0 640x480x24 -nolisten tcp >/dev/null 2>&1 & x=$!; '
+                'trap \'kill $x 2>/dev/null; exit 0\' TERM INT; '
+                'while kill -0 "$2" 2>/dev/null && kill -0 $x 2>/dev/null; do sleep 0.3; done; '
+                'kill $x 2>/dev/null; wait $x 2>/dev/null')
 
 
 class NoDisplayError(RuntimeError):
@@ -27,20 +36,9 @@ def _free_display_number() -> int:
     raise NoDisplayError("no free X display number in :90-:199 for Xvfb")
 
 
-def _stop_xvfb() -> None:
-    global _XVFB
-    if _XVFB is not None and _XVFB.poll() is None:
-        _XVFB.terminate()
-        try:
-            _XVFB.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            _XVFB.kill()
-    _XVFB = None
-
-
-def ensure_display(start_xvfb: bool = True, timeout_s: float = 10.0) -> str:
+def ensure_display(start_xvfb: bool = True, timeout_s: float = 15.0) -> str:
     """Return a usable DISPLAY, starting our own Xvfb if needed and allowed."""
-    global _XVFB
+    global _WATCHDOG
     if os.environ.get("DISPLAY"):
         return os.environ["DISPLAY"]
     exe = shutil.which("Xvfb")
@@ -51,19 +49,18 @@ def ensure_display(start_xvfb: bool = True, timeout_s: float = 10.0) -> str:
             "automatically")
     for _ in range(3):
         num = _free_display_number()
-        proc = subprocess.Popen([exe, f":{num}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(["sh", "-c", _WATCHDOG_SH, exe, f":{num}", str(os.getpid())],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                break  # lost a race for this number; try another
+                break  # Xvfb exited (lost a race for this number?): try another
             if Path(f"/tmp/.X11-unix/X{num}").exists():
-                _XVFB = proc
-                atexit.register(_stop_xvfb)
+                _WATCHDOG = proc
                 os.environ["DISPLAY"] = f":{num}"
                 return os.environ["DISPLAY"]
             time.sleep(0.05)
         if proc.poll() is None:
-            proc.kill()
+            proc.terminate()
             proc.wait()
     raise NoDisplayError("could not start Xvfb; run under `xvfb-run -a ...` instead")

@@ -283,6 +283,8 @@ class PandaTaskEnv(gym.Env):
         return rgb.transpose(1, 2, 0)
 
     def close(self):
+        if self._camera is not None:
+            self._camera.release()
         self._camera = None
 
     # ------------------------------------------------------------------ state readers

@@ -1,0 +1,31 @@
+"""Vectorised RAI envs across processes, so rollouts use every core (PhysX runs each env single-threaded).
+
+`make_vector_env("pick_place", num_envs=2)` returns a Gymnasium `AsyncVectorEnv` (one subprocess per env,
+observations in shared memory). Gymnasium 1.x semantics: autoreset happens on the step *after* an episode ends
+(`autoreset_mode=NextStep`), actions are batched `(num_envs, A)`. Subprocesses start with `forkserver` (never fork a
+process that already runs PhysX threads). For image observations the parent makes sure a display exists first, so
+every worker inherits the same `DISPLAY` instead of starting its own Xvfb.
+"""
+from __future__ import annotations
+
+import functools
+
+import gymnasium as gym
+
+
+def _make(task: str, env_kwargs: dict) -> gym.Env:
+    from .tasks import make_env
+    return make_env(task, **env_kwargs)
+
+
+def make_vector_env(task: str, num_envs: int = 2, asynchronous: bool = True, context: str = "forkserver",
+                    **env_kwargs) -> gym.vector.VectorEnv:
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    if env_kwargs.get("obs_mode") == "image":
+        from .rai.display import ensure_display
+        ensure_display()
+    fns = [functools.partial(_make, task, dict(env_kwargs)) for _ in range(num_envs)]
+    if asynchronous:
+        return gym.vector.AsyncVectorEnv(fns, shared_memory=True, context=context)
+    return gym.vector.SyncVectorEnv(fns)
