@@ -60,7 +60,8 @@ def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: 
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=env_steps, desc=f"steer {agent.name}", unit="step", dynamic_ncols=True, leave=False)
+        bar = tqdm(total=env_steps, desc=f"steer {agent.name}", unit="step", dynamic_ncols=True, leave=False,
+                   mininterval=1.0)
     try:
         while steps < env_steps:
             if steps < warmup:  # warm-up: the base policy, w ~ N(0, I)

@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=3000, help="env-step budget of steering (after warm-up included)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/toy", help="output folder for metrics.json and PNGs")
-    p.add_argument("--eval-episodes", type=int, default=400)
+    p.add_argument("--eval-episodes", type=int, default=1000)
     p.add_argument("--eval-every", type=int, default=600, help="env steps between mode-coverage evaluations")
     p.add_argument("--tr-norm", choices=("sum", "per_dim"), default="sum",
                    help="trust-region norm: squared norm summed over noise dims (paper) or per dimension")

@@ -17,7 +17,7 @@ from lpds_core.bc import make_chunks, train_bc
 from lpds_core.checkpoint import CheckpointError, load_backbone, save_backbone
 from lpds_core.flow_matching import FlowMatchingPolicy
 
-from .demos import make_demos
+from .demos import DEMO_VERSION, make_demos
 
 DEFAULT_BASE = dict(n_demos=400, bc_steps=6000, horizon=4, hidden=128, n_layers=3, num_steps=8, demo_seed=0,
                     bc_seed=0, lr=2e-3, batch_size=256)
@@ -28,7 +28,7 @@ def default_cache_dir() -> Path:
 
 
 def _key(settings: dict) -> str:
-    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha1(json.dumps(dict(settings, demo_version=DEMO_VERSION), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def toy_base_policy(cache_dir: str | os.PathLike | None = None, progress: bool = True, retrain: bool = False,

@@ -1,7 +1,7 @@
 """Emulated, imperfect human demonstrations for the multi-goal task.
 
 Each demo picks one of the four goals uniformly and drives there like a hesitant operator:
-a per-demo speed (slow to brisk), a heading wobble, an overshoot past the goal and back, pauses
+a speed that changes every few steps (slow to brisk bursts), a heading wobble, an overshoot past the goal and back, pauses
 ("hesitation"), and jitter on arrival. So the behaviour-cloned base reaches all four goals
 (multimodal) but slowly and sloppily: clearly below the best achievable return.
 """
@@ -11,18 +11,22 @@ import numpy as np
 
 from .multigoal import MultiGoalEnv
 
+DEMO_VERSION = 3  # bump whenever the operator model changes: it is part of the base-policy cache key
+
 
 def operator_episode(env: MultiGoalEnv, rng: np.random.Generator, goal: int) -> tuple[np.ndarray, np.ndarray]:
     """One demo: observations (T, 2) and actions (T, 2) in the env's action units."""
     obs, _ = env.reset(seed=int(rng.integers(2**31)))
     target = env.goals[goal]
-    speed = rng.uniform(0.35, 0.9)                      # some operators are slow
+    speed = rng.uniform(0.15, 1.0)                      # the operator moves in bursts: speed per segment
     overshoot = target * (1.0 + rng.uniform(0.0, 0.35))  # aim past the goal first
     heading_bias = rng.normal(0.0, 0.35)                 # curved path
     aim, pause = overshoot, 0
     observations, actions = [], []
-    for _ in range(env.max_steps):
+    for t in range(env.max_steps):
         pos = env.pos
+        if t % 4 == 0 and t > 0:
+            speed = rng.uniform(0.15, 1.0)
         if np.linalg.norm(aim - pos) < 0.08:
             aim = target                                 # reached the overshoot point: come back
         if pause > 0:

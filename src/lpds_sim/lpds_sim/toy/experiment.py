@@ -30,7 +30,7 @@ def _weights_digest(model: torch.nn.Module) -> list[float]:
 
 
 def run_toy(algo: str, backbone: FrozenDecoder, *, delta: float = 0.05, steps: int = 3000, seed: int = 0,
-            out: str | Path | None = None, eval_episodes: int = 400, eval_every: int = 600,
+            out: str | Path | None = None, eval_episodes: int = 1000, eval_every: int = 600,
             coverage_episodes: int = 100, config: dict[str, Any] | None = None, progress: bool = True,
             base_eval: dict[str, Any] | None = None, plots: bool = True) -> dict[str, Any]:
     """Steer `backbone` with `algo` for `steps` env steps; returns (and writes to out/metrics.json) the metrics."""

@@ -32,7 +32,7 @@ class MultiGoalEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, goal_distance: float = 1.0, reward_sigma: float = 0.2, max_step: float = 0.1,
+    def __init__(self, goal_distance: float = 1.5, reward_sigma: float = 0.2, max_step: float = 0.1,
                  max_steps: int = 40, start_noise: float = 0.02, success_radius: float = 0.25,
                  bound: float = 2.0):
         super().__init__()

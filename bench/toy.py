@@ -1,0 +1,90 @@
+"""Toy benchmark: base vs LP-DS (δ ∈ {0.01, 0.05, 0.1}) vs DSRL-NA, DSRL-SAC and LP-DS-A.
+
+Same frozen base, same seeds, same env-step budget for every method, side by side in one run.
+Prints a table (return, success, KL entropy of end points, per-goal fractions) and appends it,
+with the exact command, to bench/RESULTS.md.
+
+    python bench/toy.py --seeds 0 1 2 --steps 3000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RUNS = [("lpds", 0.01), ("lpds", 0.05), ("lpds", 0.1), ("dsrl-na", None), ("dsrl-sac", None), ("lpds-a", 0.05)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--eval-episodes", type=int, default=1000)
+    p.add_argument("--out", default="runs/bench_toy")
+    p.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--no-append", action="store_true", help="print the table only")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from lpds_sim.toy.base_policy import toy_base_policy
+    from lpds_sim.toy.experiment import run_toy
+
+    torch.set_num_threads(1)
+    backbone, path = toy_base_policy(cache_dir=args.cache_dir)
+    rows: dict[str, list[dict]] = {}
+    t_start = time.perf_counter()
+    for seed in args.seeds:
+        for algo, delta in RUNS:
+            label = f"{algo} δ={delta:g}" if delta is not None else algo
+            out = Path(args.out) / f"seed{seed}" / label.replace(" δ=", "_d")
+            m = run_toy(algo, backbone, delta=delta or 0.05, steps=args.steps, seed=seed, out=out,
+                        eval_episodes=args.eval_episodes, progress=False, plots=True)
+            m.pop("_paths")
+            rows.setdefault("base", [])
+            if len(rows["base"]) < len([s for s in args.seeds if s <= seed]):
+                rows["base"].append({"return_final": m["return_base"], "success_final": m["success_base"],
+                                     "entropy_final": m["entropy_base"], "mode_fractions": m["mode_fractions_base"],
+                                     "modes_reached": m["modes_reached_base"], "train_seconds": 0.0})
+            rows.setdefault(label, []).append(m)
+            print(f"seed {seed} {label}: return {m['return_base']:.2f} -> {m['return_final']:.2f}, "
+                  f"modes {m['mode_fractions']}, {m['train_seconds']:.0f}s", flush=True)
+    total = time.perf_counter() - t_start
+
+    base_ret = np.array([r["return_final"] for r in rows["base"]])
+    lines = ["| method | return (mean ± sd over seeds) | vs base | success | KL entropy (nats) | "
+             "goal fractions (+x, +y, −x, −y) | goals ≥10 % (min over seeds) | train s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, ms in rows.items():
+        ret = np.array([m["return_final"] for m in ms])
+        frac = np.mean([m["mode_fractions"] for m in ms], axis=0)
+        lines.append(
+            f"| {label} | {ret.mean():.2f} ± {ret.std():.2f} | {ret.mean() / base_ret.mean() - 1:+.1%} | "
+            f"{np.mean([m['success_final'] for m in ms]):.3f} | {np.mean([m['entropy_final'] for m in ms]):.2f} | "
+            f"{', '.join(f'{f:.2f}' for f in frac)} | {min(m['modes_reached'] for m in ms)} | "
+            f"{np.mean([m['train_seconds'] for m in ms]):.0f} |")
+    table = "\n".join(lines)
+    print(table)
+    cmd = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    (Path(args.out) / "summary.json").write_text(json.dumps(
+        {k: [{kk: vv for kk, vv in m.items() if kk in ("return_final", "success_final", "entropy_final",
+                                                       "mode_fractions", "modes_reached", "train_seconds")}
+             for m in v] for k, v in rows.items()}, indent=1))
+    if not args.no_append:
+        with open(args.results, "a") as f:
+            f.write(f"\n## Toy multi-goal: LP-DS vs baselines (core-steering)\n\n`{cmd}`\n\n"
+                    f"Frozen flow-matching base `{path.name}`; seeds {args.seeds}; {args.steps} env steps per method "
+                    f"(warm-up included); {args.eval_episodes} evaluation rollouts per method and seed; "
+                    f"whole run {total / 60:.1f} min on the shared 2-core CPU (train s are wall-clock, noisy).\n\n"
+                    f"{table}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
