@@ -49,10 +49,14 @@ def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: 
     """
     import gymnasium as gym
 
+    if obs_mode == "image":  # one display for all workers (as lpds_sim.vector does), not one Xvfb each
+        from lpds_sim.rai.display import ensure_display
+
+        ensure_display()
     fns = [_chunk_env_factory(task, obs_mode, horizon, gamma) for _ in range(n_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP
     if vector == "async":
-        envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="spawn")
+        envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="forkserver")
     else:
         envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
     return envs, envs.single_observation_space, envs.single_action_space
