@@ -33,8 +33,8 @@ class SteerConfig:
     final_trials_per_cell: int = 5
     ckpt_every: int = 5_000  # env steps between checkpoints
     warmup_steps: int = 2_000
-    utd: int = 2
-    batch_size: int = 256
+    utd: int = 1  # updates per collected chunk (×n_envs per vector step); sized for a shared 2-core CPU
+    batch_size: int = 128
     gamma: float = 0.99
     lr_actor: float = 3e-4
     lr_critic: float = 3e-4
