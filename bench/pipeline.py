@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for algo, run in steer_runs:
         done = json.loads((run / "done.json").read_text())
         _, agent, _ = load_steered_policy(run, env=env)
-        rows.append(evaluate(algo, lambda o, a=agent: a.act(o), done["train_seconds_this_session"],
+        rows.append(evaluate(algo, lambda o, a=agent: a.act(o), done.get("train_seconds", done["train_seconds_this_session"]),
                              done["env_steps"]))
     env.close()
     plot_comparison(steer_runs, out / "success_vs_steps.png")

@@ -164,6 +164,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
 
     ck = run.checkpointer()
     env_steps, episodes, chunks_seen, updates = 0, 0, 0, 0
+    wall_before = 0.0  # wall time of earlier sessions of this run (restored on resume)
     state = ck.load_latest() if resume else None
     if state is not None:
         agent.load_state_dict(state["agent"])
@@ -171,12 +172,14 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
         runs.set_rng_state(state["rng"])
         env_steps, episodes = int(state["step"]), int(state["episodes"])
         chunks_seen, updates = int(state["chunks"]), int(state["updates"])
+        wall_before = float(state.get("wall_s", 0.0))
         print(f"resumed {out} at env step {env_steps} ({len(replay)} transitions in replay) from {ck.latest()}")
     log = runs.ScalarLog(out, resume_step=env_steps if state is not None else None)
 
     def checkpoint() -> None:
         ck.save(env_steps, {"agent": agent.state_dict(), "replay": replay_state(replay), "rng": runs.rng_state(),
-                            "episodes": episodes, "chunks": chunks_seen, "updates": updates})
+                            "episodes": episodes, "chunks": chunks_seen, "updates": updates,
+                            "wall_s": wall_before + time.perf_counter() - t0})
 
     def evaluate(trials_per_cell: int, out_dir: Path | None = None) -> dict[str, Any]:
         agent.eval()
@@ -256,7 +259,8 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     summary = {"task": cfg.task, "algo": cfg.algo, "delta": cfg.delta, "env_steps": env_steps, "episodes": episodes,
                "updates": updates, "final_success_periodic_eval": res["success_rate"],
                "final_return_periodic_eval": res["mean_return"],
-               "train_seconds_this_session": time.perf_counter() - t0, "base": str(cfg.base)}
+               "train_seconds_this_session": time.perf_counter() - t0,
+               "train_seconds": wall_before + time.perf_counter() - t0, "base": str(cfg.base)}
     run.mark_done(**summary)
     return summary
 
