@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env-steps", type=int, default=100_000)
     p.add_argument("--eval-every", type=int, default=10_000)
     p.add_argument("--delta", type=float, default=0.05)
-    p.add_argument("--algos", default="lpds,dsrl-na", help="comma list; 'lpds@1.0' gives one algorithm its own δ")
+    p.add_argument("--algos", default="lpds,dsrl-na",
+                   help="comma list; 'lpds@1.0' gives one algorithm its own δ, 'lpds+eps' uses Δθ(s, ε)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trials-per-cell", type=int, default=5)
     p.add_argument("--steer-config", help="YAML with SteerConfig keys for every algorithm (the same for all)")
@@ -80,13 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     steer_runs = []
     for item in [a.strip() for a in args.algos.split(",") if a.strip()]:
         algo, _, d = item.partition("@")  # "lpds@1.0": this algorithm with its own δ
+        algo, _, variant = algo.partition("+")  # "lpds+eps@8": the Δθ(s, ε) variant
         delta = float(d) if d else args.delta
-        label = f"{algo} (δ={delta:g})" if algo.startswith("lpds") else algo
-        run = out / f"steer_{algo}" if not d else out / f"steer_{algo}_d{delta:g}"
+        label = (f"{algo}{' Δθ(s,ε)' if variant == 'eps' else ''} (δ={delta:g})" if algo.startswith("lpds")
+                 else algo)
+        run = out / f"steer_{algo}{'_eps' if variant == 'eps' else ''}{f'_d{delta:g}' if d else ''}"
         if not run_done(run):
             lpds("train-steer", "--base", str(base), "--algo", algo, "--delta", str(delta), "--env-steps",
                  str(args.env_steps), "--eval-every", str(args.eval_every), "--seed", str(args.seed),
                  "--out", str(run), "--no-progress", *(["--config", args.steer_config] if args.steer_config else []),
+                 *(["--use-eps"] if variant == "eps" else []),
                  *(["--resume"] if (run / "config.yaml").is_file() else []))
         steer_runs.append((label, run))
 
