@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma list; 'lpds@1.0' gives one algorithm its own δ, 'lpds+eps' uses Δθ(s, ε)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--trials-per-cell", type=int, default=5)
+    p.add_argument("--noise-scales", default="",
+                   help="also evaluate the base with w = s·ε for these s (e.g. '0.5,0'): how much of the base's "
+                        "failure is sampling noise")
     p.add_argument("--steer-config", help="YAML with SteerConfig keys for every algorithm (the same for all)")
     p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     args = p.parse_args(argv)
@@ -116,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
 
     base_agent = make_agent("base", backbone, obs_space=env.observation_space, action_space=env.action_space)
     rows.append(evaluate("base", lambda o: base_agent.act(o), 0.0, 0))
+    for s in [float(x) for x in args.noise_scales.split(",") if x.strip()]:
+        def scaled(o, s=s):
+            with torch.no_grad():
+                t, single = base_agent.obs_to_tensor(o)
+                f = base_agent.features(t)
+                a = base_agent.decode(f, s * torch.randn(f.shape[0], *backbone.noise_shape)).numpy()
+            return a[0] if single else a
+        rows.append(evaluate(f"base, noise ×{s:g} (not a method)", scaled, 0.0, 0))
     for algo, run in steer_runs:
         done = json.loads((run / "done.json").read_text())
         _, agent, _ = load_steered_policy(run, env=env)
@@ -132,10 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table))
     cmd = "python bench/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])
     section = [f"\n## Pipeline: base vs steering on {args.task} ({args.obs} obs, {args.n_demos} emulated demos)\n",
-               f"Command: `{cmd}`  ", f"Budget: {args.env_steps} env steps per algorithm, δ = {args.delta}, seed "
-               f"{args.seed}, {args.trials_per_cell * 8 if args.task == 'pick_place' else args.trials_per_cell * 4}"
-               f"-trial grid (same cell seeds for every policy). Wall times are on the shared 2-core machine "
-               f"(other jobs running), compare them only within this table.\n", *table, "",
+               f"Command: `{cmd}`  ", f"Budget: {args.env_steps} env steps per algorithm (δ as in the policy column; "
+               f"DSRL-NA has no δ, its noise is bounded by |w| ≤ 1.5), seed {args.seed}, "
+               f"{rows[0]['n_trials']}-trial grid with the same cell seeds for every policy. Action entropy: "
+               f"Kozachenko–Leonenko (nats) of the first action of 512 sampled chunks at 8 fixed start states. "
+               f"Wall times are on the shared 2-core machine with other jobs running: compare them only within "
+               f"this table.\n", *table, "",
                f"Curves: `{out}/success_vs_steps.png`, per-run plots in `{out}/steer_*/plots/`.\n"]
     if args.results:
         with open(args.results, "a") as fh:
