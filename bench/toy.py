@@ -17,6 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+def _label(algo: str, delta: float | None) -> str:
+    return f"{algo} δ={delta:g}" if delta is not None else algo
+
+
 RUNS = [("lpds", 0.01), ("lpds", 0.05), ("lpds", 0.1), ("dsrl-na", None), ("dsrl-sac", None), ("lpds-a", 0.05)]
 
 
@@ -29,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default=str(Path(__file__).with_name("RESULTS.md")))
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--no-append", action="store_true", help="print the table only")
+    p.add_argument("--from-runs", action="store_true",
+                   help="train nothing: summarise the metrics.json files already under --out")
     args = p.parse_args(argv)
 
     import torch
@@ -37,26 +43,40 @@ def main(argv: list[str] | None = None) -> int:
     from lpds_sim.toy.experiment import run_toy
 
     torch.set_num_threads(1)
-    backbone, path = toy_base_policy(cache_dir=args.cache_dir)
-    rows: dict[str, list[dict]] = {}
+    backbone, path = toy_base_policy(cache_dir=args.cache_dir, progress=not args.from_runs)
     t_start = time.perf_counter()
-    for seed in args.seeds:
+    for seed in ([] if args.from_runs else args.seeds):
         for algo, delta in RUNS:
-            label = f"{algo} δ={delta:g}" if delta is not None else algo
-            out = Path(args.out) / f"seed{seed}" / label.replace(" δ=", "_d")
-            m = run_toy(algo, backbone, delta=delta or 0.05, steps=args.steps, seed=seed, out=out,
+            label = _label(algo, delta)
+            m = run_toy(algo, backbone, delta=delta or 0.05, steps=args.steps, seed=seed,
+                        out=Path(args.out) / f"seed{seed}" / label.replace(" δ=", "_d"),
                         eval_episodes=args.eval_episodes, progress=False, plots=True)
-            m.pop("_paths")
-            rows.setdefault("base", [])
-            if len(rows["base"]) < len([s for s in args.seeds if s <= seed]):
-                rows["base"].append({"return_final": m["return_base"], "success_final": m["success_base"],
-                                     "entropy_final": m["entropy_base"], "mode_fractions": m["mode_fractions_base"],
-                                     "modes_reached": m["modes_reached_base"], "train_seconds": 0.0})
-            rows.setdefault(label, []).append(m)
             print(f"seed {seed} {label}: return {m['return_base']:.2f} -> {m['return_final']:.2f}, "
                   f"modes {m['mode_fractions']}, {m['train_seconds']:.0f}s", flush=True)
     total = time.perf_counter() - t_start
 
+    # the table is built from the per-run metrics.json files, so a partial run can be summarised too
+    rows: dict[str, list[dict]] = {"base": []}
+    seeds_done = []
+    for seed in args.seeds:
+        runs = {}
+        for algo, delta in RUNS:
+            f = Path(args.out) / f"seed{seed}" / _label(algo, delta).replace(" δ=", "_d") / "metrics.json"
+            if f.is_file():
+                runs[_label(algo, delta)] = json.loads(f.read_text())
+        if len(runs) < len(RUNS):
+            print(f"seed {seed}: only {len(runs)}/{len(RUNS)} runs found, left out of the table")
+            continue
+        seeds_done.append(seed)
+        m0 = next(iter(runs.values()))
+        rows["base"].append({"return_final": m0["return_base"], "success_final": m0["success_base"],
+                             "entropy_final": m0["entropy_base"], "mode_fractions": m0["mode_fractions_base"],
+                             "modes_reached": m0["modes_reached_base"], "train_seconds": 0.0})
+        for label, m in runs.items():
+            rows.setdefault(label, []).append(m)
+    if not seeds_done:
+        raise SystemExit("no complete seed to summarise")
+    steps = rows[_label(*RUNS[0])][0]["steps"]
     base_ret = np.array([r["return_final"] for r in rows["base"]])
     lines = ["| method | return (mean ± sd over seeds) | vs base | success | KL entropy (nats) | "
              "goal fractions (+x, +y, −x, −y) | goals ≥10 % (min over seeds) | train s |",
@@ -77,11 +97,12 @@ def main(argv: list[str] | None = None) -> int:
                                                        "mode_fractions", "modes_reached", "train_seconds")}
              for m in v] for k, v in rows.items()}, indent=1))
     if not args.no_append:
+        how = (f"whole run {total / 60:.1f} min on the shared 2-core CPU (train s are wall-clock, noisy)"
+               if not args.from_runs else f"summarised from the runs under `{args.out}`")
         with open(args.results, "a") as f:
             f.write(f"\n## Toy multi-goal: LP-DS vs baselines (core-steering)\n\n`{cmd}`\n\n"
-                    f"Frozen flow-matching base `{path.name}`; seeds {args.seeds}; {args.steps} env steps per method "
-                    f"(warm-up included); {args.eval_episodes} evaluation rollouts per method and seed; "
-                    f"whole run {total / 60:.1f} min on the shared 2-core CPU (train s are wall-clock, noisy).\n\n"
+                    f"Frozen flow-matching base `{path.name}`; seeds {seeds_done}; {steps} env steps per method "
+                    f"(warm-up included); {args.eval_episodes} evaluation rollouts per method and seed; {how}.\n\n"
                     f"{table}\n")
     return 0
 

@@ -71,10 +71,10 @@ def test_trust_region_norms_and_penalty_gradient():
     tr = LagrangianTrustRegion(0.1, 8, lambda_init=2.0)
     pen, c = tr.penalty(d)
     assert float(c.detach()) == pytest.approx(8 * 0.25)  # squared norm summed over all 8 dims, batch mean
-    assert float(pen) == pytest.approx(2.0 * (2.0 - 0.1))
+    assert float(pen.detach()) == pytest.approx(2.0 * (2.0 - 0.1))
     pen.backward()
     assert torch.allclose(d.grad, torch.full_like(d, 2.0 * 2 * 0.5 / 3))
-    assert float(LagrangianTrustRegion(0.1, 8, norm="per_dim").constraint(d)) == pytest.approx(0.25)
+    assert float(LagrangianTrustRegion(0.1, 8, norm="per_dim").constraint(d).detach()) == pytest.approx(0.25)
     assert "sum over all dims" in tr.describe() and "delta=0.1" in tr.describe()
     with pytest.raises(ValueError, match="norm"):
         LagrangianTrustRegion(0.1, 8, norm="l1")
@@ -227,3 +227,73 @@ def test_bad_inputs_give_clear_errors():
 
 def test_agent_registry_complete():
     assert set(AGENTS) == {"base", "lpds", "lpds-a", "dsrl-na", "dsrl-sac"}
+
+
+def test_deployable_perturbation_matches_the_agents_own_actions():
+    from lpds_core.export import perturbation_takes_eps
+    env = _toy_env()
+    dec = TinyDecoder()
+    for name, use_eps in (("lpds", False), ("lpds", True), ("lpds-a", False)):
+        agent = make_agent(name, dec, env.observation_space, dict(SMALL, use_eps=use_eps), env.action_space)
+        with torch.no_grad():
+            for p in agent.perturbation.net[-1].parameters():
+                p.normal_(0, 0.1)  # a non-trivial Δ
+        module, space = agent.deployable_perturbation()
+        assert perturbation_takes_eps(module) == use_eps
+        feats, eps = torch.randn(6, 2), torch.randn(6, 4, 2)
+        with torch.no_grad():
+            want, _, _ = agent.steered(feats, eps)
+            d = module(feats, eps) if use_eps else module(feats)
+            got = dec.decode_features(feats, eps + d) if space == "noise" else dec.decode_features(feats, eps) + d
+        assert torch.allclose(agent.clip(got), want, atol=1e-6), name
+    with pytest.raises(NotImplementedError, match="no additive perturbation"):
+        make_agent("dsrl-sac", dec, env.observation_space, SMALL).deployable_perturbation()
+
+
+def test_replay_buffer_save_load_round_trip(tmp_path):
+    buf = ReplayBuffer(8, (4, 2), seed=0)
+    for i in range(10):
+        buf.add(np.full(2, i), np.full((4, 2), i), np.full((4, 2), -i), float(i), np.full(2, i + 1), 0.9, False)
+    buf.save(str(tmp_path / "rb.npz"))
+    back = ReplayBuffer.load(str(tmp_path / "rb.npz"))
+    assert (back.size, back.pos, back.capacity) == (buf.size, buf.pos, buf.capacity)
+    assert np.array_equal(back.reward, buf.reward) and np.array_equal(back._obs[""], buf._obs[""])
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable replay-buffer"):
+        ReplayBuffer.load(str(tmp_path / "bad.npz"))
+
+
+def test_training_resumes_from_agent_and_buffer_checkpoints(tmp_path):
+    env = _toy_env()
+    dec = TinyDecoder()
+    agent = make_agent("lpds", dec, env.observation_space, SMALL, env.action_space)
+    buf = ReplayBuffer(1000, (4, 2), seed=0)
+    train_steering(env, agent, 96, buffer=buf, progress=False, verbose=False)
+    torch.save(agent.state_dict(), tmp_path / "a.pt")
+    buf.save(str(tmp_path / "rb.npz"))
+    again = make_agent("lpds", dec, env.observation_space, SMALL, env.action_space)
+    again.load_state_dict(torch.load(tmp_path / "a.pt", weights_only=True))
+    assert float(again.trust_region.lam) == float(agent.trust_region.lam) and again.updates == agent.updates
+    rb = ReplayBuffer.load(str(tmp_path / "rb.npz"))
+    n0, u0 = len(rb), again.updates
+    hist = train_steering(env, again, 160, buffer=rb, start_env_steps=96, progress=False, verbose=False)
+    assert len(rb) == n0 + 16 and again.updates == u0 + 16 * SMALL["utd"]  # 64 more steps = 16 chunks
+    assert hist["env_steps"][0] > 96
+    with pytest.raises(ValueError, match="must exceed"):
+        train_steering(env, again, 96, start_env_steps=96, progress=False)
+
+
+def test_agent_acts_on_image_observations_single_and_batched():
+    from lpds_core.flow_matching import FlowMatchingPolicy
+    fm = FlowMatchingPolicy(obs_dim=3, act_dim=2, horizon=4, obs_type="image", image_size=(16, 16), embed_dim=8,
+                            hidden=16, n_layers=1, num_steps=2)
+    obs = {"rgb": np.zeros((3, 16, 16), np.uint8), "depth": np.ones((1, 16, 16), np.float32),
+           "proprio": np.zeros(3, np.float32)}
+    agent = make_agent("lpds", fm, None, SMALL)
+    assert agent.act(obs).shape == (4, 2)
+    batch = {k: np.stack([v, v]) for k, v in obs.items()}
+    assert agent.act(batch).shape == (2, 4, 2)
+    with pytest.raises(ValueError, match="NaN"):
+        agent.act(dict(obs, depth=np.full((1, 16, 16), np.nan, np.float32)))
+    with pytest.raises(ValueError, match="'rgb' has shape"):
+        agent.act(dict(obs, rgb=np.zeros((3, 8, 8), np.uint8)))

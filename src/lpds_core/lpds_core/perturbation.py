@@ -44,6 +44,11 @@ class NoisePerturbation(nn.Module):
         nn.init.uniform_(last.weight, -init_scale, init_scale)
         nn.init.zeros_(last.bias)
 
+    @property
+    def takes_eps(self) -> bool:
+        """Read by `lpds_core.export`: whether forward needs ε as its second argument."""
+        return self.use_eps
+
     def forward(self, features: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
         if features.ndim != 2 or features.shape[1] != self.feature_dim:
             raise ValueError(f"NoisePerturbation expects features of shape (B, {self.feature_dim}), "

@@ -91,3 +91,37 @@ class ReplayBuffer:
             "discount": torch.as_tensor(self.discount[idx]),
             "done": torch.as_tensor(self.done[idx]),
         }
+
+    # ---- persistence (resumable training) -------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Write the filled part of the buffer to an .npz file (no pickle)."""
+        if self._obs is None or self._next_obs is None:
+            raise ValueError("replay: nothing to save, the buffer is empty")
+        arrays = {f"obs/{k}": v[: self.size] for k, v in self._obs.items()}
+        arrays.update({f"next_obs/{k}": v[: self.size] for k, v in self._next_obs.items()})
+        for name in ("action", "noise", "reward", "discount", "done"):
+            arrays[name] = getattr(self, name)[: self.size]
+        meta = np.array([self.capacity, self.size, self.pos, int(self._dict_obs)], np.int64)
+        np.savez_compressed(path, _meta=meta, **arrays)
+
+    @classmethod
+    def load(cls, path: str, seed: int | None = None) -> "ReplayBuffer":
+        """A buffer restored from `save` (same capacity, contents and write position)."""
+        try:
+            data = np.load(path, allow_pickle=False)
+            capacity, size, pos, dict_obs = (int(x) for x in data["_meta"])
+            buf = cls(capacity, tuple(data["action"].shape[1:]), seed=seed)  # type: ignore[arg-type]
+        except (OSError, KeyError, ValueError) as e:
+            raise ValueError(f"replay: '{path}' is not a readable replay-buffer file ({e}); delete it and "
+                             f"collect fresh data") from e
+        keys = [k[4:] for k in data.files if k.startswith("obs/")]
+        buf._dict_obs = bool(dict_obs)
+        buf._alloc({k: data[f"obs/{k}"][0] for k in keys})
+        assert buf._obs is not None and buf._next_obs is not None
+        for k in keys:
+            buf._obs[k][:size] = data[f"obs/{k}"]
+            buf._next_obs[k][:size] = data[f"next_obs/{k}"]
+        for name in ("action", "noise", "reward", "discount", "done"):
+            getattr(buf, name)[:size] = data[name]
+        buf.size, buf.pos = size, pos
+        return buf

@@ -33,21 +33,28 @@ def as_chunk_env(env: gym.Env, horizon: int, act_dim: int, gamma: float) -> gym.
 def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: int | None = None,
                    utd: int | None = None, batch_size: int | None = None, buffer: ReplayBuffer | None = None,
                    seed: int = 0, callback: Callback | None = None, callback_every: int = 1000,
-                   log_every: int = 100, progress: bool = True) -> dict[str, list]:
+                   log_every: int = 100, progress: bool = True, verbose: bool = True,
+                   start_env_steps: int = 0) -> dict[str, list]:
     """Train `agent` for `env_steps` env steps; returns the history (lists keyed by metric).
 
     history["env_steps"][i] pairs with every other logged list of the same length (update
     metrics averaged over the last `log_every` env steps); episode returns are logged as
     ("episode_env_steps", "episode_return"). `callback(env_steps, agent, history)` runs every
-    `callback_every` env steps (and at the end); if it returns True training stops.
+    `callback_every` env steps (and at the end); if it returns True training stops. With `verbose`, the
+    agent's description (for LP-DS: the trust-region choice) is printed first, so every run states it.
+    To resume, pass the restored agent, `buffer=ReplayBuffer.load(...)` and `start_env_steps` (the count
+    already done; `env_steps` stays the total), and warm-up is skipped for the steps already taken.
     """
     c = agent.config
     warmup = c.warmup_steps if warmup_steps is None else int(warmup_steps)
     utd = c.utd if utd is None else int(utd)
     batch_size = c.batch_size if batch_size is None else int(batch_size)
-    if env_steps <= 0:
-        raise ValueError(f"env_steps must be > 0, got {env_steps}")
+    if env_steps <= start_env_steps or start_env_steps < 0:
+        raise ValueError(f"env_steps ({env_steps}) must exceed start_env_steps ({start_env_steps}) >= 0")
     h, a = agent.noise_shape
+    if verbose:
+        print(f"{agent.describe()}; {env_steps} env steps, warm-up {warmup}, utd {utd}, batch {batch_size}",
+              flush=True)
     env = as_chunk_env(env, h, a, c.gamma)
     buffer = buffer if buffer is not None else ReplayBuffer(c.buffer_capacity, agent.noise_shape, seed=seed)
     torch.manual_seed(seed)
@@ -56,12 +63,13 @@ def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: 
     history: dict[str, list] = defaultdict(list)
     pending: dict[str, list[float]] = defaultdict(list)
     obs, _ = env.reset(seed=seed)
-    ep_ret, steps, next_log, next_cb = 0.0, 0, log_every, callback_every
+    steps = int(start_env_steps)
+    ep_ret, next_log, next_cb = 0.0, steps + log_every, steps + callback_every
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=env_steps, desc=f"steer {agent.name}", unit="step", dynamic_ncols=True, leave=False,
-                   mininterval=1.0)
+        bar = tqdm(total=env_steps, initial=steps, desc=f"steer {agent.name}", unit="step", dynamic_ncols=True,
+                   leave=False, mininterval=1.0)
     try:
         while steps < env_steps:
             if steps < warmup:  # warm-up: the base policy, w ~ N(0, I)

@@ -121,27 +121,29 @@ class Agent(nn.Module):
     def obs_to_tensor(self, obs: Any) -> tuple[Obs, bool]:
         """Torch observation batch and whether the input was a single observation; clear errors for bad input."""
         if isinstance(obs, dict):
+            expected = self._dict_obs_shapes()
             out: dict[str, torch.Tensor] = {}
             single = None
             for k, v in obs.items():
-                t = torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v)
+                t = v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v))
                 if t.is_floating_point() and not torch.isfinite(t).all():
                     raise ValueError(f"observation '{k}' contains NaN/inf; check the sensor/env before acting")
-                exp = self.obs_space[k].shape if isinstance(self.obs_space, gym.spaces.Dict) else None
+                exp = expected.get(k)
                 if exp is not None:
-                    if tuple(t.shape) == tuple(exp):
+                    if tuple(t.shape) == exp:
                         s = True
-                    elif tuple(t.shape[1:]) == tuple(exp):
+                    elif tuple(t.shape[1:]) == exp:
                         s = False
                     else:
-                        raise ValueError(f"observation '{k}' has shape {tuple(t.shape)}, expected {tuple(exp)} "
-                                         f"or (B, *{tuple(exp)})")
-                    single = s if single is None else single
+                        raise ValueError(f"observation '{k}' has shape {tuple(t.shape)}, expected {exp} "
+                                         f"or (B, *{exp})")
+                    if single is not None and s != single:
+                        raise ValueError("observation parts disagree on whether they are batched")
+                    single = s
                 out[k] = t
-            single = bool(single)
             if single:
                 out = {k: v.unsqueeze(0) for k, v in out.items()}
-            return {k: (v.float() if v.dtype != torch.uint8 else v) for k, v in out.items()}, single
+            return {k: (v.float() if v.dtype != torch.uint8 else v) for k, v in out.items()}, bool(single)
         t = torch.as_tensor(obs if isinstance(obs, torch.Tensor) else np.asarray(obs, dtype=np.float32)).float()
         if not torch.isfinite(t).all():
             raise ValueError("observation contains NaN/inf; check the env/sensor before acting")
@@ -152,6 +154,15 @@ class Agent(nn.Module):
             return t, False
         raise ValueError(f"observation has shape {tuple(t.shape)}, expected ({obs_dim},) or (B, {obs_dim}) "
                          f"for this backbone")
+
+    def _dict_obs_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shapes of dict observations: from the Dict obs space, else from the backbone's spec."""
+        if isinstance(self.obs_space, gym.spaces.Dict):
+            return {k: tuple(sp.shape or ()) for k, sp in self.obs_space.spaces.items()}
+        spec = getattr(self.backbone, "obs_spec", None)
+        if callable(spec):
+            return {k: tuple(int(n) for n in v["shape"]) for k, v in spec().items()}
+        return {}
 
     def features(self, obs: Obs) -> torch.Tensor:
         """Frozen backbone features (no gradient into the backbone)."""
@@ -185,6 +196,10 @@ class Agent(nn.Module):
     # ---- learning -----------------------------------------------------------------------------
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
         raise NotImplementedError
+
+    def deployable_perturbation(self) -> tuple[nn.Module, str]:
+        """(perturbation module, "noise" | "action") for ONNX export; only the LP-DS agents have one."""
+        raise NotImplementedError(f"{self.name} has no additive perturbation to export; export lpds or lpds-a")
 
     def describe(self) -> str:
         return f"{self.name}: noise {self.noise_shape}, features {self.feature_dim}"

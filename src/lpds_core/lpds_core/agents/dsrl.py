@@ -45,7 +45,8 @@ class _NoiseSACAgent(Agent):
         self.optimizers["alpha"].zero_grad(set_to_none=True)
         alpha_loss.backward()
         self.optimizers["alpha"].step()
-        return {"actor_loss": float(actor_loss.detach()), "q_pi": float(q.detach().mean()), "alpha": float(self.temperature.alpha),
+        return {"actor_loss": float(actor_loss.detach()), "q_pi": float(q.detach().mean()),
+                "alpha": float(self.temperature.alpha),
                 "entropy": float(-logp.detach().mean()), "noise_sq": float(w.detach().pow(2).sum((1, 2)).mean())}
 
 

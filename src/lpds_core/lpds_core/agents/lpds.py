@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..backbone import Obs
 from ..critics import TwinQ, td_target
@@ -38,6 +39,14 @@ class LPDSAgent(Agent):
 
     def describe(self) -> str:
         return f"{super().describe()}, perturbation in {self.space} space; {self.trust_region.describe()}"
+
+    def deployable_perturbation(self) -> tuple[nn.Module, str]:
+        """(module, space) for `lpds_core.export.export_onnx`: metadata["perturbation_space"] = space.
+        In action space the module outputs raw action units (Δ · action scale), as the exported graph adds it
+        to the decoded raw actions."""
+        if self.space == "noise":
+            return self.perturbation, "noise"
+        return _RawActionPerturbation(self.perturbation, self.action_scale), "action"
 
     def steered(self, features: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(actions, noise fed to the decoder, Δ) for given features and base noise ε."""
@@ -84,6 +93,22 @@ class LPDSAgent(Agent):
         self.critic.polyak(c.tau)
         self.updates += 1
         return out
+
+
+class _RawActionPerturbation(nn.Module):
+    """Δθ in raw action units: the normalised LP-DS-A perturbation times the action half-range."""
+
+    def __init__(self, perturbation: NoisePerturbation, scale: torch.Tensor):
+        super().__init__()
+        self.perturbation = perturbation
+        self.register_buffer("scale", scale.detach().clone())
+
+    @property
+    def takes_eps(self) -> bool:
+        return self.perturbation.takes_eps
+
+    def forward(self, features: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        return self.perturbation(features, eps) * self.scale
 
 
 class LPDSActionAgent(LPDSAgent):

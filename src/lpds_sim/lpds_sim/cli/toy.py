@@ -14,6 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=3000, help="env-step budget of steering (after warm-up included)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/toy", help="output folder for metrics.json and PNGs")
+    p.add_argument("--warmup", type=int, default=600, help="env steps of the base policy before updates start")
+    p.add_argument("--utd", type=int, default=4, help="gradient updates per collected chunk")
     p.add_argument("--eval-episodes", type=int, default=1000)
     p.add_argument("--eval-every", type=int, default=600, help="env steps between mode-coverage evaluations")
     p.add_argument("--tr-norm", choices=("sum", "per_dim"), default="sum",
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"base policy: {path}")
     m = run_toy(args.algo, backbone, delta=args.delta, steps=args.steps, seed=args.seed, out=args.out,
                 eval_episodes=args.eval_episodes, eval_every=args.eval_every,
-                config={"tr_norm": args.tr_norm, "use_eps": args.use_eps, "num_threads": args.threads},
+                config={"tr_norm": args.tr_norm, "use_eps": args.use_eps, "num_threads": args.threads,
+                        "warmup_steps": args.warmup, "utd": args.utd},
                 progress=not args.no_progress)
     summary = {k: m[k] for k in ("algo", "delta", "return_base", "return_final", "success_final", "mode_fractions",
                                  "entropy_base", "entropy_final")}

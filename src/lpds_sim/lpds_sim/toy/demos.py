@@ -1,8 +1,8 @@
 """Emulated, imperfect human demonstrations for the multi-goal task.
 
-Each demo picks one of the four goals uniformly and drives there like a hesitant operator:
-a speed that changes every few steps (slow to brisk bursts), a heading wobble, an overshoot past the goal and back, pauses
-("hesitation"), and jitter on arrival. So the behaviour-cloned base reaches all four goals
+Each demo picks one of the four goals uniformly and drives there like a hesitant operator: a speed
+that changes every few steps (slow to brisk bursts), a heading wobble, an overshoot past the goal and
+back, pauses ("hesitation"), and jitter on arrival. So the behaviour-cloned base reaches all four goals
 (multimodal) but slowly and sloppily: clearly below the best achievable return.
 """
 from __future__ import annotations

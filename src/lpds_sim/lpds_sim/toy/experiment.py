@@ -44,7 +44,6 @@ def run_toy(algo: str, backbone: FrozenDecoder, *, delta: float = 0.05, steps: i
         base_eval = evaluate(make_agent("base", backbone, env.observation_space, cfg, env.action_space),
                              eval_episodes, seed=10_000 + seed)
     agent = make_agent(algo, backbone, env.observation_space, cfg, env.action_space)
-    print(agent.describe(), flush=True)
     before = _weights_digest(backbone)
     coverage_steps: list[int] = [0]
     coverage: list[list[float]] = [list(base_eval["mode_fractions"])]
@@ -58,7 +57,7 @@ def run_toy(algo: str, backbone: FrozenDecoder, *, delta: float = 0.05, steps: i
     history: dict[str, list] = {}
     if algo != "base":
         history = train_steering(env, agent, steps, seed=seed, callback=on_eval, callback_every=eval_every,
-                                 progress=progress)
+                                 progress=progress, verbose=True)
     train_s = time.perf_counter() - t0
     if _weights_digest(backbone) != before:
         raise RuntimeError("the frozen backbone's weights changed during steering; this is a bug")

@@ -1,8 +1,8 @@
-"""2-D multi-goal navigation: a point starts near the origin; four equal Gaussian reward peaks at (±g, 0), (0, ±g).
+"""2-D multi-goal navigation: a point starts near the origin; four equal Gaussian reward peaks at (±g,0), (0,±g).
 
 Every goal is worth the same, so a good policy may pick any of them: the task measures whether steering
 improves return *without* collapsing the base policy's four modes. The per-step reward is
-`Σ_i exp(−‖x − g_i‖² / (2σ²))` (≤ 1 near a peak), so return rewards getting to a goal fast and staying on it.
+`Σ_i exp(−‖x − g_i‖² / (2σ²))` (≤ 1 near a peak): return rewards reaching a goal fast and staying on it.
 """
 from __future__ import annotations
 
