@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -24,33 +25,45 @@ def actions(kind: str, n: int, dim: int, rng: np.random.Generator) -> np.ndarray
     return a.astype(np.float32)
 
 
-def bench_single(task: str, kind: str, steps: int, obs_mode: str = "state") -> float:
+def bench_single(task: str, kind: str, steps: int, obs_mode: str = "state", **kw) -> tuple[float, float]:
+    """(steps per wall second, steps per CPU second of this process). The CPU-time rate is what one free core
+    would give; on a shared, overloaded machine the wall rate is lower by the time-slicing factor."""
     from lpds_sim.tasks import make_env
-    env = make_env(task, obs_mode=obs_mode)
+    env = make_env(task, obs_mode=obs_mode, **kw)
     A = actions(kind, steps, env.action_space.shape[0], np.random.default_rng(0))
     env.reset(seed=0)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for a in A:
         _, _, term, trunc, _ = env.step(a)
         if term or trunc:
             env.reset()
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, time.process_time() - c
     env.close()
-    return steps / dt
+    return steps / dt, steps / dc
 
 
-def bench_vector(task: str, kind: str, steps: int, num_envs: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process from /proc (Linux), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_vector(task: str, kind: str, steps: int, num_envs: int) -> tuple[float, float, float]:
+    """(env steps per wall second, worker CPU-s per env step, parent CPU-s per vector step)."""
     from lpds_sim.vector import make_vector_env
     venv = make_vector_env(task, num_envs=num_envs, obs_mode="state")
     A = actions(kind, steps, venv.single_action_space.shape[0], np.random.default_rng(0))
     venv.reset(seed=0)
     venv.step(np.repeat(A[:1], num_envs, 0))  # warm-up: workers started
-    t = time.perf_counter()
+    pids = [p.pid for p in venv.processes]
+    w0, c0, t = [_cpu_seconds(p) for p in pids], time.process_time(), time.perf_counter()
     for a in A:
         venv.step(np.repeat(a[None], num_envs, 0))
-    dt = time.perf_counter() - t
+    dt, dc = time.perf_counter() - t, time.process_time() - c0
+    worker_cpu = sum(_cpu_seconds(p) - w for p, w in zip(pids, w0))
     venv.close()
-    return steps * num_envs / dt
+    return steps * num_envs / dt, worker_cpu / (steps * num_envs), dc / steps
 
 
 def main() -> None:
@@ -58,18 +71,41 @@ def main() -> None:
     ap.add_argument("--task", default="pick_place")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--image-steps", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best round of each is reported")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     res = {}
     for kind in ("random", "smooth"):
-        one = bench_single(args.task, kind, args.steps)
-        vec = bench_vector(args.task, kind, args.steps // 2, 2)
-        res[kind] = {"single_steps_per_s": one, "vector2_steps_per_s": vec, "speedup": vec / one}
-        print(f"[{kind:6s}] state env, 1 process: {one:7.0f} steps/s | AsyncVectorEnv x2: {vec:7.0f} steps/s "
-              f"| speed-up {vec / one:.2f}x")
-    img = bench_single(args.task, "smooth", args.image_steps, obs_mode="image")
-    res["image_steps_per_s"] = img
-    print(f"image env (84x84 RGB-D + proprio, Xvfb/llvmpipe), 1 process: {img:.1f} steps/s")
+        ones, cpus, vecs, wcpu, pcpu = [], [], [], [], []
+        for _ in range(args.rounds):  # side by side, interleaved
+            w, c = bench_single(args.task, kind, args.steps)
+            ones.append(w)
+            cpus.append(c)
+            v, wc, pc = bench_vector(args.task, kind, args.steps // 2, 2)
+            vecs.append(v)
+            wcpu.append(wc)
+            pcpu.append(pc)
+        one, cpu, vec = max(ones), max(cpus), max(vecs)
+        # CPU-time model of two free cores: each worker runs its env at its CPU cost per step, the parent adds
+        # its per-vector-step overhead to the critical path
+        wc, pc = min(wcpu), min(pcpu)
+        projected = 2.0 / (wc + pc) / cpu
+        res[kind] = {"single_steps_per_s": one, "single_steps_per_cpu_s": cpu, "vector2_steps_per_s": vec,
+                     "speedup": vec / one, "worker_cpu_s_per_env_step": wc, "parent_cpu_s_per_vector_step": pc,
+                     "projected_speedup_2_free_cores": projected}
+        print(f"[{kind:6s}] state env, 1 process: {one:6.0f} steps/s (wall), {cpu:6.0f} steps/CPU-s | "
+              f"AsyncVectorEnv x2: {vec:6.0f} steps/s | speed-up {vec / one:.2f}x (wall) | worker "
+              f"{1e3 * wc:.2f} ms CPU/env-step, parent {1e3 * pc:.2f} ms CPU/vector-step -> projected "
+              f"{projected:.2f}x on 2 free cores")
+    w, c = bench_single(args.task, "smooth", args.steps, coarse_free_motion=False)
+    res["smooth_fixed_substeps"] = {"single_steps_per_s": w, "single_steps_per_cpu_s": c}
+    print(f"[smooth] without coarse free-motion substeps: {w:6.0f} steps/s (wall), {c:6.0f} steps/CPU-s")
+    img, img_cpu = bench_single(args.task, "smooth", args.image_steps, obs_mode="image")
+    res["image_steps_per_s"], res["image_steps_per_cpu_s"] = img, img_cpu
+    print(f"image env (84x84 RGB-D + proprio, Xvfb/llvmpipe), 1 process: {img:.1f} steps/s (wall), "
+          f"{img_cpu:.1f} steps/CPU-s")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)

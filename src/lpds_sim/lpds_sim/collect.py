@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from tqdm import tqdm
 
 from .demos_io import Episode, stack_obs

@@ -11,7 +11,7 @@ pauses at phase changes and short hesitations, a detour-then-correct on the fina
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import gymnasium as gym
@@ -112,7 +112,7 @@ class ScriptedOperator:
         a = np.clip(delta / self.max_step, -1.0, 1.0)
         out = [a]
         if self.u.use_yaw:
-            dyaw = 0.0 if yaw_target is None else (yaw_target - self.u._tgt_yaw) / self.max_yaw_step
+            dyaw = 0.0 if yaw_target is None else (yaw_target - self.u.ee_target_yaw) / self.max_yaw_step
             out.append([np.clip(dyaw, -1.0, 1.0)])
         out.append([grip])
         return np.concatenate(out).astype(np.float32)

@@ -5,6 +5,9 @@ observations in shared memory). Gymnasium 1.x semantics: autoreset happens on th
 (`autoreset_mode=NextStep`), actions are batched `(num_envs, A)`. Subprocesses start with `forkserver` (never fork a
 process that already runs PhysX threads). For image observations the parent makes sure a display exists first, so
 every worker inherits the same `DISPLAY` instead of starting its own Xvfb.
+
+Like any spawn/forkserver multiprocessing, the script that creates the vector env must guard its entry point with
+`if __name__ == "__main__":` (workers import the main module; without the guard they fail to start).
 """
 from __future__ import annotations
 
