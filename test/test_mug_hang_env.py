@@ -82,6 +82,20 @@ def test_reward_is_the_formula_of_the_info_terms(env):
             break
 
 
+def test_pushing_the_gripper_onto_the_holder_post_is_a_collision(env):
+    env.reset(seed=0)
+    u = env.unwrapped
+    post_top = np.array([*SC.holder.xy, 0.65 + SC.holder.peg_height + 0.015])
+    collided = False
+    for _ in range(60):  # fly above the post, then press down onto it
+        goal = post_top + ([0, 0, 0.10] if np.linalg.norm(u.ee_pose()[0][:2] - post_top[:2]) > 0.01 else [0, 0, -0.05])
+        a = np.r_[np.clip((goal - u.ee_target) / 0.03, -1, 1), 0.0, 1.0].astype(np.float32)
+        collided |= env.step(a)[-1]["collision"]
+        if collided:
+            break
+    assert collided
+
+
 def test_grid_cells_place_the_mug_inside_the_cell(env):
     u = env.unwrapped
     rows, cols, _ = get_task("mug_hang").grid
@@ -122,28 +136,66 @@ def test_scripted_episode_hangs_the_mug_without_collisions(env):
 
 
 def test_same_seed_same_operator_actions(env):
-    runs = []
-    for _ in range(2):
+    def first_actions(op_seed):
         env.reset(seed=7)
-        op = make_operator("mug_hang", env, seed=3)
+        op = make_operator("mug_hang", env, seed=op_seed)
         op.reset()
         acts = []
         for _ in range(25):
             acts.append(op())
             env.step(acts[-1])
-        runs.append(np.array(acts))
-    # KOMO's solutions differ from run to run in the 6th digit (the reference note saw it too): equal up to that
-    assert np.allclose(runs[0], runs[1], atol=1e-4)
+        return np.array(acts)
+
+    a, b, other = first_actions(3), first_actions(3), first_actions(4)
+    # KOMO differs in the 6th digit between runs and PhysX warm starts survive a reset (~1e-4 m): equal up to that
+    assert np.allclose(a, b, atol=1e-2)
+    assert np.abs(a - other).max() > 0.05  # another operator seed is another human
 
 
 @pytest.mark.slow
-def test_scripted_operator_meets_the_mug_grid_target():
+def test_scripted_operator_meets_the_mug_grid_target(env):
     """The issue's bar: >= 85 % of the 20 mug grid trials (2x2 cells x 5, seed 0)."""
     from lpds_sim.grid_protocol import GridProtocol
 
-    env = make_env("mug_hang")
     rows, cols, trials = get_task("mug_hang").grid
     res = GridProtocol(rows, cols, trials, seed=0).run(env, make_operator("mug_hang", env, seed=0), progress=False)
-    env.close()
     assert len(res.trials) == 20
     assert res.successes >= 17, res.summary()
+
+
+IMAGE_SCRIPT = """
+import numpy as np
+from lpds_sim.rai.display import NoDisplayError
+from lpds_sim.rai.mug_scene import MugScene
+from lpds_sim.tasks import make_env
+try:
+    env = make_env("mug_hang", obs_mode="image")
+except NoDisplayError as exc:
+    print("CLEAR-ERROR", exc)
+    raise SystemExit(0)
+def rgb(pos, quat=(1, 0, 0, 0)):
+    obs, _ = env.reset(seed=0, options={"mug_pose": (pos, quat)})
+    return obs
+z = MugScene().mug_rest_z()
+away = rgb([1.0, -0.9, z])["rgb"].astype(int)  # on the table, out of the camera's view
+hung = rgb(*MugScene().hang_pose())
+assert hung["rgb"].shape == (3, 84, 84) and hung["depth"].shape == (1, 84, 84)
+assert hung["rgb"].std() > 5 and (hung["depth"] > 0).mean() > 0.9   # a real picture, not a blank frame
+(x0, x1), (y0, y1) = env.unwrapped.object_region
+for obs in (hung, rgb([x0, y0, z]), rgb([x0, y1, z]), rgb([x1, y0, z]), rgb([x1, y1, z])):
+    changed = (np.abs(obs["rgb"].astype(int) - away).sum(0) > 30).sum()
+    assert changed > 20, changed   # the mug is in view at the peg and at every corner of its start region
+env.close()
+print("IMAGE-OK")
+"""
+
+
+def test_mug_camera_sees_the_start_region_and_the_peg(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", IMAGE_SCRIPT], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ))
+    assert out.returncode == 0, f"rc={out.returncode}\n{out.stdout}\n{out.stderr[-2000:]}"
+    assert "IMAGE-OK" in out.stdout or "CLEAR-ERROR" in out.stdout

@@ -29,7 +29,6 @@ class MugHangEnv(PandaTaskEnv):
     # mug start region (x, y of the body centre): in front of and left of the holder, kept >= 20 cm from the post
     object_region = ((-0.25, 0.1), (0.1, 0.35))
     grid_shape = (2, 2)        # 2x2 cells x 5 trials = the 20 mug trials of the grid protocol
-    grid_trials = 5
     default_max_episode_steps = 200
     mug_yaw_range = (-np.pi, np.pi)  # the handle may point anywhere at the start, as on a real bench
     hold_steps = 10            # 1 s at 10 Hz hanging in a row = success
@@ -41,8 +40,8 @@ class MugHangEnv(PandaTaskEnv):
     camera_target = (0.05, 0.28, 0.72)
 
     def __init__(self, *args, **kwargs):
-        # PhysX substeps of 10 ms, not the base's 20 ms: at 20 ms the closing fingers tunnel into the mug's thin
-        # body (the gripper closes to 5 mm around a 6 cm mug and drops it on the first acceleration).
+        # PhysX substeps of 10 ms (the base's default too) are required: at 20 ms the closing fingers tunnel into the
+        # mug's body (the gripper closes to 5 mm around a 6 cm mug and drops it on the first acceleration).
         kwargs.setdefault("sim_dt", 0.01)
         if kwargs.get("camera") is None:  # the shared view cuts the holder off at the image edge
             kwargs["camera"] = CameraSpec(eye=self.camera_eye, target=self.camera_target)
@@ -64,12 +63,14 @@ class MugHangEnv(PandaTaskEnv):
 
     def _place_task(self, C: ry.Config, xy: np.ndarray, rng: np.random.Generator) -> None:
         self.mug_yaw0 = float(rng.uniform(*self.mug_yaw_range))
-        pos, quat = [float(xy[0]), float(xy[1]), self.scene_spec.mug_rest_z()], axis_angle_quat([0, 0, 1], self.mug_yaw0)
+        pos = [float(xy[0]), float(xy[1]), self.scene_spec.mug_rest_z()]
+        quat = axis_angle_quat([0, 0, 1], self.mug_yaw0)
         if self._pose_override is not None:
             pos, quat = (np.asarray(v, float) for v in self._pose_override)
             if pos.shape != (3,) or quat.shape != (4,):
                 raise ValueError("options['mug_pose'] must be (position (3,), quaternion wxyz (4,)), got shapes "
                                  f"{pos.shape}, {quat.shape}")
+            self.start_xy = pos[:2].copy()
         C.getFrame(MUG).setPosition(list(pos)).setQuaternion(list(quat))
         self._hang_timer.reset()
 
@@ -82,8 +83,8 @@ class MugHangEnv(PandaTaskEnv):
         return self._hang_timer.update(self.mug_hanging_now())
 
     def close(self):
-        # Free the PhysX simulation now, while its Config surely exists: when the cycle collector frees an env it
-        # may free them the other way round, and RAI then segfaults (seen 3/3 times in a bench with a cycle).
+        # Free the PhysX simulation now, at a known point: an env freed later by the cycle collector (e.g. one an
+        # operator closure keeps in a reference cycle) segfaulted in RAI 2/2 times; dropping S here fixed it 2/2.
         self.S = None
         super().close()
 

@@ -172,7 +172,7 @@ class MugHangOperator(ScriptedOperator):
                 return a
             self._queue.pop(0)
         self.phase = "done"
-        return self._action(self.u.ee_target, self.u._tgt_yaw, OPEN)
+        return self._action(self.u.ee_target, self.u.ee_target_yaw, OPEN)
 
     # ------------------------------------------------------------------ planning
     def _komo_paths(self) -> list[np.ndarray] | None:
@@ -210,7 +210,7 @@ class MugHangOperator(ScriptedOperator):
         # only the carry's yaw is pinned (grasp -> hang, mod pi); the approach just turns to the grasp yaw
         Y1 = fit_yaw_range(Y1, lim)
         grasp, grasp_yaw = P0[-1], float(Y1[0])
-        y_start = self.u._tgt_yaw
+        y_start = self.u.ee_target_yaw
         Y0 = y_start + (grasp_yaw - y_start) * np.linspace(0.0, 1.0, len(P0)) ** 0.5
         above = grasp + [0, 0, 0.05]
 
@@ -254,7 +254,8 @@ class MugHangOperator(ScriptedOperator):
         st = self.style
         if st.enabled and self.rng.random() < st.pause_prob:
             n = int(self.rng.integers(st.pause_steps[0], st.pause_steps[1] + 1))
-            self._queue.append(("pause", self._counted(lambda op: op._action(op.u.ee_target, op.u._tgt_yaw, grip), n)))
+            keep_still = lambda op: op._action(op.u.ee_target, op.u.ee_target_yaw, grip)  # noqa: E731
+            self._queue.append(("pause", self._counted(keep_still, n)))
 
     # ------------------------------------------------------------------ references
     def _speed(self) -> float:
@@ -301,7 +302,7 @@ class MugHangOperator(ScriptedOperator):
             if i < len(move.pos):
                 st = op.style
                 if move.free_space and st.enabled and op.rng.random() < st.hesitate_prob:
-                    return op._action(op.u.ee_target, op.u._tgt_yaw, move.grip)
+                    return op._action(op.u.ee_target, op.u.ee_target_yaw, move.grip)
                 state["i"] += 1
                 a = op._action(move.pos[i], move.yaw[i], move.grip)
                 if move.free_space and st.enabled and st.tremor_std > 0:
@@ -338,7 +339,7 @@ class MugHangOperator(ScriptedOperator):
         A gain of 1 with the arm's one-step lag makes the hole circle around the peg axis; 0.5 settles in ~4 steps.
         """
         e, eyaw = self._handle_error(c_goal, mug_yaw_goal)
-        return self.u.ee_target + gain * e, self.u._tgt_yaw + gain * eyaw
+        return self.u.ee_target + gain * e, self.u.ee_target_yaw + gain * eyaw
 
     def _servo_align(self, c_pre: np.ndarray, mug_yaw_goal: float) -> Step:
         state = {"n": 0, "ok": 0}
@@ -385,7 +386,7 @@ class MugHangOperator(ScriptedOperator):
 
         def run(op: "MugHangOperator") -> np.ndarray | None:
             if state["n"] == 0:
-                state["p"], state["y"] = op.u.ee_target, op.u._tgt_yaw
+                state["p"], state["y"] = op.u.ee_target, op.u.ee_target_yaw
             if state["n"] >= 6 and (op.u.gripper_width() > 0.075 or state["n"] >= 15):
                 return None
             state["n"] += 1
@@ -398,16 +399,16 @@ class MugHangOperator(ScriptedOperator):
 
         def run(op: "MugHangOperator") -> np.ndarray | None:
             if "move" not in state:  # built lazily: starts wherever the hand is after releasing
-                p, y = op.u.ee_target, op.u._tgt_yaw
+                p, y = op.u.ee_target, op.u.ee_target_yaw
                 up = p + [0, 0, 0.08]
                 back = up + [0, -0.08, 0.02]
-                path = np.vstack([op._line(p, up, y, OPEN, "lift", 0.3).pos, op._line(up, back, y, OPEN, "back",
-                                                                                          0.5).pos])
+                lift, away = op._line(p, up, y, OPEN, "lift", 0.3), op._line(up, back, y, OPEN, "back", 0.5)
+                path = np.vstack([lift.pos, away.pos])
                 state["move"], state["i"] = path, 0
             if state["i"] >= len(state["move"]):
                 return None
             state["i"] += 1
-            return op._action(state["move"][state["i"] - 1], op.u._tgt_yaw, OPEN)
+            return op._action(state["move"][state["i"] - 1], op.u.ee_target_yaw, OPEN)
 
         return run
 
@@ -415,7 +416,8 @@ class MugHangOperator(ScriptedOperator):
     def _action(self, pos: np.ndarray, yaw: float, grip: float) -> np.ndarray:
         """Env action that moves the commanded target to (pos, yaw) as far as one step allows."""
         d = np.clip((np.asarray(pos) - self.u.ee_target) / self.max_step, -1.0, 1.0)
-        dyaw = np.clip(float(wrap_angle(yaw - self.u._tgt_yaw)) / self.max_yaw_step, -1.0, 1.0)
+        # no wrapping: the env's yaw target is a clipped scalar in [-yaw_limit, yaw_limit], not an angle on a circle
+        dyaw = np.clip((float(yaw) - self.u.ee_target_yaw) / self.max_yaw_step, -1.0, 1.0)
         return np.r_[d, dyaw, grip].astype(np.float32)
 
     def _needs_replan(self) -> bool:
