@@ -15,7 +15,9 @@ from typing import Any, Callable
 import numpy as np
 
 # modules that register loaders for policy directories (exported ONNX models, run dirs); append yours here
-POLICY_LOADER_MODULES: list[str] = []
+POLICY_LOADER_MODULES: list[str] = [
+    "lpds_sim.policy_loaders",
+]
 
 
 @dataclass

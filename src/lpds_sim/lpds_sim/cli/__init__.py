@@ -16,7 +16,11 @@ import sys
 SUBCOMMAND_MODULES: list[str] = [
     "lpds_sim.cli.toy",
     "lpds_sim.cli.demos",
+    "lpds_sim.cli.train_base",
+    "lpds_sim.cli.train_steer",
+    "lpds_sim.cli.export",
     "lpds_sim.cli.eval",
+    "lpds_sim.cli.pipeline",
     "lpds_sim.cli.ros_sim",
 ]
 
@@ -25,11 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lpds", description="LP-DS: steer frozen generative robot policies with RL.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            importlib.import_module(name).register(sub)
-        except ModuleNotFoundError as exc:  # a subcommand whose module is not there yet must not break the others
-            if exc.name != name:
-                raise
+        importlib.import_module(name).register(sub)
     return parser
 
 

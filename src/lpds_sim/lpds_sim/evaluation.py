@@ -1,0 +1,118 @@
+"""Glue between chunk policies and the RAI tasks: training vector envs and grid evaluation.
+
+The envs, the grid protocol and its runner belong to the simulation package; this module only adapts a chunk
+policy (observation → (H, A) chunk) to them: vector envs whose step takes a chunk, and a per-step callable that
+replays a chunk open loop (what the robot does) for the grid runner.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def grid_shape(task: str) -> tuple[int, int, int]:
+    """(rows, cols, trials per cell) of the task's evaluation grid (pick-and-place 2×4×5, mug hanging 20 trials)."""
+    from lpds_sim.tasks import get_task
+
+    return tuple(get_task(task).grid)  # type: ignore[return-value]
+
+
+def make_env(task: str, obs_mode: str, **kwargs: Any):
+    """The task's env (the sim's registry, with its default kwargs)."""
+    from lpds_sim.tasks import get_task, make_env as make_task_env
+
+    try:
+        get_task(task)
+    except KeyError as exc:
+        raise ValueError(str(exc).strip("'\"")) from exc
+    return make_task_env(task, obs_mode=obs_mode, **kwargs)
+
+
+def _chunk_env_factory(task: str, obs_mode: str, horizon: int, gamma: float) -> Callable[[], Any]:
+    def make():
+        from lpds_core.chunking import ActionChunkWrapper
+
+        return ActionChunkWrapper(make_env(task, obs_mode), horizon, gamma)
+
+    return make
+
+
+def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: float, seed: int,
+                    vector: str = "async"):
+    """n_envs chunk-stepping envs in a Gymnasium vector env (SAME_STEP autoreset: final obs in info).
+
+    "async" (default) puts every env in its own process, even a single one: robotic 0.4.1 segfaults in
+    `~PhysXInterface` when a process that holds several PhysX simulations destroys one after others were destroyed
+    (an env's reset makes a fresh Simulation), so a training env must not share its process with the evaluation env.
+    """
+    import gymnasium as gym
+
+    if obs_mode == "image":  # one display for all workers (as lpds_sim.vector does), not one Xvfb each
+        from lpds_sim.rai.display import ensure_display
+
+        ensure_display()
+    fns = [_chunk_env_factory(task, obs_mode, horizon, gamma) for _ in range(n_envs)]
+    mode = gym.vector.AutoresetMode.SAME_STEP
+    if vector == "async":
+        envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="forkserver")
+    else:
+        envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+    return envs, envs.single_observation_space, envs.single_action_space
+
+
+def info_at(info: dict[str, Any], key: str, i: int, done: bool, default: Any = None) -> Any:
+    """Env i's value of `key` in a vector-env info (for a finished env, from its final step, not its reset)."""
+    src = info.get("final_info", info) if done else info
+    if key not in src:
+        return default
+    mask = src.get(f"_{key}")
+    if mask is not None and not mask[i]:
+        return default
+    return src[key][i]
+
+
+class ChunkExecutor:
+    """Per-step policy from a chunk policy: plans a chunk, replays it open loop, replans when it runs out.
+
+    `reset()` must be called at the start of every episode (the grid runner does, through `reset` if present).
+    """
+
+    def __init__(self, chunk_policy: Callable[[Any], np.ndarray], horizon: int, execute: int | None = None):
+        self.chunk_policy = chunk_policy
+        self.execute = int(execute or horizon)
+        self._queue: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        self._queue = []
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        if not self._queue:
+            chunk = np.asarray(self.chunk_policy(obs))
+            self._queue = list(chunk[: self.execute])
+        return self._queue.pop(0)
+
+
+def evaluate_grid(task: str, obs_mode: str, chunk_policy: Callable[[Any], np.ndarray], horizon: int,
+                  trials_per_cell: int | None = None, seed: int = 0, out: str | Path | None = None,
+                  progress: bool = False, meta: dict[str, Any] | None = None, env: Any = None) -> dict[str, Any]:
+    """Run the task's grid protocol with a chunk policy; returns success_rate, n_success, n_trials, mean_return.
+    With `out`, the sim's per-cell JSON/CSV and heatmap PNG are written there. Pass `env` to reuse one evaluation
+    env for many evaluations (a process should hold as few RAI envs as possible, see `make_train_envs`)."""
+    from lpds_sim.grid_protocol import GridProtocol
+
+    rows, cols, per_cell = grid_shape(task)
+    protocol = GridProtocol(rows=rows, cols=cols, trials=trials_per_cell or per_cell, seed=seed)
+    own = env is None
+    env = make_env(task, obs_mode) if own else env
+    try:
+        res = protocol.run(env, ChunkExecutor(chunk_policy, horizon), progress=progress, meta=meta)
+    finally:
+        if own:
+            env.close()
+    if out is not None:
+        res.write(out)
+    return {"success_rate": res.success_rate, "n_success": res.successes, "n_trials": len(res.trials),
+            "mean_return": float(np.mean([t.ret for t in res.trials])),
+            "success_table": res.success_table.tolist()}

@@ -1,0 +1,64 @@
+"""`lpds eval --policy PATH` for our outputs: an exported ONNX folder or a train-base / train-steer run folder.
+
+Both become per-step policies (`reset()`, `policy(obs) -> action`) that replay each decoded chunk open loop, the
+way the robot runs it. The ONNX loader needs no torch; the run loader rebuilds the torch agent.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from lpds_sim.evaluation import ChunkExecutor
+from lpds_sim.policies import register_policy_loader
+
+
+def _is_export(path: Path) -> bool:
+    return path.is_dir() and (path / "decoder.onnx").is_file()
+
+
+def _is_run(path: Path) -> bool:
+    if not (path.is_dir() and (path / "config.yaml").is_file()):
+        return False
+    from lpds_sim import runs
+
+    return runs.read_config_dict(path).get("kind") in ("base", "steer")
+
+
+def _clipper(env: Any) -> Callable[[np.ndarray], np.ndarray]:
+    low, high = env.action_space.low, env.action_space.high
+    return lambda chunk: np.clip(chunk, low, high)
+
+
+def load_export(path: Path, env: Any, task: str, seed: int = 0) -> ChunkExecutor:
+    from lpds_core.onnx_policy import OnnxPolicy
+
+    pol = OnnxPolicy(path)
+    meta_task = pol.spec.get("task")
+    if meta_task is not None and meta_task != task:
+        raise ValueError(f"{path} was exported for task '{meta_task}', not '{task}'")
+    rng = np.random.default_rng(seed)
+    clip = _clipper(env)
+    return ChunkExecutor(lambda obs: clip(pol.act(obs, rng=rng)), pol.horizon)
+
+
+def load_run(path: Path, env: Any, task: str, seed: int = 0) -> ChunkExecutor:
+    import torch
+    from lpds_core.agents import make_agent
+
+    from lpds_sim import runs
+    from lpds_sim.export_run import load_steered_policy
+
+    cfg = runs.read_config_dict(path)
+    if cfg.get("task") != task:
+        raise ValueError(f"{path} is a run for task '{cfg.get('task')}', not '{task}'")
+    backbone, agent, _ = load_steered_policy(path, env=env)
+    if agent is None:
+        agent = make_agent("base", backbone, obs_space=env.observation_space, action_space=env.action_space)
+    torch.manual_seed(seed)
+    return ChunkExecutor(lambda obs: agent.act(obs), backbone.horizon)
+
+
+register_policy_loader("onnx-export", _is_export, lambda p, env, task: load_export(p, env, task))
+register_policy_loader("lpds-run", _is_run, lambda p, env, task: load_run(p, env, task))

@@ -1,0 +1,438 @@
+"""Run folders: the one place a training job keeps its config, checkpoints, scalars and plots.
+
+Layout of a run folder (the same for `train-base`, `train-steer` and the pipeline stages)::
+
+    RUN/
+      config.yaml          every setting of the job (plus `kind`: base | steer)
+      checkpoints/         ckpt_<step>.pt, written atomically; the newest valid one is resumed
+      tb/                  TensorBoard event files
+      scalars.jsonl        the same scalars as plain JSON lines (plots and reports read these)
+      plots/               learning-curve PNGs
+      done.json            written last: the job finished and its outputs are valid
+
+Why atomic checkpoints: a job killed with SIGKILL (OOM killer, a closed laptop, `kill -9`) must never leave a
+half-written file that the next `--resume` chokes on. We write to a temporary file in the same folder, fsync it,
+and `os.replace` it over the final name, so a checkpoint is either the complete old one or the complete new one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping, TypeVar
+
+import numpy as np
+import yaml
+
+CKPT_RE = re.compile(r"^ckpt_(\d{10})\.pt$")
+FORMAT_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A config file or command line names a setting that does not exist, or has a bad value."""
+
+
+class RunError(RuntimeError):
+    """A run folder cannot be used as asked (exists without --resume, base run for another task, ...)."""
+
+
+try:  # one error type for every broken checkpoint, the backbone's and the run's
+    from lpds_core.checkpoint import CheckpointError as _BaseCheckpointError
+except ImportError:  # pragma: no cover - depends on which lpds_core is installed
+    _BaseCheckpointError = RuntimeError  # type: ignore[misc,assignment]
+
+
+class RunCheckpointError(_BaseCheckpointError):  # type: ignore[misc,valid-type]
+    """A run checkpoint is unreadable (truncated, corrupt, wrong format)."""
+
+
+# the errors a command turns into a one-line message and exit code 2 (no traceback: the message says the fix)
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, RunError, _BaseCheckpointError)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# configs
+# --------------------------------------------------------------------------------------------------------------
+C = TypeVar("C")
+
+
+def check_keys(given: Iterable[str], valid: Iterable[str], where: str) -> None:
+    """Raise ConfigError naming every unknown key and listing the valid ones."""
+    valid = sorted(valid)
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in {where}; "
+            f"valid keys are: {', '.join(valid)}"
+        )
+
+
+def config_from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C:
+    """Build a config dataclass from a mapping, refusing keys the dataclass does not have."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping of key: value, got {type(data).__name__}")
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    check_keys(data.keys(), names, where)
+    return cls(**dict(data))  # type: ignore[call-arg]
+
+
+def load_yaml_config(path: str | os.PathLike, cls: type[C]) -> C:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    return config_from_dict(cls, data, where=str(path))
+
+
+def merge_config(cls: type[C], defaults: C, file: str | os.PathLike | None, overrides: Mapping[str, Any]) -> C:
+    """defaults < config file < command-line overrides (None means 'not given'); unknown keys are an error."""
+    data = dataclasses.asdict(defaults)  # type: ignore[call-overload]
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"config file {path} must hold a mapping of key: value")
+        check_keys(raw.keys(), data.keys(), str(path))
+        data.update(raw)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return config_from_dict(cls, data, where=str(file) if file else "command line")
+
+
+def save_config(path: str | os.PathLike, cfg: Any) -> None:
+    data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    atomic_write_bytes(Path(path), yaml.safe_dump(data, sort_keys=False).encode())
+
+
+def read_config_dict(run: str | os.PathLike) -> dict[str, Any]:
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        raise RunError(f"{run} is not a run folder: {path} is missing (was the run created by `lpds train-*`?)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RunError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RunError(f"{path} does not hold a mapping")
+    return data
+
+
+# --------------------------------------------------------------------------------------------------------------
+# atomic files
+# --------------------------------------------------------------------------------------------------------------
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(Path(path), json.dumps(obj, indent=2, default=_json_default).encode())
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# RNG state (python, numpy global, torch) — restored on resume so a resumed run continues the same random stream
+# --------------------------------------------------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    import torch
+
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    return {
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    import torch
+
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+
+
+def generator_state(gen: np.random.Generator) -> dict[str, Any]:
+    """A numpy Generator's state in a form `torch.load(weights_only=True)` accepts (ints as strings)."""
+    return _ints_to_str(gen.bit_generator.state)
+
+
+def set_generator_state(gen: np.random.Generator, state: Mapping[str, Any]) -> None:
+    gen.bit_generator.state = _str_to_ints(state)
+
+
+def _ints_to_str(obj: Any) -> Any:  # PCG64 state holds 128-bit ints, which torch's safe unpickler handles, but
+    if isinstance(obj, dict):  # we keep them as strings so the format does not depend on that
+        return {k: _ints_to_str(v) for k, v in obj.items()}
+    if isinstance(obj, bool):
+        return obj
+    if isinstance(obj, int):
+        return f"int:{obj}"
+    return obj
+
+
+def _str_to_ints(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _str_to_ints(v) for k, v in obj.items()}
+    if isinstance(obj, str) and obj.startswith("int:"):
+        return int(obj[4:])
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
+    """Serialise `state` (tensors, numpy arrays, plain python) with a checksum, atomically."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(_np_to_torch(dict(state)), buf)
+    payload = buf.getvalue()
+    header = json.dumps({"format": "lpds-run-ckpt", "version": FORMAT_VERSION,
+                         "sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)}).encode()
+    atomic_write_bytes(Path(path), len(header).to_bytes(4, "little") + header + payload)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`; any damage raises RunCheckpointError with the fix."""
+    import torch
+
+    path = Path(path)
+    fix = "delete it to resume from the previous checkpoint, or start the run again without --resume"
+    if not path.is_file():
+        raise RunCheckpointError(f"checkpoint {path} does not exist")
+    raw = path.read_bytes()
+    try:
+        n = int.from_bytes(raw[:4], "little")
+        header = json.loads(raw[4:4 + n])
+        if header.get("format") != "lpds-run-ckpt":
+            raise ValueError("not an LP-DS run checkpoint")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunCheckpointError(f"checkpoint {path} is corrupt or not an LP-DS run checkpoint ({exc}); {fix}") from exc
+    if header.get("version") != FORMAT_VERSION:
+        raise RunCheckpointError(f"checkpoint {path} has format version {header.get('version')}, "
+                                 f"this code reads version {FORMAT_VERSION}")
+    payload = raw[4 + n:]
+    if len(payload) != header["size"] or hashlib.sha256(payload).hexdigest() != header["sha256"]:
+        raise RunCheckpointError(f"checkpoint {path} is corrupt (checksum mismatch: truncated or overwritten); {fix}")
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a damaged file for the user
+        raise RunCheckpointError(f"checkpoint {path} cannot be loaded ({exc}); {fix}") from exc
+
+
+def _np_to_torch(obj: Any) -> Any:
+    """numpy arrays → torch tensors (safe-loadable); recursive over dicts/lists."""
+    import torch
+
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        return {k: _np_to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_np_to_torch(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+class Checkpointer:
+    """Numbered checkpoints in RUN/checkpoints; keeps the newest `keep`; resumes from the newest readable one."""
+
+    def __init__(self, folder: str | os.PathLike, keep: int = 2):
+        self.folder = Path(folder)
+        self.keep = max(1, keep)
+
+    def paths(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := CKPT_RE.match(p.name))]
+        return [p for _, p in sorted(found)]
+
+    def save(self, step: int, state: Mapping[str, Any]) -> Path:
+        path = self.folder / f"ckpt_{int(step):010d}.pt"
+        save_checkpoint(path, {**state, "step": int(step)})
+        for old in self.paths()[:-self.keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def latest(self) -> Path | None:
+        paths = self.paths()
+        return paths[-1] if paths else None
+
+    def load_latest(self) -> dict[str, Any] | None:
+        """The newest checkpoint; a damaged newest one is an error (we never silently skip work the user has)."""
+        path = self.latest()
+        return None if path is None else load_checkpoint(path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# scalars: TensorBoard + JSON lines
+# --------------------------------------------------------------------------------------------------------------
+class ScalarLog:
+    """Scalars to TensorBoard and to scalars.jsonl. On resume, rows after the checkpoint step are dropped
+    (from both), so a killed-and-resumed run has one clean curve."""
+
+    def __init__(self, run: str | os.PathLike, resume_step: int | None = None, tensorboard: bool = True):
+        self.run = Path(run)
+        self.path = self.run / "scalars.jsonl"
+        if resume_step is not None and self.path.exists():
+            kept = [r for r in read_scalars(self.run) if r["step"] <= resume_step]
+            atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+        elif resume_step is None and self.path.exists():
+            self.path.unlink()
+        self._fh = open(self.path, "a")
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.run / "tb"), purge_step=resume_step)
+            except ImportError:  # pragma: no cover - tensorboard is in requirements.txt
+                self._tb = None
+
+    def log(self, step: int, group: str, **values: float) -> None:
+        row = {"step": int(step), "group": group, **{k: float(v) for k, v in values.items()}}
+        self._fh.write(json.dumps(row) + "\n")
+        self._fh.flush()
+        if self._tb is not None:
+            for k, v in values.items():
+                self._tb.add_scalar(f"{group}/{k}", float(v), int(step))
+
+    def flush(self) -> None:
+        self._fh.flush()
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_scalars(run: str | os.PathLike, group: str | None = None) -> list[dict[str, Any]]:
+    path = Path(run) / "scalars.jsonl"
+    rows: list[dict[str, Any]] = []
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+        if group is None or row.get("group") == group:
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the run folder
+# --------------------------------------------------------------------------------------------------------------
+class RunDir:
+    """A run folder. `open(..., resume=False)` refuses an existing run so work is never overwritten by accident."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    config_path = property(lambda self: self.root / "config.yaml")
+    ckpt_dir = property(lambda self: self.root / "checkpoints")
+    plots_dir = property(lambda self: self.root / "plots")
+    done_path = property(lambda self: self.root / "done.json")
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, cfg: Any, resume: bool, kind: str,
+             must_match: Iterable[str] = ()) -> "RunDir":
+        """Create RUN (fresh) or reopen it (resume). On resume, keys in `must_match` must equal the saved config."""
+        run = cls(root)
+        data = {"kind": kind, **(dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg))}
+        if run.config_path.exists():
+            if not resume:
+                raise RunError(f"run folder {run.root} already holds a run; pass --resume to continue it "
+                               f"or choose another --out")
+            saved = read_config_dict(run.root)
+            if saved.get("kind") != kind:
+                raise RunError(f"{run.root} is a '{saved.get('kind')}' run, not a '{kind}' run")
+            for key in must_match:
+                if saved.get(key) != data.get(key):
+                    raise RunError(f"cannot resume {run.root}: it was started with {key}={saved.get(key)!r}, "
+                                   f"now {key}={data.get(key)!r}; use the same setting or a new --out")
+        run.root.mkdir(parents=True, exist_ok=True)
+        run.ckpt_dir.mkdir(exist_ok=True)
+        run.plots_dir.mkdir(exist_ok=True)
+        save_config(run.config_path, data)
+        if run.done_path.exists() and not resume:
+            run.done_path.unlink()
+        return run
+
+    def checkpointer(self, keep: int = 2) -> Checkpointer:
+        return Checkpointer(self.ckpt_dir, keep=keep)
+
+    def config(self) -> dict[str, Any]:
+        return read_config_dict(self.root)
+
+    def mark_done(self, **summary: Any) -> None:
+        atomic_write_json(self.done_path, summary)
+
+    def is_done(self) -> bool:
+        return self.done_path.is_file()
+
+    def summary(self) -> dict[str, Any]:
+        if not self.is_done():
+            raise RunError(f"run {self.root} has not finished (no done.json); resume it with --resume")
+        return json.loads(self.done_path.read_text())
+
+
+def require_run(run: str | os.PathLike, kind: str, task: str | None = None) -> dict[str, Any]:
+    """The saved config of a finished run of `kind`; a clear error for a missing, unfinished or other-task run."""
+    cfg = read_config_dict(run)
+    if cfg.get("kind") != kind:
+        raise RunError(f"{run} is a '{cfg.get('kind')}' run; expected a '{kind}' run")
+    if task is not None and cfg.get("task") != task:
+        raise RunError(f"{run} is a {kind} run for task '{cfg.get('task')}', but this job is for task '{task}'; "
+                       f"pass a {kind} run trained on '{task}'")
+    if not (Path(run) / "done.json").is_file():
+        raise RunError(f"{kind} run {run} has not finished (no done.json); resume it with --resume first")
+    return cfg

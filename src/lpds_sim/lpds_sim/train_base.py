@@ -1,0 +1,175 @@
+"""`lpds train-base`: behaviour cloning of a frozen backbone on teleoperated demos, as a resumable run.
+
+Training is `lpds_core.bc.train_bc`; this module owns the run around it: the demo file, the run folder, periodic
+checkpoints of model + optimiser + RNG through train_bc's callback, and `--resume`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lpds_sim import runs
+
+TASKS = ("pick_place", "mug_hang")
+BACKBONES = ("flow", "diffusion")
+OBS_MODES = ("state", "image")
+
+
+@dataclasses.dataclass
+class BaseConfig:
+    task: str = "pick_place"
+    data: str = ""
+    backbone: str = "flow"
+    obs: str = "state"
+    horizon: int = 8  # H: action-chunk length
+    num_steps: int = 10  # K: Euler (flow) / DDIM (diffusion) steps
+    hidden: int = 256
+    n_layers: int = 3
+    embed_dim: int = 64  # image embedding size (image obs only)
+    grad_steps: int = 4000
+    batch_size: int = 256
+    lr: float = 3e-4
+    weight_decay: float = 1e-6
+    seed: int = 0
+    ckpt_every: int = 500  # gradient steps between checkpoints
+    log_every: int = 50
+    threads: int = 1
+
+    def check(self) -> "BaseConfig":
+        for name, value, allowed in (("task", self.task, TASKS), ("backbone", self.backbone, BACKBONES),
+                                     ("obs", self.obs, OBS_MODES)):
+            if value not in allowed:
+                raise runs.ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(allowed)}")
+        if not self.data:
+            raise runs.ConfigError("no demonstration file: pass --data FILE.hdf5 (make one with `lpds demos`)")
+        if not Path(self.data).is_file():
+            raise runs.ConfigError(f"demonstration file {self.data} does not exist; make one with `lpds demos`")
+        for name in ("horizon", "num_steps", "grad_steps", "batch_size", "ckpt_every", "log_every", "threads"):
+            if int(getattr(self, name)) < 1:
+                raise runs.ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        return self
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def load_dataset(cfg: BaseConfig) -> tuple[Any, Any, dict[str, Any]]:
+    """Demos → (observations, action chunks (N, H, A), demo-file metadata) as torch tensors."""
+    import torch
+    from lpds_core.bc import make_chunks
+
+    from lpds_sim.demos_io import load_demos
+
+    try:
+        demos = load_demos(cfg.data)
+    except (OSError, ValueError) as exc:
+        raise runs.ConfigError(str(exc)) from exc
+    meta = dict(demos.meta)
+    env_args = meta.get("env_args") or {}
+    file_task = meta.get("task", env_args.get("task"))
+    if file_task is not None and file_task != cfg.task:
+        raise runs.ConfigError(f"{cfg.data} holds demos for task '{file_task}', but --task is '{cfg.task}'")
+    file_obs = (env_args.get("env_kwargs") or {}).get("obs_mode")
+    if file_obs is not None and file_obs != cfg.obs:
+        raise runs.ConfigError(f"{cfg.data} holds '{file_obs}' observations, but --obs is '{cfg.obs}'; "
+                               f"record demos with `lpds demos --obs {cfg.obs}`")
+    episodes = [((ep.obs["state"] if cfg.obs == "state" else ep.obs), ep.actions) for ep in demos]
+    obs, chunks = make_chunks(episodes, cfg.horizon)
+    if isinstance(obs, dict):
+        obs_t: Any = {k: torch.as_tensor(v) for k, v in obs.items()}
+        obs_t = {k: (v if v.dtype == torch.uint8 else v.float()) for k, v in obs_t.items()}
+    else:
+        obs_t = torch.as_tensor(obs).float()
+    return obs_t, torch.as_tensor(chunks, dtype=torch.float32), meta
+
+
+def build_backbone(cfg: BaseConfig, obs_dim: int, act_dim: int, image_size: tuple[int, int] = (84, 84)):
+    if cfg.backbone == "flow":
+        from lpds_core.flow_matching import FlowMatchingPolicy as cls
+    else:
+        from lpds_core.diffusion import DiffusionPolicy as cls  # type: ignore[no-redef]
+    return cls(obs_dim, act_dim, cfg.horizon, obs_type=cfg.obs, image_size=image_size, embed_dim=cfg.embed_dim,
+               hidden=cfg.hidden, n_layers=cfg.n_layers, num_steps=cfg.num_steps)
+
+
+def backbone_path(run: str | Path) -> Path:
+    return Path(run) / "backbone.safetensors"
+
+
+def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a base run in `out`; returns the summary written to done.json."""
+    import torch
+    from lpds_core.checkpoint import save_backbone
+    from lpds_core.bc import train_bc
+
+    from lpds_sim.curves import plot_base_curve
+
+    cfg.check()
+    torch.set_num_threads(cfg.threads)
+    run = runs.RunDir.open(out, cfg, resume=resume, kind="base",
+                           must_match=("task", "backbone", "obs", "horizon", "num_steps", "hidden", "n_layers"))
+    if run.is_done() and backbone_path(out).is_file():
+        print(f"base run {out} already finished; nothing to do")
+        return run.summary()
+
+    obs, chunks, demo_meta = load_dataset(cfg)
+    n = chunks.shape[0]
+    act_dim = chunks.shape[-1]
+    if isinstance(obs, dict):
+        obs_dim = int(obs["proprio"].shape[-1])
+        image_size = tuple(int(s) for s in obs["rgb"].shape[-2:])
+    else:
+        obs_dim, image_size = int(obs.shape[-1]), (84, 84)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    policy = build_backbone(cfg, obs_dim, act_dim, image_size)  # type: ignore[arg-type]
+    policy.fit_normalizers(obs, chunks)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    ck = run.checkpointer()
+    step = 0
+    state = ck.load_latest() if resume else None
+    if state is not None:
+        policy.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        runs.set_rng_state(state["rng"])
+        step = int(state["step"])
+        print(f"resumed {out} at gradient step {step} from {ck.latest()}")
+    log = runs.ScalarLog(out, resume_step=step if state is not None else None)
+
+    def checkpoint() -> None:
+        ck.save(step, {"model": policy.state_dict(), "optim": opt.state_dict(), "rng": runs.rng_state()})
+
+    t0 = time.perf_counter()
+    window: list[float] = []
+
+    def on_step(i: int, loss: float) -> None:  # i: index of the step just taken
+        nonlocal step
+        step = i + 1
+        window.append(loss)
+        if step % cfg.log_every == 0:
+            log.log(step, "train", loss=float(np.mean(window)))
+            window.clear()
+        if step % cfg.ckpt_every == 0 and step < cfg.grad_steps:
+            log.flush()
+            checkpoint()
+
+    losses = train_bc(policy, obs, chunks, cfg.grad_steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                      progress=progress, callback=on_step, optimizer=opt, fit_normalizers=False,
+                      start_step=step, seed=cfg.seed, threads=cfg.threads)
+    policy.eval()
+    meta = {"task": cfg.task, "obs": cfg.obs, "backbone": cfg.backbone, "demos": str(cfg.data),
+            "env_kwargs": (demo_meta.get("env_args") or {}).get("env_kwargs"), "n_chunks": int(n),
+            "n_demos": int(demo_meta.get("n_demos", 0)) or None}
+    save_backbone(policy, backbone_path(out), extra=meta)
+    checkpoint()
+    log.close()
+    plot_base_curve(out)
+    summary = {"task": cfg.task, "backbone": cfg.backbone, "obs": cfg.obs, "grad_steps": step,
+               "final_loss": float(np.mean(losses[-cfg.log_every:])) if losses else None,
+               "train_seconds_this_session": time.perf_counter() - t0, "n_chunks": int(n),
+               "backbone_file": str(backbone_path(out))}
+    run.mark_done(**summary)
+    return summary

@@ -1,0 +1,48 @@
+"""`lpds pipeline` end to end on a tiny budget; a rerun skips every finished stage and redoes a deleted one."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("robotic")
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / "src" / p) for p in ("lpds_core", "lpds_sim"))}
+TINY = ["--n-demos", "2", "--bc-steps", "40", "--env-steps", "400", "--eval-every", "400", "--trials-per-cell", "1"]
+
+
+def _pipeline(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lpds_sim.cli", "pipeline", "--task", "pick_place", "--out",
+                           str(out), *TINY, *extra], env=ENV, cwd=out.parent, capture_output=True, text=True,
+                          timeout=400)
+
+
+@pytest.mark.slow
+def test_pipeline_runs_end_to_end_and_rerun_skips_finished_stages(tmp_path):
+    out = tmp_path / "pipe"
+    first = _pipeline(out)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    for name in ("demos.hdf5", "base/done.json", "steer/done.json", "export/decoder.onnx",
+                 "export/perturbation.onnx", "eval/base/grid_results.json", "eval/steered/grid_results.json",
+                 "steer/plots/success_return.png", "steer/plots/lambda_delta.png"):
+        assert (out / name).is_file(), name
+    report = (out / "report.md").read_text()
+    assert "| base (flow, torch) |" in report and "/8 |" in report and "parity" in report
+    assert json.loads((out / "export" / "parity.json").read_text())["max_abs_diff"] <= 1e-4
+
+    shutil.rmtree(out / "eval" / "steered")
+    second = _pipeline(out)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    for stage in ("demos", "base", "steer", "export", "eval-base"):
+        assert f"{stage}] skipped" in second.stdout
+    assert "eval-steered] running" in second.stdout and "report] running" in second.stdout
+    assert "$ lpds train-" not in second.stdout
+
+    changed = _pipeline(out, "--delta", "0.3")
+    assert changed.returncode == 2 and "delta" in changed.stderr

@@ -1,0 +1,99 @@
+"""A steering run killed with SIGKILL and resumed loses at most one checkpoint interval and then finishes."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lpds_sim import runs
+from pipeline_helpers import make_base_run
+
+pytest.importorskip("robotic")
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / "src" / p) for p in ("lpds_core", "lpds_sim"))}
+
+
+def _steer_cmd(base: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "lpds_sim.cli", "train-steer", "--base", str(base), "--algo", "lpds",
+            "--delta", "0.05", "--env-steps", "2400", "--out", str(out), "--ckpt-every", "400",
+            "--eval-every", "100000", "--warmup-steps", "200", "--utd", "1", "--no-progress", *extra]
+
+
+def _last_train_step(run: Path) -> int:
+    rows = runs.read_scalars(run)
+    return max((r["step"] for r in rows), default=0)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path):
+    base = make_base_run(tmp_path / "base")
+    out = tmp_path / "steer"
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text("batch_size: 32\nhidden: 64\neval_trials_per_cell: 1\n")
+    proc = subprocess.Popen(_steer_cmd(base, out, "--config", str(cfg)), env=ENV, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ck = runs.Checkpointer(out / "checkpoints")
+    deadline = time.time() + 120
+    # kill mid-interval: after the 2nd checkpoint, once the run has logged progress beyond it
+    while time.time() < deadline and proc.poll() is None:
+        paths = ck.paths()
+        if len(paths) >= 2 and _last_train_step(out) > int(re.search(r"\d+", paths[-1].name).group()) + 100:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, f"run ended before it could be killed:\n{proc.stdout.read()}"
+    killed_at = _last_train_step(out)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "done.json").exists()
+    last_ckpt = int(re.search(r"\d+", ck.paths()[-1].name).group())
+    assert killed_at - last_ckpt <= 400 + 32  # at most one interval (+ one vector step of 2 chunks × H=4... × 4)
+
+    res = subprocess.run(_steer_cmd(base, out, "--config", str(cfg), "--resume"), env=ENV, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    m = re.search(r"resumed .* at env step (\d+)", res.stdout)
+    assert m and int(m.group(1)) == last_ckpt
+    done = json.loads((out / "done.json").read_text())
+    assert done["env_steps"] >= 2400
+    steps = [r["step"] for r in runs.read_scalars(out, "train")]
+    assert steps == sorted(steps), "scalars after the kill point must have been dropped on resume"
+    assert (out / "plots" / "lambda_delta.png").is_file() and (out / "plots" / "success_return.png").is_file()
+
+
+def test_resume_refuses_a_different_base_task(tmp_path, capsys):
+    from lpds_sim.cli import main
+
+    base = make_base_run(tmp_path / "mugbase", task="mug_hang")
+    rc = main(["train-steer", "--base", str(base), "--task", "pick_place", "--algo", "lpds", "--delta", "0.05",
+               "--env-steps", "10", "--out", str(tmp_path / "steer")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "task 'mug_hang'" in err and "'pick_place'" in err
+
+
+def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path, capsys):
+    from lpds_sim.cli import main
+
+    base = make_base_run(tmp_path / "base")
+    out = tmp_path / "steer"
+    from lpds_sim.train_steer import SteerConfig
+
+    cfg = SteerConfig(base=str(base), task="pick_place", env_steps=10)
+    runs.RunDir.open(out, cfg, resume=False, kind="steer")
+    bad = out / "checkpoints" / "ckpt_0000000400.pt"
+    runs.save_checkpoint(bad, {"x": torch.zeros(1000)})
+    bad.write_bytes(bad.read_bytes()[:-100])  # truncated, as a copy cut short would leave it
+    rc = main(["train-steer", "--base", str(base), "--algo", "lpds", "--delta", "0.05", "--env-steps", "10",
+               "--out", str(out), "--resume"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "ckpt_0000000400.pt" in err and "corrupt" in err
