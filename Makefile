@@ -33,14 +33,22 @@ $(STAMP): requirements.txt src/lpds_core/pyproject.toml src/lpds_sim/pyproject.t
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps $(PIP_EDITABLE)
 	touch $@
 
+# the main job: demos -> base -> LP-DS -> ONNX -> grid (base vs steered), then the same exported policy
+# driven through the ROS 2 graph (separate processes over DDS) against the RAI sim robot
 demo: setup
-	$(XRUN) $(BIN)/lpds toy --out $(OUT)/toy
+	$(XRUN) $(BIN)/lpds pipeline --task pick_place --out $(OUT)/pick_place
+	$(XRUN) $(BIN)/lpds ros-sim --task pick_place --model-dir $(OUT)/pick_place/export --episodes 8 --trials 1 --speedup 3 --out $(OUT)/ros_grid
+	@echo "report: $(OUT)/pick_place/report.md   ROS grid: $(OUT)/ros_grid/grid_results.json"
 
 test: setup
 	$(XRUN) $(BIN)/python -m pytest
 
 bench: setup
 	$(XRUN) $(BIN)/python bench/toy.py
+	$(XRUN) $(BIN)/python bench/rai_env.py
+	$(XRUN) $(BIN)/python bench/onnx_latency.py
+	$(XRUN) $(BIN)/python bench/ros_latency.py --ticks 1000 --trials 5 --speedup 3
+	$(XRUN) $(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) build install log runs .pytest_cache
