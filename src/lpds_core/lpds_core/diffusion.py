@@ -6,14 +6,13 @@ through its noise like the flow policy.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from .backbone import Obs
-from .chunk_policy import ChunkPolicy, ObsType
-from .normalization import Mode
+from .chunk_policy import ChunkPolicy
 
 
 def make_alphas_cumprod(num_train_steps: int, schedule: str) -> torch.Tensor:
@@ -43,22 +42,14 @@ class DiffusionPolicy(ChunkPolicy):
         act_dim: int,
         horizon: int,
         *,
-        obs_type: ObsType = "state",
-        image_size: tuple[int, int] = (84, 84),
-        embed_dim: int = 64,
-        hidden: int = 256,
-        n_layers: int = 3,
-        time_dim: int = 32,
-        num_steps: int = 10,
-        obs_norm: Mode = "meanstd",
         num_train_steps: int = 100,
         beta_schedule: Literal["cosine", "linear"] = "cosine",
         clip_sample: bool = True,
+        **chunk_kwargs: Any,
     ) -> None:
-        super().__init__(
-            obs_dim, act_dim, horizon, obs_type=obs_type, image_size=image_size, embed_dim=embed_dim,
-            hidden=hidden, n_layers=n_layers, time_dim=time_dim, num_steps=num_steps, obs_norm=obs_norm,
-        )
+        """`chunk_kwargs`: the shared `ChunkPolicy` options (obs_type, hidden, num_steps, ...)."""
+        super().__init__(obs_dim, act_dim, horizon, **chunk_kwargs)
+        num_steps = self.num_steps
         if num_steps > num_train_steps:
             raise ValueError(f"num_steps ({num_steps}) cannot exceed num_train_steps ({num_train_steps})")
         self.num_train_steps = int(num_train_steps)
