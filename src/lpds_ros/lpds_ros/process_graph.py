@@ -26,6 +26,17 @@ def isolated_ros_env(domain_id: int | None = None, base: dict | None = None) -> 
     return env
 
 
+def peak_rss_mib(pid: int) -> float | None:
+    """Peak resident memory (VmHWM) of a live process in MiB, from /proc (Linux); None when unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class GraphProcesses:
     def __init__(self, specs: list[NodeSpec], env: dict[str, str] | None = None, log_dir: str | None = None,
                  python: str = sys.executable):
@@ -34,6 +45,7 @@ class GraphProcesses:
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="lpds_ros_graph_"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, subprocess.Popen] = {}
+        self.peak_rss: dict[str, float] = {}  # MiB per node, read just before stop() (DESIGN §6: policy ≤ 500)
 
     def start(self) -> "GraphProcesses":
         for spec in self.specs:
@@ -57,6 +69,9 @@ class GraphProcesses:
                 raise RuntimeError(f"node {name} exited with {p.returncode}:\n{self.log(name)[-3000:]}")
 
     def stop(self, timeout: float = 10.0) -> None:
+        for name, p in self.procs.items():
+            if p.poll() is None and (rss := peak_rss_mib(p.pid)) is not None:
+                self.peak_rss[name] = rss
         for p in self.procs.values():
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGINT)

@@ -57,6 +57,9 @@ def test_lpds_ros_sim_cli_completes_episodes_on_the_kinematic_robot(tmp_path):
     assert "first observation published" in (logs / "perception.log").read_text()
     assert "gripper=topic" in (logs / "franka_adapter.log").read_text()
     assert "backend=kinematic" in (logs / "sim_robot.log").read_text()
+    # DESIGN §6: the policy node stays within 500 MiB resident (measured while the graph was up)
+    peaks = json.loads((out / "memory.json").read_text())["peak_rss_mib"]
+    assert 20 < peaks["policy"] <= 500, peaks
 
 
 @pytest.mark.slow

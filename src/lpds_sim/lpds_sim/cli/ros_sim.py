@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
           f"{graph.env['ROS_DOMAIN_ID']}; logs in {graph.log_dir}")
     with graph:
         rc = graph.wait("grid_evaluator")
+    if graph.peak_rss:  # the evaluator has exited by now; the other nodes were still up
+        (out / "memory.json").write_text(json.dumps({"peak_rss_mib": graph.peak_rss}, indent=2))
+        print("peak resident memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(graph.peak_rss.items())))
     if rc != 0:
         print(graph.log("grid_evaluator")[-2000:], file=sys.stderr)
         return rc
