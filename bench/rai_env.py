@@ -1,7 +1,9 @@
 """Benchmark the RAI Panda envs: state env steps/s (one process), vector env speed-up on 2 cores, image env steps/s.
 
-Run:  python bench/rai_env.py [--steps 3000] [--image-steps 200]
+Run:  python bench/rai_env.py [--steps 3000] [--image-steps 200] [--baseline GIT_REV]
 Every comparison is measured side by side in one run (the 2 cores are shared, absolute numbers are noisy).
+`--baseline REV` also times the state env of an older commit (its `src/` exported with `git archive`) against the
+working tree, each in a fresh subprocess, interleaved round by round.
 Action streams: `random` = i.i.d. uniform actions (worst case: arm often pushed into the table, gripper toggling
 every other step); `smooth` = low-pass-filtered random actions (closer to what a policy or operator sends).
 """
@@ -10,7 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +46,25 @@ def bench_single(task: str, kind: str, steps: int, obs_mode: str = "state", **kw
     dt, dc = time.perf_counter() - t, time.process_time() - c
     env.close()
     return steps / dt, steps / dc
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def export_src(rev: str, dest: str) -> str:
+    """Write `src/` of git revision `rev` under `dest` (for a baseline measured side by side); returns `dest`."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    return dest
+
+
+def bench_single_subprocess(root: str | Path, task: str, kind: str, steps: int) -> tuple[float, float]:
+    """`bench_single` in a fresh interpreter importing lpds_sim from `root/src` (baseline vs working tree)."""
+    env = dict(os.environ, PYTHONPATH=f"{root}/src/lpds_core:{root}/src/lpds_sim")
+    out = subprocess.run([sys.executable, __file__, "--single", json.dumps([task, kind, steps])], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    wall, cpu = json.loads(out.strip().splitlines()[-1])
+    return wall, cpu
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -73,9 +98,32 @@ def main() -> None:
     ap.add_argument("--image-steps", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best round of each is reported")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--baseline", default=None, metavar="GIT_REV",
+                    help="also time the state env of this commit against the working tree, side by side")
+    ap.add_argument("--baseline-only", action="store_true", help="only the --baseline comparison")
+    ap.add_argument("--single", default=None, help=argparse.SUPPRESS)  # internal: [task, kind, steps] -> JSON
     args = ap.parse_args()
+    if args.single:
+        print(json.dumps(bench_single(*json.loads(args.single))))
+        return
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     res = {}
+    if args.baseline:
+        with tempfile.TemporaryDirectory() as tmp:
+            base_root = export_src(args.baseline, tmp)
+            for kind in ("random", "smooth"):
+                base, new = [], []
+                for _ in range(args.rounds):  # interleaved, fresh processes, best round of each
+                    base.append(bench_single_subprocess(base_root, args.task, kind, args.steps))
+                    new.append(bench_single_subprocess(REPO, args.task, kind, args.steps))
+                (bw, bc), (nw, nc) = max(base), max(new)
+                res[f"baseline_{kind}"] = {"rev": args.baseline, "baseline_steps_per_s": bw,
+                                           "baseline_steps_per_cpu_s": bc, "steps_per_s": nw, "steps_per_cpu_s": nc}
+                print(f"[{kind:6s}] state env, 1 process: baseline {args.baseline}: {bw:6.0f} steps/s (wall), "
+                      f"{bc:6.0f} steps/CPU-s | working tree: {nw:6.0f} steps/s, {nc:6.0f} steps/CPU-s | "
+                      f"x{nw / bw:.2f} wall, x{nc / bc:.2f} CPU")
+        if args.baseline_only:
+            return
     for kind in ("random", "smooth"):
         ones, cpus, vecs, wcpu, pcpu = [], [], [], [], []
         for _ in range(args.rounds):  # side by side, interleaved
@@ -98,9 +146,14 @@ def main() -> None:
               f"AsyncVectorEnv x2: {vec:6.0f} steps/s | speed-up {vec / one:.2f}x (wall) | worker "
               f"{1e3 * wc:.2f} ms CPU/env-step, parent {1e3 * pc:.2f} ms CPU/vector-step -> projected "
               f"{projected:.2f}x on 2 free cores")
+    for kind in ("random", "smooth"):
+        w, c = bench_single(args.task, kind, args.steps, free_space_substeps=False)
+        res[f"{kind}_no_free_space_substeps"] = {"single_steps_per_s": w, "single_steps_per_cpu_s": c}
+        print(f"[{kind:6s}] free_space_substeps=False (coarse only with the gripper open and at rest): {w:6.0f} "
+              f"steps/s (wall), {c:6.0f} steps/CPU-s")
     w, c = bench_single(args.task, "smooth", args.steps, coarse_free_motion=False)
     res["smooth_fixed_substeps"] = {"single_steps_per_s": w, "single_steps_per_cpu_s": c}
-    print(f"[smooth] without coarse free-motion substeps: {w:6.0f} steps/s (wall), {c:6.0f} steps/CPU-s")
+    print(f"[smooth] without coarse substeps (always sim_dt): {w:6.0f} steps/s (wall), {c:6.0f} steps/CPU-s")
     img, img_cpu = bench_single(args.task, "smooth", args.image_steps, obs_mode="image")
     res["image_steps_per_s"], res["image_steps_per_cpu_s"] = img, img_cpu
     print(f"image env (84x84 RGB-D + proprio, Xvfb/llvmpipe), 1 process: {img:.1f} steps/s (wall), "
