@@ -58,13 +58,13 @@ def export_src(rev: str, dest: str) -> str:
     return dest
 
 
-def bench_single_subprocess(root: str | Path, task: str, kind: str, steps: int) -> tuple[float, float]:
-    """`bench_single` in a fresh interpreter importing lpds_sim from `root/src` (baseline vs working tree)."""
+def measure_subprocess(root: str | Path, what: str, task: str, kind: str, steps: int) -> list[float]:
+    """`bench_single` (what="single") or `bench_vector` x2 (what="vector") in a fresh interpreter importing lpds_sim
+    from `root/src` (its vector workers inherit that path): baseline and working tree under the same conditions."""
     env = dict(os.environ, PYTHONPATH=f"{root}/src/lpds_core:{root}/src/lpds_sim")
-    out = subprocess.run([sys.executable, __file__, "--single", json.dumps([task, kind, steps])], env=env,
+    out = subprocess.run([sys.executable, __file__, "--measure", json.dumps([what, task, kind, steps])], env=env,
                          check=True, capture_output=True, text=True).stdout
-    wall, cpu = json.loads(out.strip().splitlines()[-1])
-    return wall, cpu
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -101,10 +101,11 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, metavar="GIT_REV",
                     help="also time the state env of this commit against the working tree, side by side")
     ap.add_argument("--baseline-only", action="store_true", help="only the --baseline comparison")
-    ap.add_argument("--single", default=None, help=argparse.SUPPRESS)  # internal: [task, kind, steps] -> JSON
+    ap.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # internal: [what, task, kind, steps] -> JSON
     args = ap.parse_args()
-    if args.single:
-        print(json.dumps(bench_single(*json.loads(args.single))))
+    if args.measure:
+        what, task, kind, steps = json.loads(args.measure)
+        print(json.dumps(bench_single(task, kind, steps) if what == "single" else bench_vector(task, kind, steps, 2)))
         return
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     res = {}
@@ -112,16 +113,21 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             base_root = export_src(args.baseline, tmp)
             for kind in ("random", "smooth"):
-                base, new = [], []
+                rows = {}
                 for _ in range(args.rounds):  # interleaved, fresh processes, best round of each
-                    base.append(bench_single_subprocess(base_root, args.task, kind, args.steps))
-                    new.append(bench_single_subprocess(REPO, args.task, kind, args.steps))
-                (bw, bc), (nw, nc) = max(base), max(new)
-                res[f"baseline_{kind}"] = {"rev": args.baseline, "baseline_steps_per_s": bw,
-                                           "baseline_steps_per_cpu_s": bc, "steps_per_s": nw, "steps_per_cpu_s": nc}
-                print(f"[{kind:6s}] state env, 1 process: baseline {args.baseline}: {bw:6.0f} steps/s (wall), "
-                      f"{bc:6.0f} steps/CPU-s | working tree: {nw:6.0f} steps/s, {nc:6.0f} steps/CPU-s | "
-                      f"x{nw / bw:.2f} wall, x{nc / bc:.2f} CPU")
+                    for name, root in (("baseline", base_root), ("new", REPO)):
+                        one = measure_subprocess(root, "single", args.task, kind, args.steps)
+                        vec = measure_subprocess(root, "vector", args.task, kind, args.steps // 2)
+                        rows.setdefault(name, []).append((one[0], one[1], vec[0], vec[0] / one[0]))
+                best = {k: [max(r[i] for r in v) for i in range(4)] for k, v in rows.items()}
+                res[f"baseline_{kind}"] = {"rev": args.baseline, **{
+                    f"{k}_{f}": v[i] for k, v in best.items()
+                    for i, f in enumerate(("steps_per_s", "steps_per_cpu_s", "vector2_steps_per_s", "speedup"))}}
+                (bw, bc, bv, bs), (nw, nc, nv, ns) = best["baseline"], best["new"]
+                print(f"[{kind:6s}] baseline {args.baseline}: 1 process {bw:6.0f} steps/s ({bc:6.0f}/CPU-s), "
+                      f"AsyncVectorEnv x2 {bv:6.0f} steps/s ({bs:.2f}x) | working tree: 1 process {nw:6.0f} steps/s "
+                      f"({nc:6.0f}/CPU-s), x2 {nv:6.0f} steps/s ({ns:.2f}x) | 1 process x{nw / bw:.2f} wall, "
+                      f"x{nc / bc:.2f} CPU")
         if args.baseline_only:
             return
     for kind in ("random", "smooth"):
