@@ -41,20 +41,21 @@ def test_near_the_object_the_closing_gripper_uses_fine_substeps(env):
     assert u._substeps() == (u.n_substeps, u.sim_dt)
 
 
-_KEEP = []  # envs made inside a test stay alive to the end: freeing a Simulation while another exists can segfault RAI
-
-
-def test_gripper_closes_at_the_same_rate_with_coarse_substeps():
+def test_gripper_closes_at_the_same_rate_with_coarse_substeps(env):
+    # one env with the flag toggled (not a second env: freeing one RAI Simulation while another lives can segfault)
+    u = env.unwrapped
     widths = {}
-    for free_space in (False, True):
-        e = make_env("pick_place", free_space_substeps=free_space)
-        e.reset(seed=0, options={"object_xy": FAR_XY})
-        w = []
-        for _ in range(4):
-            obs = e.step(np.array([0, 0, 0, -1.0]))[0]
-            w.append(float(obs[e.unwrapped.state_layout["gripper_width"]][0]))
-        widths[free_space] = np.array(w)
-        _KEEP.append(e)
+    try:
+        for free_space in (False, True):
+            u.free_space_substeps = free_space
+            env.reset(seed=0, options={"object_xy": FAR_XY})
+            w = []
+            for _ in range(4):
+                obs = env.step(np.array([0, 0, 0, -1.0]))[0]
+                w.append(float(obs[u.state_layout["gripper_width"]][0]))
+            widths[free_space] = np.array(w)
+    finally:
+        u.free_space_substeps = True
     # same closing speed in time (RAI caps the finger reference per substep; the env rescales it), same end state
     assert widths[False][0] < 0.06 and widths[True][0] < 0.06  # both well under way after one 0.1 s step
     np.testing.assert_allclose(widths[True], widths[False], atol=0.004)
