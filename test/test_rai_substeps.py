@@ -5,6 +5,9 @@ comes from the same query, the gripper closes at the same rate in time, grasps n
 """
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
 
@@ -76,3 +79,34 @@ def test_collision_flag_matches_the_plain_collision_query(env):
         if term or trunc:
             env.reset(seed=3)
     assert seen > 0  # random actions push the arm into the table now and then: the check is not vacuous
+
+
+def test_cpu_pin_restores_the_callers_cpu_set():
+    from lpds_sim.rai.cpu_pin import CpuPin, resolve_cpu
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        pytest.skip("needs two CPUs")
+    cpu = max(before)
+    with CpuPin(cpu):
+        assert os.sched_getaffinity(0) == {cpu}
+    assert os.sched_getaffinity(0) == before
+    assert resolve_cpu(None) is None and resolve_cpu("auto") in before
+    for bad in (max(before) + 64, "fast", True):
+        with pytest.raises(ValueError, match="physx_cpu"):
+            resolve_cpu(bad)
+
+
+def test_physx_worker_thread_shares_the_stepping_cpu(env):
+    """PhysX's worker thread is pinned to the env's CPU; the caller gets its own CPU set back after each step."""
+    u = env.unwrapped
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        pytest.skip("needs two CPUs")
+    env.reset(seed=0)
+    env.step(np.zeros(4))
+    assert os.sched_getaffinity(0) == before
+    cpu = u._pin.cpu
+    assert cpu in before
+    me = threading.get_native_id()
+    pinned = [t for t in map(int, os.listdir("/proc/self/task")) if t != me and os.sched_getaffinity(t) == {cpu}]
+    assert pinned, "no thread of this process is pinned to the env's CPU (PhysX's worker should be)"
