@@ -74,10 +74,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_vector(task: str, kind: str, steps: int, num_envs: int) -> tuple[float, float, float]:
+def bench_vector(task: str, kind: str, steps: int, num_envs: int, **kw) -> tuple[float, float, float]:
     """(env steps per wall second, worker CPU-s per env step, parent CPU-s per vector step)."""
     from lpds_sim.vector import make_vector_env
-    venv = make_vector_env(task, num_envs=num_envs, obs_mode="state")
+    venv = make_vector_env(task, num_envs=num_envs, obs_mode="state", **kw)
     A = actions(kind, steps, venv.single_action_space.shape[0], np.random.default_rng(0))
     venv.reset(seed=0)
     venv.step(np.repeat(A[:1], num_envs, 0))  # warm-up: workers started
@@ -157,6 +157,15 @@ def main() -> None:
         res[f"{kind}_no_free_space_substeps"] = {"single_steps_per_s": w, "single_steps_per_cpu_s": c}
         print(f"[{kind:6s}] free_space_substeps=False (coarse only with the gripper open and at rest): {w:6.0f} "
               f"steps/s (wall), {c:6.0f} steps/CPU-s")
+    for kind in ("random", "smooth"):  # CPU pinning off (cpu_pin.py), side by side with pinning on
+        w1, c1 = bench_single(args.task, kind, args.steps)
+        w0, c0 = bench_single(args.task, kind, args.steps, physx_cpu=None)
+        v1 = bench_vector(args.task, kind, args.steps // 2, 2)[0]
+        v0 = bench_vector(args.task, kind, args.steps // 2, 2, pin_workers=False, physx_cpu=None)[0]
+        res[f"{kind}_pinning"] = {"single_pinned": w1, "single_unpinned": w0, "vector2_pinned": v1,
+                                  "vector2_unpinned": v0}
+        print(f"[{kind:6s}] CPU pinning on / off: 1 process {w1:6.0f} / {w0:6.0f} steps/s (wall), {c1:6.0f} / "
+              f"{c0:6.0f} steps/CPU-s | AsyncVectorEnv x2 {v1:6.0f} ({v1 / w1:.2f}x) / {v0:6.0f} ({v0 / w0:.2f}x)")
     w, c = bench_single(args.task, "smooth", args.steps, coarse_free_motion=False)
     res["smooth_fixed_substeps"] = {"single_steps_per_s": w, "single_steps_per_cpu_s": c}
     print(f"[smooth] without coarse substeps (always sim_dt): {w:6.0f} steps/s (wall), {c:6.0f} steps/CPU-s")
