@@ -21,8 +21,10 @@ import os
 import gymnasium as gym
 
 
-def _make(task: str, env_kwargs: dict, cpu: int | None = None) -> gym.Env:
-    if cpu is not None:  # runs inside the worker process: pin all of it (its env then needs no per-step pinning)
+def _make(task: str, env_kwargs: dict, cpu: int | None = None, parent_pid: int | None = None) -> gym.Env:
+    # pin a worker process as a whole (its env then needs no per-step pinning); never the parent, where
+    # AsyncVectorEnv also calls this once for a dummy env to read the spaces
+    if cpu is not None and os.getpid() != parent_pid:
         os.sched_setaffinity(0, {cpu})
     from .tasks import make_env
     return make_env(task, **env_kwargs)
@@ -37,7 +39,7 @@ def make_vector_env(task: str, num_envs: int = 2, asynchronous: bool = True, con
         ensure_display()
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     pin = pin_workers and asynchronous and len(cpus) > 1
-    fns = [functools.partial(_make, task, dict(env_kwargs), cpus[i % len(cpus)] if pin else None)
+    fns = [functools.partial(_make, task, dict(env_kwargs), cpus[i % len(cpus)] if pin else None, os.getpid())
            for i in range(num_envs)]
     if asynchronous:
         return gym.vector.AsyncVectorEnv(fns, shared_memory=True, context=context)
