@@ -102,3 +102,19 @@ def test_scripted_operator_on_full_grid():
     env = make_env("pick_place")
     res = GridProtocol(2, 4, 5, seed=0).run(env, make_operator("pick_place", env, seed=0), progress=False)
     assert res.successes >= 38, res.summary()
+
+
+def test_vector_env_pins_its_workers_not_the_parent():
+    import os
+
+    from lpds_sim.vector import make_vector_env
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        pytest.skip("needs two CPUs")
+    venv = make_vector_env("pick_place", num_envs=2)
+    try:
+        venv.reset(seed=0)
+        assert os.sched_getaffinity(0) == before  # the parent's dummy env must not pin the parent
+        assert [os.sched_getaffinity(p.pid) for p in venv.processes] == [{c} for c in sorted(before)[:2]]
+    finally:
+        venv.close()

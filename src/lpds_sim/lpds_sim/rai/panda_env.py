@@ -5,7 +5,8 @@ for every task and auditable in one place:
 
 * scene: pandaSingle.g table + Panda; subclasses add their objects in `_build_task(C)`.
 * physics: RAI PhysX, motor gains raised, position control at `sim_dt` substeps, `control_hz` env steps per second
-  (with `coarse_free_motion`, steps where the gripper is open and at rest use half as many 2·sim_dt substeps).
+  (with `coarse_free_motion`, steps where nothing can be squeezed use half as many 2·sim_dt substeps: the gripper is
+  open and at rest, or no robot part is within `free_margin` of any other body and the object is at rest).
 * action: `a ∈ [-1, 1]^A`, A = 4 `[dx, dy, dz, gripper]` or A = 5 `[dx, dy, dz, dyaw, gripper]` (`use_yaw`).
   Δposition = a[:3] · `max_lin_speed` / `control_hz` metres (world frame), Δyaw = a[3] · `max_yaw_rate` / `control_hz`
   rad; gripper: a[-1] ≥ 0 opens to 0.08 m, a[-1] < 0 closes (grasps). The integrated end-effector target is clipped
@@ -32,6 +33,7 @@ from gymnasium import spaces
 
 from . import scene
 from .camera import CameraSpec, RGBDCamera, SensorNoise
+from .cpu_pin import CpuPin, resolve_cpu
 from .ik import DLSIK, home_joint_state
 
 PROPRIO_DIM = 8  # ee_pos(3) + ee_quat(4, w>=0) + gripper_width(1, total opening in metres)
@@ -65,7 +67,8 @@ class PandaTaskEnv(gym.Env):
                  max_lin_speed: float = 0.3, max_yaw_rate: float = 1.0, max_episode_steps: int | None = None,
                  image_size: int = 84, sensor_noise: bool | SensorNoise = False, camera: CameraSpec | None = None,
                  terminate_on_success: bool = True, collision_margin: float = 0.005, render_mode: str | None = None,
-                 coarse_free_motion: bool = True, fast_render: bool = True):
+                 coarse_free_motion: bool = True, fast_render: bool = True, free_space_substeps: bool = True,
+                 physx_cpu: int | str | None = "auto"):
         if obs_mode not in ("state", "image"):
             raise ValueError(f"obs_mode must be 'state' or 'image', got {obs_mode!r}")
         n_sub = round(1.0 / (control_hz * sim_dt))
@@ -78,7 +81,17 @@ class PandaTaskEnv(gym.Env):
         self.terminate_on_success = terminate_on_success
         self.coarse_free_motion = coarse_free_motion and self.n_substeps % 2 == 0
         self._grip_settled = True
+        # coarse substeps also while the gripper moves or is closed, as long as the robot is far from every other body
+        # (nothing to squeeze or tunnel through); `free_space_substeps=False` restores the open-and-at-rest-only rule
+        self.free_space_substeps = free_space_substeps and self.coarse_free_motion
+        self.free_margin = 2.0 * self.max_lead   # > the farthest the end effector can move in one control step
+        self._free = False                       # result of the last proximity query (robot far from everything)
+        self._grip_dt = self.sim_dt              # substep length the gripper's closing speed was set for
+        self._width = scene.GRIPPER_MAX_WIDTH     # gripper width after the last physics step (one RAI call per step)
         self.collision_margin = collision_margin
+        # PhysX's worker thread and the thread stepping it share one CPU (see cpu_pin: ~1.8x on an idle VM)
+        self.physx_cpu = physx_cpu
+        self._pin = CpuPin(None)
         self.render_mode = render_mode
         self._ee_low, self._ee_high = np.array(self.ee_low), np.array(self.ee_high)
 
@@ -92,7 +105,9 @@ class PandaTaskEnv(gym.Env):
         self.C.setJointState(self.q_home)
         self.S: ry.Simulation | None = None  # created in reset()
         self._ee = self.C.getFrame(scene.EE_FRAME)
+        self._obj = self.C.getFrame(self.object_frame) if self.object_frame else None
         self._non_env = set(self.held_frames) | {"world"}
+        self._lin_step = self.max_lin_speed / self.control_hz
 
         # camera (image mode, or rgb_array rendering) is created lazily and only after ensure_display()
         self._cam_spec = camera or CameraSpec(size=image_size)
@@ -138,7 +153,8 @@ class PandaTaskEnv(gym.Env):
                            "sensor_noise": self._cam_spec.noise.rgb_std > 0 or self._cam_spec.noise.hole_frac > 0,
                            "terminate_on_success": self.terminate_on_success,
                            "collision_margin": self.collision_margin,
-                           "coarse_free_motion": self.coarse_free_motion, "fast_render": self.fast_render},
+                           "coarse_free_motion": self.coarse_free_motion, "fast_render": self.fast_render,
+                           "free_space_substeps": self.free_space_substeps, "physx_cpu": self.physx_cpu},
             "action": {"dim": int(self.action_space.shape[0]),
                        "names": ["dx", "dy", "dz", "dyaw", "gripper"] if self.use_yaw else ["dx", "dy", "dz", "gripper"],
                        "low": -1.0, "high": 1.0, "pos_step_m": self.max_lin_speed / self.control_hz,
@@ -219,7 +235,9 @@ class PandaTaskEnv(gym.Env):
         # warm-start caches survive it, so identical episodes agree to ~1e-4, not bit-exactly.
         if self.S is None:
             self.C.setJointState(self.q_home)
-            self.S = ry.Simulation(self.C, ry.SimulationEngine.physx, verbose=0)  # verbose=0: never open a window
+            self._pin = CpuPin(resolve_cpu(self.physx_cpu))
+            with self._pin:  # PhysX's worker thread starts here and inherits the pinned CPU
+                self.S = ry.Simulation(self.C, ry.SimulationEngine.physx, verbose=0)  # verbose=0: never open a window
             self._st0 = self.S.getState()
         self.S.setState(self._st0)
         self.S.resetSplineRef()
@@ -229,17 +247,21 @@ class PandaTaskEnv(gym.Env):
         self.S.moveGripper(scene.EE_FRAME, scene.GRIPPER_MAX_WIDTH, 1.0)
         self._grip_open = True
         self._grip_settled = True
-        for _ in range(200):  # let the gripper open and objects settle, holding the home pose
-            self.S.step(self.q_home, self.sim_dt, ry.ControlMode.position)
-            if self.S.gripperIsDone(scene.EE_FRAME):
-                break
-        for _ in range(3):
-            self.S.step(self.q_home, self.sim_dt, ry.ControlMode.position)
+        self._grip_dt = self.sim_dt
+        with self._pin:
+            for _ in range(200):  # let the gripper open and objects settle, holding the home pose
+                self.S.step(self.q_home, self.sim_dt, ry.ControlMode.position)
+                if self.S.gripperIsDone(scene.EE_FRAME):
+                    break
+            for _ in range(3):
+                self.S.step(self.q_home, self.sim_dt, ry.ControlMode.position)
         self._tgt_pos = self._ee.getPosition().copy()
         self._tgt_yaw = float(self.home_yaw)
         self._steps = 0
         self._prev_obj_pos = self._obj_frame().getPosition().copy()
         self._obj_speed = 0.0
+        self._width = self.gripper_width()
+        self._contacts()  # sets `_free` for the first step
         if self._camera is not None and self._cam_spec.noise.pose_pos_std + self._cam_spec.noise.pose_rot_std > 0:
             self._camera.jitter_pose(self.np_random)
         return self._obs(), self._info(collision=False, success=False)
@@ -252,17 +274,17 @@ class PandaTaskEnv(gym.Env):
             names = "[dx, dy, dz, dyaw, gripper]" if self.use_yaw else "[dx, dy, dz, gripper]"
             raise ValueError(f"{self.task_name}: action has shape {a.shape}, expected {shape} = {names} in [-1, 1] "
                              "(one action per step; for an action chunk, step its rows one by one)")
-        if not np.all(np.isfinite(a)):
+        if not np.isfinite(a).all():
             raise ValueError(f"{self.task_name}: action contains NaN or inf: {a.tolist()}; the policy produced a "
                              "non-finite output (check its inputs/normalisation); the robot was not moved")
-        return np.clip(a, -1.0, 1.0)
+        return np.minimum(np.maximum(a, -1.0), 1.0)  # = np.clip, without its dispatch overhead
 
     def step(self, action):
         a = self.validate_action(action)
         ee = self._ee.getPosition()
-        tgt = np.clip(self._tgt_pos + a[:3] * self.max_lin_speed / self.control_hz, self._ee_low, self._ee_high)
+        tgt = np.minimum(np.maximum(self._tgt_pos + a[:3] * self._lin_step, self._ee_low), self._ee_high)
         lead = tgt - ee
-        n = np.linalg.norm(lead)
+        n = np.sqrt(lead @ lead)
         if n > self.max_lead:  # no wind-up when the arm is blocked (e.g. pressed into the table)
             tgt = ee + lead * (self.max_lead / n)
         self._tgt_pos = tgt
@@ -270,31 +292,56 @@ class PandaTaskEnv(gym.Env):
             self._tgt_yaw = float(np.clip(self._tgt_yaw + a[3] * self.max_yaw_rate / self.control_hz,
                                           -self.yaw_limit, self.yaw_limit))
         want_open = bool(a[-1] >= 0.0)
-        if want_open != self._grip_open:
-            self.S.moveGripper(scene.EE_FRAME, scene.GRIPPER_MAX_WIDTH if want_open else 0.0, 0.3)
+        grip_changed = want_open != self._grip_open
+        if grip_changed:
             self._grip_open = want_open
             self._grip_settled = False
         q_cmd = self.ik.solve(self.S.get_q(), tgt, self._tgt_yaw)
-        if self.coarse_free_motion and self._grip_open and self._grip_settled:
-            # open gripper at rest: nothing is squeezed, 2x coarser substeps are accurate enough (and 2x faster);
-            # closing/holding needs sim_dt (coarser steps let the finger drive tunnel through the object)
-            n, dt = self.n_substeps // 2, self.sim_dt * 2
-        else:
-            n, dt = self.n_substeps, self.sim_dt
-        for _ in range(n):
-            self.S.step(q_cmd, dt, ry.ControlMode.position)
-        self._grip_settled = self._grip_open and self.gripper_width() > scene.GRIPPER_MAX_WIDTH - 0.004
+        n, dt = self._substeps()
+        if grip_changed or (not self._grip_settled and dt != self._grip_dt):
+            # RAI caps the finger reference change per *substep* (0.01·speed), so the speed is rescaled for coarse
+            # substeps to keep the gripper closing/opening at the same rate in time
+            scale = 1.0 if dt == self.sim_dt else self.coarse_gripper_speed_scale
+            self.S.moveGripper(scene.EE_FRAME, scene.GRIPPER_MAX_WIDTH if want_open else 0.0,
+                               self.gripper_speed * scale)
+            self._grip_dt = dt
+        with self._pin:
+            for _ in range(n):
+                self.S.step(q_cmd, dt, ry.ControlMode.position)
+        self._width = self.gripper_width()
+        self._grip_settled = self._grip_open and self._width > scene.GRIPPER_MAX_WIDTH - 0.004
         self._steps += 1
-        p = self._obj_frame().getPosition()
-        self._obj_speed = float(np.linalg.norm(p - self._prev_obj_pos) * self.control_hz)
+        p = self._obj.getPosition()
+        d = p - self._prev_obj_pos
+        self._obj_speed = float(np.sqrt(d @ d) * self.control_hz)
         self._prev_obj_pos = p.copy()
-        collision = self._collision()
+        collision = self._contacts()
         success = bool(self._is_success())
         info = self._info(collision, success)
-        reward = -0.1 * float(np.linalg.norm(info["obj_xy"] - info["target_xy"])) - 0.5 * collision + 1.0 * success
+        d = info["obj_xy"] - info["target_xy"]
+        reward = -0.1 * float(np.sqrt(d @ d)) - 0.5 * collision + 1.0 * success
         terminated = success and self.terminate_on_success
         truncated = self._steps >= self.max_episode_steps and not terminated
         return self._obs(), reward, terminated, truncated, info
+
+    gripper_speed: float = 0.3    # moveGripper speed at sim_dt substeps (RAI units: 0.01·speed per substep)
+    free_obj_speed: float = 0.02  # m/s: the object counts as at rest below this (free-space substeps)
+    # gripper speed factor at 2·sim_dt substeps, calibrated so the width seen after each control step matches the
+    # sim_dt substeps (within 1.4 mm over a close/open cycle); the nominal 2x overshoots by 13 mm because the finger
+    # drive lags its reference by about one substep, which is a shorter time at sim_dt
+    coarse_gripper_speed_scale: float = 1.5
+
+    def _substeps(self) -> tuple[int, float]:
+        """(number, length) of PhysX substeps for the next control step.
+
+        Fine (`sim_dt`) whenever something may be squeezed: closing or holding at 2·sim_dt lets the finger drive
+        tunnel through the object. Coarse (half as many 2·sim_dt substeps) when the gripper is open and at rest, or
+        when the last proximity query found no robot part within `free_margin` of any other body and the object is
+        at rest (the arm then only tracks its joint targets, which 2·sim_dt does to a few mm)."""
+        if self.coarse_free_motion and ((self._grip_open and self._grip_settled) or (
+                self.free_space_substeps and self._free and self._obj_speed < self.free_obj_speed)):
+            return self.n_substeps // 2, self.sim_dt * 2
+        return self.n_substeps, self.sim_dt
 
     def render(self):
         if self.render_mode != "rgb_array":
@@ -314,7 +361,7 @@ class PandaTaskEnv(gym.Env):
 
     # ------------------------------------------------------------------ state readers
     def _obj_frame(self) -> ry.Frame:
-        return self.C.getFrame(self.object_frame)
+        return self._obj
 
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
         return self._ee.getPosition().copy(), _canon_quat(self._ee.getQuaternion())
@@ -340,8 +387,9 @@ class PandaTaskEnv(gym.Env):
         return float(self._tgt_yaw)
 
     def _proprio(self) -> np.ndarray:
+        """Called right after a physics step or reset, so the width read there (`_width`) is current."""
         pos, quat = self.ee_pose()
-        return np.concatenate([pos, quat, [self.gripper_width()]]).astype(np.float32)
+        return np.concatenate([pos, quat, [self._width]]).astype(np.float32)
 
     def _state(self) -> np.ndarray:
         f = self._obj_frame()
@@ -357,11 +405,31 @@ class PandaTaskEnv(gym.Env):
         return {"rgb": rgb, "depth": depth, "proprio": self._proprio()}
 
     def _collision(self) -> bool:
+        """Robot frame within `collision_margin` of an environment frame (held objects excluded)."""
         for a, b, _ in self.C.getCollisions(self.collision_margin):
             ra, rb = a.startswith(scene.ROBOT_PREFIX), b.startswith(scene.ROBOT_PREFIX)
             if ra != rb and (b if ra else a) not in self._non_env:
                 return True
         return False
+
+    def _contacts(self) -> bool:
+        """`_collision()` and, from the same query, whether the robot is far from every other body (`_free`).
+
+        One `getCollisions` call with the larger margin returns every pair the collision margin would, with the
+        same signed distances, so the collision flag is unchanged."""
+        if not self.free_space_substeps:
+            self._free = False
+            return self._collision()
+        prefix, cm, free, collision = scene.ROBOT_PREFIX, self.collision_margin, True, False
+        for a, b, dist in self.C.getCollisions(max(self.free_margin, cm)):
+            ra, rb = a.startswith(prefix), b.startswith(prefix)
+            if ra != rb:
+                free = False
+                if dist < cm and (b if ra else a) not in self._non_env:
+                    collision = True
+                    break
+        self._free = free
+        return collision
 
     def _info(self, collision: bool, success: bool) -> dict:
         return {"obj_xy": self._obj_frame().getPosition()[:2].copy(), "target_xy": self._target_pos()[:2].copy(),
