@@ -38,6 +38,7 @@ class SteerConfig:
     gamma: float = 0.99
     lr_actor: float = 3e-4
     lr_critic: float = 3e-4
+    tau: float = 0.005  # Polyak rate of the target critics (higher propagates values faster on small budgets)
     eta_lambda: float = 1.0
     tr_norm: str = "sum"
     use_eps: bool = False  # Δθ(s, ε) instead of Δθ(s)
@@ -66,7 +67,7 @@ class SteerConfig:
 
     def agent_config(self) -> dict[str, Any]:
         return {"hidden": (self.hidden, self.hidden), "critic_hidden": (self.hidden, self.hidden),
-                "lr_actor": self.lr_actor, "lr_critic": self.lr_critic, "gamma": self.gamma,
+                "lr_actor": self.lr_actor, "lr_critic": self.lr_critic, "tau": self.tau, "gamma": self.gamma,
                 "batch_size": self.batch_size, "utd": self.utd, "warmup_steps": self.warmup_steps,
                 "buffer_capacity": self.buffer_capacity, "delta": self.delta, "eta_lambda": self.eta_lambda,
                 "tr_norm": self.tr_norm, "use_eps": self.use_eps, "action_magnitude": self.action_magnitude,
