@@ -34,6 +34,21 @@ class _NoiseSACAgent(Agent):
         w, _ = self.actor(feats, deterministic)
         return self.decode(feats, w), w
 
+    def _critic_step(self, feats: torch.Tensor, nfeats: torch.Tensor, batch: dict[str, Any], stored: str,
+                     critic_input: Any) -> dict[str, float]:
+        """One soft TD step of the twin critic. Both DSRL variants share it; they differ only in what the critic
+        sees: `critic_input(features, w)` maps the actor's next noise to it, `batch[stored]` is the taken one."""
+        with torch.no_grad():
+            w_next, logp_next = self.actor(nfeats)
+            y = td_target(batch["reward"], batch["discount"], batch["done"],
+                          *self.critic.target(nfeats, critic_input(nfeats, w_next)),
+                          -self.temperature.alpha * logp_next)
+        critic_loss = self.critic.loss(feats, batch[stored], y)
+        self.optimizers["critic"].zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.optimizers["critic"].step()
+        return {"critic_loss": float(critic_loss.detach()), "q_target": float(y.mean())}
+
     def _actor_and_alpha_step(self, feats: torch.Tensor, q_fn: Any) -> dict[str, float]:
         w, logp = self.actor(feats)
         q = q_fn(feats, w)
@@ -68,15 +83,7 @@ class DSRLSACAgent(_NoiseSACAgent):
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
         c = self.config
         feats, nfeats = self._batch_features(batch)
-        with torch.no_grad():
-            w_next, logp_next = self.actor(nfeats)
-            y = td_target(batch["reward"], batch["discount"], batch["done"], *self.critic.target(nfeats, w_next),
-                          -self.temperature.alpha * logp_next)
-        critic_loss = self.critic.loss(feats, batch["noise"], y)
-        self.optimizers["critic"].zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.optimizers["critic"].step()
-        out = {"critic_loss": float(critic_loss.detach()), "q_target": float(y.mean())}
+        out = self._critic_step(feats, nfeats, batch, "noise", lambda f, w: w)  # Q(s, w): the critic sees the noise
         if self.updates % c.actor_every == 0:
             out.update(self._actor_and_alpha_step(feats, lambda f, w: torch.min(*self.critic(f, w))))
         self.critic.polyak(c.tau)
@@ -103,16 +110,7 @@ class DSRLNAAgent(_NoiseSACAgent):
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
         c = self.config
         feats, nfeats = self._batch_features(batch)
-        with torch.no_grad():
-            w_next, logp_next = self.actor(nfeats)
-            a_next = self.decode(nfeats, w_next)
-            y = td_target(batch["reward"], batch["discount"], batch["done"], *self.critic.target(nfeats, a_next),
-                          -self.temperature.alpha * logp_next)
-        critic_loss = self.critic.loss(feats, batch["action"], y)
-        self.optimizers["critic"].zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.optimizers["critic"].step()
-        out = {"critic_loss": float(critic_loss.detach()), "q_target": float(y.mean())}
+        out = self._critic_step(feats, nfeats, batch, "action", self.decode)  # Q^A(s, a) on decoded actions
 
         # distil Q^W(s, w) ≈ Q^A(s, Φ(s, w)) on w ~ N(0, I), head by head
         for _ in range(c.noise_critic_steps):
