@@ -81,31 +81,30 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config
     return cls(**dict(data))  # type: ignore[call-arg]
 
 
-def load_yaml_config(path: str | os.PathLike, cls: type[C]) -> C:
+def read_yaml_mapping(path: str | os.PathLike) -> Mapping[str, Any]:
+    """A YAML config file as a mapping, with a ConfigError that names the file for every way it can be wrong."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    return config_from_dict(cls, data, where=str(path))
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"config file {path} must hold a mapping of key: value")
+    return raw
+
+
+def load_yaml_config(path: str | os.PathLike, cls: type[C]) -> C:
+    return config_from_dict(cls, read_yaml_mapping(path), where=str(path))
 
 
 def merge_config(cls: type[C], defaults: C, file: str | os.PathLike | None, overrides: Mapping[str, Any]) -> C:
     """defaults < config file < command-line overrides (None means 'not given'); unknown keys are an error."""
     data = dataclasses.asdict(defaults)  # type: ignore[call-overload]
     if file:
-        path = Path(file)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"config file {path} must hold a mapping of key: value")
-        check_keys(raw.keys(), data.keys(), str(path))
+        raw = read_yaml_mapping(file)
+        check_keys(raw.keys(), data.keys(), str(file))
         data.update(raw)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return config_from_dict(cls, data, where=str(file) if file else "command line")
