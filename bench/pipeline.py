@@ -37,6 +37,18 @@ def action_entropy(env, act_batch, n_obs: int = 8, n_samples: int = 512, seed: i
     return float(np.mean(vals))
 
 
+def merged_config(out: Path, common: str | None, extra: str | None) -> str:
+    """One YAML for `lpds train-steer --config`: the shared settings, then the algorithm-specific ones."""
+    import yaml
+
+    from lpds_sim.runs import read_yaml_mapping
+
+    data = {**(read_yaml_mapping(common) if common else {}), **(read_yaml_mapping(extra) if extra else {})}
+    path = out / f"steer_config_{Path(common).stem if common else 'none'}_{Path(extra).stem if extra else 'none'}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench_pipeline")
@@ -55,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also evaluate the base with w = s·ε for these s (e.g. '0.5,0'): how much of the base's "
                         "failure is sampling noise")
     p.add_argument("--steer-config", help="YAML with SteerConfig keys for every algorithm (the same for all)")
+    p.add_argument("--lpds-config", help="YAML with extra SteerConfig keys for the lpds/lpds-a runs only (e.g. the "
+                                         "Δθ(s, ε) form and noise-level exploration); its file name tags the run")
     p.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     args = p.parse_args(argv)
 
@@ -86,13 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         algo, _, d = item.partition("@")  # "lpds@1.0": this algorithm with its own δ
         algo, _, variant = algo.partition("+")  # "lpds+eps@8": the Δθ(s, ε) variant
         delta = float(d) if d else args.delta
-        label = (f"{algo}{' Δθ(s,ε)' if variant == 'eps' else ''} (δ={delta:g})" if algo.startswith("lpds")
+        extra = args.lpds_config if args.lpds_config and algo.startswith("lpds") else None
+        tag = f" [{Path(extra).stem}]" if extra else ""
+        label = (f"{algo}{' Δθ(s,ε)' if variant == 'eps' else ''}{tag} (δ={delta:g})" if algo.startswith("lpds")
                  else algo)
-        run = out / f"steer_{algo}{'_eps' if variant == 'eps' else ''}{f'_d{delta:g}' if d else ''}"
+        run = out / (f"steer_{algo}{'_eps' if variant == 'eps' else ''}{f'_{Path(extra).stem}' if extra else ''}"
+                     f"{f'_d{delta:g}' if d else ''}")
         if not run_done(run):
             lpds("train-steer", "--base", str(base), "--algo", algo, "--delta", str(delta), "--env-steps",
                  str(args.env_steps), "--eval-every", str(args.eval_every), "--seed", str(args.seed),
-                 "--out", str(run), "--no-progress", *(["--config", args.steer_config] if args.steer_config else []),
+                 "--out", str(run), "--no-progress",
+                 *(["--config", merged_config(out, args.steer_config, extra)] if args.steer_config or extra else []),
                  *(["--use-eps"] if variant == "eps" else []),
                  *(["--resume"] if (run / "config.yaml").is_file() else []))
         steer_runs.append((label, run))

@@ -55,6 +55,31 @@ def test_perturbation_starts_near_zero_and_has_noise_shape():
         p(torch.randn(5, 7))
 
 
+def test_shrink_form_is_shift_minus_gain_times_noise_and_learns_to_shrink():
+    p = NoisePerturbation(3, (4, 2), hidden=(16,), use_eps=True, eps_form="shrink")
+    feats, eps = torch.randn(256, 3), torch.randn(256, 4, 2)
+    g0 = p.gain(feats)
+    assert g0.shape == (256, 4, 2) and g0.abs().max() < 0.05  # starts as the base policy
+    with torch.no_grad():
+        for prm in p.net[-1].parameters():
+            prm.normal_(0, 0.3)
+    shift = p(feats, torch.zeros_like(eps))  # ε = 0 leaves only h(s)
+    assert torch.allclose(p(feats, eps), shift - p.gain(feats) * eps, atol=1e-6)
+    # an objective that prefers less noise in the first action dim raises that dim's gain only (ignoring h)
+    opt = torch.optim.Adam(p.parameters(), lr=1e-2)
+    for _ in range(100):
+        eps = torch.randn(256, 4, 2)
+        w = eps + p(feats, eps)
+        loss = (w[..., 0] - p(feats, torch.zeros_like(eps))[..., 0]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    g = p.gain(feats).mean(dim=(0, 1))
+    assert 0.9 < g[0] < 1.1 and g[0] > g[1] + 0.5
+    with pytest.raises(ValueError, match="eps_form"):
+        NoisePerturbation(3, (4, 2), use_eps=True, eps_form="bogus")
+
+
 # ---- trust region -----------------------------------------------------------------------------------------
 def test_lambda_rises_while_violated_and_returns_to_zero_when_slack():
     tr = LagrangianTrustRegion(delta=0.05, dim=8, eta=0.5)
@@ -233,8 +258,10 @@ def test_deployable_perturbation_matches_the_agents_own_actions():
     from lpds_core.export import perturbation_takes_eps
     env = _toy_env()
     dec = TinyDecoder()
-    for name, use_eps in (("lpds", False), ("lpds", True), ("lpds-a", False)):
-        agent = make_agent(name, dec, env.observation_space, dict(SMALL, use_eps=use_eps), env.action_space)
+    for name, use_eps, form in (("lpds", False, "mlp"), ("lpds", True, "mlp"), ("lpds", True, "shrink"),
+                                ("lpds-a", False, "mlp")):
+        agent = make_agent(name, dec, env.observation_space, dict(SMALL, use_eps=use_eps, eps_form=form),
+                           env.action_space)
         with torch.no_grad():
             for p in agent.perturbation.net[-1].parameters():
                 p.normal_(0, 0.1)  # a non-trivial Δ
@@ -297,3 +324,23 @@ def test_agent_acts_on_image_observations_single_and_batched():
         agent.act(dict(obs, depth=np.full((1, 16, 16), np.nan, np.float32)))
     with pytest.raises(ValueError, match="'rgb' has shape"):
         agent.act(dict(obs, rgb=np.zeros((3, 8, 8), np.uint8)))
+
+
+def test_eps_scale_exploration_scales_the_base_noise_per_sample_and_only_where_epsilon_is_sampled():
+    env = _toy_env()
+    dec = TinyDecoder()
+    agent = make_agent("lpds", dec, env.observation_space, SMALL, env.action_space)
+    torch.manual_seed(0)
+    eps = agent.sample_eps(4, False, torch.tensor([0.0, 0.5, 1.0, 2.0]))
+    torch.manual_seed(0)
+    raw = torch.randn(4, *agent.noise_shape)
+    assert torch.allclose(eps, raw * torch.tensor([0.0, 0.5, 1.0, 2.0]).view(4, 1, 1))
+    assert torch.equal(agent.sample_eps(3, True, None), torch.zeros(3, *agent.noise_shape))
+    obs = np.stack([env.observation_space.sample() for _ in range(3)])
+    _, w = agent.act_with_noise(obs, eps_scale=np.zeros(3))
+    assert np.abs(w).max() < 0.05  # ε·0 leaves only the (near-zero) initial Δθ
+    with pytest.raises(ValueError, match="eps_scale must hold 3"):
+        agent.act_with_noise(obs, eps_scale=np.ones(2))
+    dsrl = make_agent("dsrl-na", dec, env.observation_space, SMALL, env.action_space)
+    with pytest.raises(ValueError, match="SAC actor"):
+        dsrl.act_with_noise(obs, eps_scale=np.ones(3))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from lpds_sim import runs
 from pipeline_helpers import make_base_run
@@ -97,3 +98,30 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "ckpt_0000000400.pt" in err and "corrupt" in err
+
+
+def test_steer_config_checks_eps_form_and_exploration_keys():
+    from lpds_sim.train_steer import SteerConfig
+
+    ok = SteerConfig(base="b", algo="lpds", explore_eps_scale=[0, 1], eps_form="shrink").check()
+    assert ok.explore_eps_scale == [0.0, 1.0]
+    with pytest.raises(runs.ConfigError, match="eps_form"):
+        SteerConfig(base="b", eps_form="free").check()
+    with pytest.raises(runs.ConfigError, match=r"\[lo, hi\]"):
+        SteerConfig(base="b", explore_eps_scale=[1.0, 0.5]).check()
+    with pytest.raises(runs.ConfigError, match="dsrl-na samples its own noise"):
+        SteerConfig(base="b", algo="dsrl-na", explore_eps_scale=[0, 1]).check()
+
+
+def test_resume_accepts_a_run_started_before_a_config_key_existed(tmp_path):
+    from lpds_sim.train_steer import SteerConfig
+
+    cfg = SteerConfig(base="b", task="pick_place")
+    run = runs.RunDir.open(tmp_path / "r", cfg, resume=False, kind="steer")
+    saved = yaml.safe_load(run.config_path.read_text())
+    del saved["eps_form"]  # as written by a version without the key
+    run.config_path.write_text(yaml.safe_dump(saved))
+    runs.RunDir.open(tmp_path / "r", cfg, resume=True, kind="steer", must_match=("eps_form", "use_eps"))
+    with pytest.raises(runs.RunError, match="eps_form"):
+        runs.RunDir.open(tmp_path / "r", SteerConfig(base="b", task="pick_place", eps_form="shrink"), resume=True,
+                         kind="steer", must_match=("eps_form",))

@@ -394,8 +394,11 @@ class RunDir:
             saved = read_config_dict(run.root)
             if saved.get("kind") != kind:
                 raise RunError(f"{run.root} is a '{saved.get('kind')}' run, not a '{kind}' run")
+            defaults = ({f.name: f.default for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg)
+                        else {})
             for key in must_match:
-                if saved.get(key) != data.get(key):
+                # a key added after the run was started counts as its default (older runs stay resumable)
+                if saved.get(key, defaults.get(key)) != data.get(key):
                     raise RunError(f"cannot resume {run.root}: it was started with {key}={saved.get(key)!r}, "
                                    f"now {key}={data.get(key)!r}; use the same setting or a new --out")
         run.root.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,11 @@ class SteerConfig:
     eta_lambda: float = 1.0
     tr_norm: str = "sum"
     use_eps: bool = False  # Δθ(s, ε) instead of Δθ(s)
+    eps_form: str = "mlp"  # with use_eps: "mlp" (free MLP of s, ε) or "shrink" (h(s) − g(s)⊙ε, a noise gain)
+    # exploration over the noise temperature (lpds/lpds-a): each collected chunk decodes ε·c with c ~ U(lo, hi),
+    # so the replay holds the same kinds of states at several noise levels and the critic sees what the noise
+    # level does; the actor still optimises E over ε ~ N(0, I), which is what is deployed. None: plain ε.
+    explore_eps_scale: list[float] | None = None
     action_magnitude: float = 1.5
     hidden: int = 256
     buffer_capacity: int = 200_000
@@ -57,6 +62,16 @@ class SteerConfig:
             raise runs.ConfigError(f"task={self.task!r} is not valid; choose one of {', '.join(TASKS)}")
         if self.vector not in ("sync", "async"):
             raise runs.ConfigError(f"vector={self.vector!r} is not valid; choose sync or async")
+        if self.explore_eps_scale is not None:
+            lo_hi = list(self.explore_eps_scale)
+            if len(lo_hi) != 2 or not 0 <= float(lo_hi[0]) <= float(lo_hi[1]):
+                raise runs.ConfigError(f"explore_eps_scale must be [lo, hi] with 0 <= lo <= hi, got {lo_hi}")
+            if self.algo not in ("lpds", "lpds-a"):
+                raise runs.ConfigError(f"explore_eps_scale applies to lpds/lpds-a (they decode ε + Δ); {self.algo} "
+                                       f"samples its own noise: remove the key")
+            self.explore_eps_scale = [float(v) for v in lo_hi]
+        if self.eps_form not in ("mlp", "shrink"):
+            raise runs.ConfigError(f"eps_form={self.eps_form!r} is not valid; choose mlp or shrink")
         if not self.delta > 0:
             raise runs.ConfigError(f"delta must be > 0, got {self.delta}")
         for name in ("env_steps", "n_envs", "eval_every", "ckpt_every", "batch_size", "utd", "threads",
@@ -70,7 +85,8 @@ class SteerConfig:
                 "lr_actor": self.lr_actor, "lr_critic": self.lr_critic, "tau": self.tau, "gamma": self.gamma,
                 "batch_size": self.batch_size, "utd": self.utd, "warmup_steps": self.warmup_steps,
                 "buffer_capacity": self.buffer_capacity, "delta": self.delta, "eta_lambda": self.eta_lambda,
-                "tr_norm": self.tr_norm, "use_eps": self.use_eps, "action_magnitude": self.action_magnitude,
+                "tr_norm": self.tr_norm, "use_eps": self.use_eps, "eps_form": self.eps_form,
+                "action_magnitude": self.action_magnitude,
                 "num_threads": self.threads}
 
 
@@ -147,7 +163,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     backbone, base_cfg = load_base(cfg.base, cfg.task or None)
     cfg.task = base_cfg["task"]
     run = runs.RunDir.open(out, cfg, resume=resume, kind="steer",
-                           must_match=("task", "algo", "delta", "base", "n_envs", "tr_norm", "use_eps", "hidden"))
+                           must_match=("task", "algo", "delta", "base", "n_envs", "tr_norm", "use_eps", "eps_form", "hidden"))
     if run.is_done():
         print(f"steer run {out} already finished; nothing to do")
         return run.summary()
@@ -206,14 +222,15 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
             log.log(env_steps, "eval", success=res["success_rate"], **{"return": res["mean_return"]})
             bar.set_postfix(success=f"{res['success_rate']:.2f}")
             next_eval += cfg.eval_every
+        eps_scale = None if cfg.explore_eps_scale is None else np.random.uniform(*cfg.explore_eps_scale, cfg.n_envs)
         if env_steps < cfg.warmup_steps:  # warm-up: the base policy itself, w ~ N(0, I)
             with torch.no_grad():
                 t, _ = agent.obs_to_tensor(obs)
                 feats = agent.features(t)
-                noise_t = torch.randn(feats.shape[0], *backbone.noise_shape)
+                noise_t = agent.sample_eps(feats.shape[0], False, eps_scale)
                 chunk, noise = agent.decode(feats, noise_t).numpy(), noise_t.numpy()
         else:
-            chunk, noise = agent.act_with_noise(obs)
+            chunk, noise = agent.act_with_noise(obs, eps_scale=eps_scale)
         next_obs, reward, term, trunc, info = envs.step(chunk)
         step_inc = 0
         for i in range(cfg.n_envs):

@@ -40,6 +40,7 @@ class AgentConfig:
     lambda_init: float = 0.0
     tr_norm: str = "sum"         # "sum" (paper) or "per_dim"
     use_eps: bool = False        # Δθ(s, ε) instead of Δθ(s)
+    eps_form: str = "mlp"        # form of Δθ(s, ε): "mlp" (free MLP of s, ε) or "shrink" (h(s) − g(s)⊙ε)
     actor_q_normalize: bool = True  # divide the actor's Q term by mean|Q| (scale-free, so eta_lambda transfers)
     # DSRL baselines
     action_magnitude: float = 1.5  # noise bound of the tanh actor
@@ -180,13 +181,29 @@ class Agent(nn.Module):
         """Φ(s, w), clipped to the action bounds; differentiable in `noise`, never in the backbone's weights."""
         return self.clip(self.backbone.decode_features(features, noise))
 
-    def _act_batch(self, obs: Obs, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _act_batch(self, obs: Obs, deterministic: bool, eps_scale: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def sample_eps(self, n: int, deterministic: bool, eps_scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Base noise ε for n samples: 0 when deterministic, else N(0, I), times a per-sample `eps_scale` (n,)
+        when given (exploration over the noise temperature while collecting data; never used in updates)."""
+        if deterministic:
+            return torch.zeros(n, *self.noise_shape)
+        eps = torch.randn(n, *self.noise_shape)
+        if eps_scale is None:
+            return eps
+        scale = torch.as_tensor(eps_scale, dtype=eps.dtype).reshape(-1)
+        if scale.shape[0] != n or not torch.isfinite(scale).all():
+            raise ValueError(f"eps_scale must hold {n} finite values (one per observation), got {tuple(scale.shape)}")
+        return eps * scale.view(n, 1, 1)
+
     @torch.no_grad()
-    def act_with_noise(self, obs: Any, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def act_with_noise(self, obs: Any, deterministic: bool = False, eps_scale: Any = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk, decoder noise w); `eps_scale` (one value per observation) scales the sampled ε."""
         t, single = self.obs_to_tensor(obs)
-        chunk, noise = self._act_batch(t, deterministic)
+        chunk, noise = self._act_batch(t, deterministic, eps_scale)
         chunk, noise = chunk.cpu().numpy(), noise.cpu().numpy()
         return (chunk[0], noise[0]) if single else (chunk, noise)
 
@@ -236,10 +253,10 @@ class BaseAgent(Agent):
 
     name = "base"
 
-    def _act_batch(self, obs: Obs, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _act_batch(self, obs: Obs, deterministic: bool, eps_scale: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.features(obs)
-        noise = torch.zeros(feats.shape[0], *self.noise_shape) if deterministic \
-            else torch.randn(feats.shape[0], *self.noise_shape)
+        noise = self.sample_eps(feats.shape[0], deterministic, eps_scale)
         return self.decode(feats, noise), noise
 
     def update(self, batch: dict[str, Any]) -> dict[str, float]:

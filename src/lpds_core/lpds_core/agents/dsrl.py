@@ -29,7 +29,11 @@ class _NoiseSACAgent(Agent):
         return (f"{super().describe()}, tanh noise actor |w| <= {self.actor.magnitude:g}, "
                 f"target entropy {self.temperature.target_entropy:g}")
 
-    def _act_batch(self, obs: Obs, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _act_batch(self, obs: Obs, deterministic: bool, eps_scale: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        if eps_scale is not None:
+            raise ValueError(f"{self.name} samples its noise from its SAC actor: eps_scale exploration applies "
+                             f"only to agents that decode ε + Δ (base, lpds, lpds-a)")
         feats = self.features(obs)
         w, _ = self.actor(feats, deterministic)
         return self.decode(feats, w), w

@@ -29,7 +29,8 @@ class LPDSAgent(Agent):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         c = self.config
-        self.perturbation = NoisePerturbation(self.feature_dim, self.noise_shape, c.hidden, use_eps=c.use_eps)
+        self.perturbation = NoisePerturbation(self.feature_dim, self.noise_shape, c.hidden, use_eps=c.use_eps,
+                                              eps_form=c.eps_form)
         self.trust_region = LagrangianTrustRegion(c.delta, self.noise_dim, c.eta_lambda, c.lambda_init, c.tr_norm)
         self.critic = TwinQ(self.feature_dim, self.noise_dim, c.critic_hidden, self.action_offset, self.action_scale)
         self.optimizers = {
@@ -57,11 +58,10 @@ class LPDSAgent(Agent):
         base = self.decode(features, eps)
         return self.clip(base + delta * self.action_scale), eps, delta
 
-    def _act_batch(self, obs: Obs, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _act_batch(self, obs: Obs, deterministic: bool, eps_scale: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.features(obs)
-        eps = torch.zeros(feats.shape[0], *self.noise_shape) if deterministic \
-            else torch.randn(feats.shape[0], *self.noise_shape)
-        a, w, _ = self.steered(feats, eps)
+        a, w, _ = self.steered(feats, self.sample_eps(feats.shape[0], deterministic, eps_scale))
         return a, w
 
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
@@ -90,6 +90,9 @@ class LPDSAgent(Agent):
             lam = self.trust_region.dual_step(constraint.detach())
             out.update(actor_loss=float(actor_loss.detach()), q_pi=float(q.detach().mean()), **{"lambda": lam},
                        delta_sq=float(constraint.detach()), gap=float(constraint.detach()) - self.trust_region.delta)
+            gain = self.perturbation.gain(feats) if self.space == "noise" else None
+            if gain is not None:
+                out["noise_gain"] = float(gain.mean())
         self.critic.polyak(c.tau)
         self.updates += 1
         return out

@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--use-eps", dest="use_eps", action="store_const", const=True, default=None,
                    help="perturbation Δθ(s, ε) instead of Δθ(s) (lpds, lpds-a)")
+    p.add_argument("--eps-form", dest="eps_form", choices=("mlp", "shrink"),
+                   help="form of Δθ(s, ε) with --use-eps: a free MLP of (s, ε), or shift + noise gain h(s) − g(s)⊙ε")
+    p.add_argument("--explore-eps-scale", dest="explore_eps_scale", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="lpds/lpds-a: collect each chunk with ε·c, c ~ U(LO, HI) (exploration over the noise level)")
     p.add_argument("--seed", type=int)
     p.add_argument("--vector", choices=("sync", "async"))
     p.add_argument("--threads", type=int, help="torch threads (default 1: the machine is shared)")
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from lpds_sim.train_steer import SteerConfig, train_steer
 
     keys = ("base", "algo", "delta", "env_steps", "task", "n_envs", "eval_every", "ckpt_every", "warmup_steps",
-            "utd", "batch_size", "use_eps", "seed", "vector", "threads")
+            "utd", "batch_size", "use_eps", "eps_form", "explore_eps_scale", "seed", "vector", "threads")
     try:
         cfg = runs.merge_config(SteerConfig, SteerConfig(), args.config, {k: getattr(args, k) for k in keys})
         summary = train_steer(cfg, args.out, resume=args.resume, progress=not args.no_progress)
