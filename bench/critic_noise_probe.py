@@ -41,3 +41,11 @@ for k, v in qs.items():
 print("|delta|^2 %.2f, |w|^2 %.2f |eps|^2 %.2f, cos(delta,-eps) %.2f" % (d.pow(2).sum((1,2)).mean(), w.pow(2).sum((1,2)).mean(), eps.pow(2).sum((1,2)).mean(),
       torch.nn.functional.cosine_similarity(d.flatten(1), -eps.flatten(1)).mean()))
 env.close()
+gain = agent.perturbation.gain(feats) if hasattr(agent.perturbation, "gain") else None
+if gain is not None:  # the "shrink" form Δθ(s, ε) = h(s) − g(s)⊙ε: how much noise it removes, per action dim
+    shift = agent.perturbation(feats, torch.zeros_like(eps))
+    names = {4: ["x", "y", "z", "grip"], 5: ["x", "y", "z", "yaw", "grip"]}.get(backbone.noise_shape[1])
+    per_dim = gain.mean(dim=(0, 1)).tolist()
+    print("noise gain g per action dim (mean over states and chunk steps):",
+          ", ".join(f"{n if names else i}={v:.2f}" for i, (n, v) in enumerate(zip(names or range(99), per_dim))),
+          f"| E Σg² = {gain.pow(2).sum(dim=(1, 2)).mean():.2f}, ‖h‖² = {shift.pow(2).sum(dim=(1, 2)).mean():.2f}")

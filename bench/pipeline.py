@@ -37,6 +37,16 @@ def action_entropy(env, act_batch, n_obs: int = 8, n_samples: int = 512, seed: i
     return float(np.mean(vals))
 
 
+def success_auc(run: Path) -> float | None:
+    """Area under the periodic-evaluation success curve, normalised by the step range (= time-averaged success)."""
+    rows = [json.loads(line) for line in (run / "scalars.jsonl").read_text().splitlines() if line.strip()]
+    pts = sorted((r["step"], r["success"]) for r in rows if r.get("group") == "eval" and "success" in r)
+    if len(pts) < 2:
+        return None
+    steps, succ = np.array([p[0] for p in pts], float), np.array([p[1] for p in pts], float)
+    return float(np.trapezoid(succ, steps) / (steps[-1] - steps[0]))
+
+
 def merged_config(out: Path, common: str | None, extra: str | None) -> str:
     """One YAML for `lpds train-steer --config`: the shared settings, then the algorithm-specific ones."""
     import yaml
@@ -150,14 +160,21 @@ def main(argv: list[str] | None = None) -> int:
         _, agent, _ = load_steered_policy(run, env=env)
         rows.append(evaluate(algo, lambda o, a=agent: a.act(o), done.get("train_seconds", done["train_seconds_this_session"]),
                              done["env_steps"]))
+        rows[-1]["auc"] = success_auc(run)
     env.close()
     plot_comparison(steer_runs, out / "success_vs_steps.png")
 
-    table = ["| policy | grid success | mean return | action entropy (nats) | env steps | train wall (s) |",
-             "|---|---|---|---|---|---|"]
+    table = ["| policy | grid success | mean return | action entropy (nats) | env steps | train wall (s) | "
+             "success AUC (periodic evals) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
+        auc = f"{r['auc']:.3f}" if r.get("auc") is not None else "–"
         table.append(f"| {r['policy']} | {r['n_success']}/{r['n_trials']} ({r['success']:.2f}) | {r['return']:.2f} | "
-                     f"{r['entropy']:.2f} | {r['env_steps']} | {r['train_wall_s']:.0f} |")
+                     f"{r['entropy']:.2f} | {r['env_steps']} | {r['train_wall_s']:.0f} | {auc} |")
+    aucs = {r["policy"]: r["auc"] for r in rows if r.get("auc") is not None}
+    dsrl = aucs.get("dsrl-na")
+    ratios = [f"{k} / dsrl-na = {v / dsrl:.2f}×" for k, v in aucs.items() if k != "dsrl-na" and dsrl]
+    if ratios:
+        table += ["", "Success-AUC ratio (DESIGN §6 aims at ≥ 1.25×): " + "; ".join(ratios) + "."]
     print("\n".join(table))
     cmd = "python bench/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])
     section = [f"\n## Pipeline: base vs steering on {args.task} ({args.obs} obs, {args.n_demos} emulated demos)\n",

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trials-per-cell", dest="trials_per_cell", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int)
+    p.add_argument("--eps-form", dest="eps_form", choices=("mlp", "shrink"),
+                   help="form of LP-DS's Δθ(s, ε) (default shrink: h(s) − g(s)⊙ε)")
     p.add_argument("--force", action="append", default=[], metavar="STAGE",
                    help="rerun this stage even if its outputs are valid (repeatable)")
     p.set_defaults(func=run)
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from lpds_sim.pipeline import PipelineConfig, run_pipeline
 
     keys = ("task", "obs", "backbone", "algo", "n_demos", "bc_steps", "bc_batch_size", "batch_size", "utd",
-            "warmup_steps", "delta", "env_steps", "eval_every", "trials_per_cell", "seed", "threads")
+            "warmup_steps", "delta", "env_steps", "eval_every", "trials_per_cell", "seed", "threads", "eps_form")
     try:
         cfg = runs.merge_config(PipelineConfig, PipelineConfig(), args.config, {k: getattr(args, k) for k in keys})
         out = args.out or f"runs/pipeline_{cfg.task}"
