@@ -71,3 +71,22 @@ def test_train_bc_image_obs():
     m = DiffusionPolicy(4, 2, 3, obs_type="image", hidden=32, n_layers=1)
     losses = train_bc(m, obs, rng.normal(size=(16, 3, 2)), steps=3, batch_size=8, progress=False)
     assert len(losses) == 3 and all(np.isfinite(losses))
+
+
+def test_random_shift_moves_images_together_and_keeps_shape_dtype_and_other_keys():
+    from lpds_core.augment import random_shift
+
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 255, (6, 3, 12, 12), dtype=torch.uint8)
+    depth = rgb[:, :1].float() / 255.0  # the same picture in depth: one shift must move both alike
+    obs = {"rgb": rgb, "depth": depth, "proprio": torch.randn(6, 5)}
+    out = random_shift(obs, 2, g)
+    assert out["rgb"].shape == rgb.shape and out["rgb"].dtype == torch.uint8
+    assert out["depth"].dtype == torch.float32 and torch.equal(out["proprio"], obs["proprio"])
+    assert torch.allclose(out["depth"], out["rgb"][:, :1].float() / 255.0, atol=1e-6)
+    assert not torch.equal(out["rgb"], rgb)  # some sample moved
+    for i in range(6):  # every output is the input moved by at most 2 px (the inner 8×8 block appears in it)
+        inner = rgb[i, :, 2:10, 2:10]
+        found = any(torch.equal(out["rgb"][i, :, r:r + 8, c:c + 8], inner) for r in range(5) for c in range(5))
+        assert found
+    assert torch.equal(random_shift(obs, 0, g)["rgb"], rgb)

@@ -8,6 +8,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .backbone import Obs
+from .augment import random_shift
 from .chunk_policy import ChunkPolicy, batch_size_of
 
 Episode = Mapping[str, Any] | tuple[Any, Any]
@@ -86,6 +87,7 @@ def train_bc(
     grad_clip: float | None = 1.0,
     seed: int = 0,
     threads: int | None = 1,
+    image_shift: int = 0,
 ) -> list[float]:
     """Minimise `model.bc_loss` over random minibatches; returns the loss of every step.
 
@@ -93,6 +95,7 @@ def train_bc(
     Normalisers are fitted from this data first unless `fit_normalizers=False` (resuming). Pass your own
     `optimizer` to checkpoint/resume it; `callback(step, loss)` runs after every step (logging, checkpoints);
     if it returns True, training stops early. `threads` sets torch's CPU threads (None leaves it alone).
+    `image_shift` > 0 shifts the images of every minibatch by up to that many pixels (see `augment`).
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -114,7 +117,10 @@ def train_bc(
     bar = tqdm(range(start_step, steps), desc=f"BC {type(model).__name__}", disable=not progress, dynamic_ncols=True)
     for step in bar:
         idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
-        loss = model.bc_loss(_index(obs_t, idx), acts[idx], generator=gen)
+        batch_obs = _index(obs_t, idx)
+        if image_shift > 0 and isinstance(batch_obs, Mapping):
+            batch_obs = random_shift(batch_obs, image_shift, gen)
+        loss = model.bc_loss(batch_obs, acts[idx], generator=gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:

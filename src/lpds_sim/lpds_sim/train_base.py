@@ -30,6 +30,7 @@ class BaseConfig:
     hidden: int = 256
     n_layers: int = 3
     embed_dim: int = 64  # image embedding size (image obs only)
+    image_shift: int = 4  # image obs: random shift of ±N pixels per BC minibatch (0: off); see lpds_core.augment
     grad_steps: int = 4000
     batch_size: int = 256
     lr: float = 3e-4
@@ -158,7 +159,8 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
 
     losses = train_bc(policy, obs, chunks, cfg.grad_steps, batch_size=cfg.batch_size, lr=cfg.lr,
                       progress=progress, callback=on_step, optimizer=opt, fit_normalizers=False,
-                      start_step=step, seed=cfg.seed, threads=cfg.threads)
+                      start_step=step, seed=cfg.seed, threads=cfg.threads,
+                      image_shift=cfg.image_shift if cfg.obs == "image" else 0)
     policy.eval()
     meta = {"task": cfg.task, "obs": cfg.obs, "backbone": cfg.backbone, "demos": str(cfg.data),
             "env_kwargs": (demo_meta.get("env_args") or {}).get("env_kwargs"), "n_chunks": int(n),
