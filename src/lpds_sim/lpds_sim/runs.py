@@ -110,6 +110,15 @@ def merge_config(cls: type[C], defaults: C, file: str | os.PathLike | None, over
     return config_from_dict(cls, data, where=str(file) if file else "command line")
 
 
+def config_from_args(cls: type[C], args: Any) -> C:
+    """A CLI's settings: defaults < `--config` file < every flag named like a field of `cls` (None = not given).
+
+    The flags are found by name, so a new config field only needs its argparse option, never a second list."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    return merge_config(cls, cls(), getattr(args, "config", None), flags)
+
+
 def save_config(path: str | os.PathLike, cfg: Any) -> None:
     data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
     atomic_write_bytes(Path(path), yaml.safe_dump(data, sort_keys=False).encode())

@@ -39,10 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from lpds_sim import runs
     from lpds_sim.pipeline import PipelineConfig, run_pipeline
 
-    keys = ("task", "obs", "backbone", "algo", "n_demos", "bc_steps", "bc_batch_size", "batch_size", "utd",
-            "warmup_steps", "delta", "env_steps", "eval_every", "trials_per_cell", "seed", "threads", "eps_form")
     try:
-        cfg = runs.merge_config(PipelineConfig, PipelineConfig(), args.config, {k: getattr(args, k) for k in keys})
+        cfg = runs.config_from_args(PipelineConfig, args)
         out = args.out or f"runs/pipeline_{cfg.task}"
         res = run_pipeline(cfg, out, force=tuple(args.force))
     except runs.USER_ERRORS as exc:

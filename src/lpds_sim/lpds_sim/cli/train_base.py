@@ -31,10 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from lpds_sim import runs
     from lpds_sim.train_base import BaseConfig, train_base
 
-    keys = ("task", "data", "backbone", "obs", "grad_steps", "batch_size", "horizon", "num_steps", "lr", "seed",
-            "ckpt_every", "threads")
     try:
-        cfg = runs.merge_config(BaseConfig, BaseConfig(), args.config, {k: getattr(args, k) for k in keys})
+        cfg = runs.config_from_args(BaseConfig, args)
         summary = train_base(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     except runs.USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)

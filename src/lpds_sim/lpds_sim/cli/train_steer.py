@@ -40,10 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from lpds_sim import runs
     from lpds_sim.train_steer import SteerConfig, train_steer
 
-    keys = ("base", "algo", "delta", "env_steps", "task", "n_envs", "eval_every", "ckpt_every", "warmup_steps",
-            "utd", "batch_size", "use_eps", "eps_form", "explore_eps_scale", "seed", "vector", "threads")
     try:
-        cfg = runs.merge_config(SteerConfig, SteerConfig(), args.config, {k: getattr(args, k) for k in keys})
+        cfg = runs.config_from_args(SteerConfig, args)
         summary = train_steer(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     except runs.USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
