@@ -15,7 +15,8 @@ SCRIPT = textwrap.dedent("""
     from lpds_sim.rai.display import NoDisplayError
     from lpds_sim.tasks import make_env
     try:
-        env = make_env("pick_place", obs_mode="image", sensor_noise=True)
+        # privileged_state: the state vector rides along for training-time critics (the robot never sends it)
+        env = make_env("pick_place", obs_mode="image", sensor_noise=True, privileged_state=True)
     except NoDisplayError as exc:
         print("CLEAR-ERROR", exc)
         raise SystemExit(0)
@@ -24,6 +25,10 @@ SCRIPT = textwrap.dedent("""
     assert obs["rgb"].shape == (3, 84, 84) and obs["rgb"].dtype == np.uint8
     assert obs["depth"].shape == (1, 84, 84) and obs["depth"].dtype == np.float32
     assert obs["proprio"].shape == (8,) and obs["proprio"].dtype == np.float32
+    assert set(obs) == {"rgb", "depth", "proprio", "state"}
+    layout = env.unwrapped.state_layout
+    assert obs["state"].shape == (max(v.stop for v in layout.values()),)
+    assert np.allclose(obs["state"][:8], obs["proprio"])    # the state starts with the proprio part
     d = obs["depth"][obs["depth"] > 0]
     assert 0.3 < np.median(d) < 2.0, np.median(d)          # metres
     assert obs["rgb"].std() > 5                              # a real picture, not a blank frame

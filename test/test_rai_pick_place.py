@@ -175,6 +175,11 @@ def test_settings_describe_the_env(env):
     assert s["state_layout"]["ee_pos"] == [0, 3]
 
 
+def test_privileged_state_is_only_for_image_observations():
+    with pytest.raises(ValueError, match="already is the state"):
+        make_env("pick_place", obs_mode="state", privileged_state=True)
+
+
 def test_stray_rai_cfg_is_refused(tmp_path, monkeypatch):
     from lpds_sim.rai import scene
     (tmp_path / "rai.cfg").write_text("physx/motorKp: 1\n")

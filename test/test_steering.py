@@ -344,3 +344,75 @@ def test_eps_scale_exploration_scales_the_base_noise_per_sample_and_only_where_e
     dsrl = make_agent("dsrl-na", dec, env.observation_space, SMALL, env.action_space)
     with pytest.raises(ValueError, match="SAC actor"):
         dsrl.act_with_noise(obs, eps_scale=np.ones(3))
+
+
+def _image_policy_and_obs(b: int = 6):
+    from lpds_core.flow_matching import FlowMatchingPolicy
+    fm = FlowMatchingPolicy(obs_dim=3, act_dim=2, horizon=4, obs_type="image", image_size=(16, 16), embed_dim=8,
+                            hidden=16, n_layers=1, num_steps=2)
+    g = np.random.default_rng(0)
+    obs = {"rgb": g.integers(0, 255, (b, 3, 16, 16), dtype=np.uint8),
+           "depth": g.uniform(0.2, 1.5, (b, 1, 16, 16)).astype(np.float32),
+           "proprio": g.normal(size=(b, 3)).astype(np.float32),
+           "state": g.normal(0.5, 0.1, size=(b, 5)).astype(np.float32)}
+    space = gym.spaces.Dict({"rgb": gym.spaces.Box(0, 255, (3, 16, 16), np.uint8),
+                             "depth": gym.spaces.Box(0, 2, (1, 16, 16), np.float32),
+                             "proprio": gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
+                             "state": gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)})
+    return fm, obs, space
+
+
+def test_encoded_image_observations_act_exactly_like_the_raw_ones():
+    from lpds_core.agents.base import FEATURES_KEY
+    fm, obs, space = _image_policy_and_obs()
+    agent = make_agent("lpds", fm, space, SMALL)
+    enc = agent.encoded(obs, keep=("state",))
+    assert set(enc) == {FEATURES_KEY, "state"} and enc[FEATURES_KEY].shape == (6, agent.feature_dim)
+    torch.manual_seed(3)
+    raw = agent.act(obs)
+    torch.manual_seed(3)
+    assert np.array_equal(agent.act(enc), raw)  # a frozen encoder: cached features are the same features
+    with pytest.raises(ValueError, match="encoded features"):
+        agent.act({FEATURES_KEY: np.zeros((2, agent.feature_dim + 1), np.float32)})
+    with pytest.raises(ValueError, match="no key 'nope'"):
+        agent.encoded(obs, keep=("nope",))
+
+
+def test_asymmetric_critic_reads_the_privileged_state_and_the_actor_still_learns():
+    fm, obs, space = _image_policy_and_obs(b=32)
+    agent = make_agent("lpds", fm, space, dict(SMALL, critic_obs="state", use_eps=True, eps_form="shrink"))
+    assert agent.critic.feature_dim == 5  # the state, not the 8 + 3 image features
+    enc = agent.encoded(obs, keep=("state",))
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(32, 4, 2, generator=g)
+    batch = {"obs": enc, "next_obs": enc, "action": fm.decode_features(fm.encode(
+        {k: torch.as_tensor(v) for k, v in obs.items() if k != "state"}), noise).detach(),
+        "noise": noise, "reward": torch.as_tensor(obs["state"][:, 0]), "discount": torch.full((32,), 0.9),
+        "done": torch.zeros(32)}
+    assert not bool(agent.critic_norm.fitted)
+    before = [p.detach().clone() for p in agent.perturbation.parameters()]
+    out = agent.update(batch)
+    assert bool(agent.critic_norm.fitted)  # standardised with the first batch, then kept (and saved)
+    assert torch.allclose(agent.critic_norm.shift, torch.as_tensor(obs["state"]).mean(0))
+    assert np.isfinite(out["critic_loss"]) and "noise_gain" in out
+    assert any(not torch.equal(a, p) for a, p in zip(before, agent.perturbation.parameters()))
+    state = agent.state_dict()
+    again = make_agent("lpds", fm, space, dict(SMALL, critic_obs="state", use_eps=True, eps_form="shrink"))
+    again.load_state_dict(state)
+    assert torch.equal(again.critic_norm.shift, agent.critic_norm.shift)
+    # the deployed perturbation reads only the backbone features: acting needs no state
+    no_state = {k: v for k, v in obs.items() if k != "state"}
+    assert agent.act(no_state).shape == (32, 4, 2)
+    with pytest.raises(ValueError, match="no such key"):
+        agent.update(dict(batch, obs={k: v for k, v in enc.items() if k != "state"}))
+
+
+def test_asymmetric_critic_errors_name_the_fix():
+    fm, obs, space = _image_policy_and_obs()
+    with pytest.raises(ValueError, match="privileged_state=True"):
+        make_agent("lpds", fm, gym.spaces.Dict({k: v for k, v in space.spaces.items() if k != "state"}),
+                   dict(SMALL, critic_obs="state"))
+    with pytest.raises(ValueError, match="flat vector"):
+        make_agent("lpds", fm, space, dict(SMALL, critic_obs="rgb"))
+    with pytest.raises(ValueError, match="critic_obs applies to lpds"):
+        make_agent("dsrl-na", fm, space, dict(SMALL, critic_obs="state"))

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -125,3 +127,43 @@ def test_resume_accepts_a_run_started_before_a_config_key_existed(tmp_path):
     with pytest.raises(runs.RunError, match="eps_form"):
         runs.RunDir.open(tmp_path / "r", SteerConfig(base="b", task="pick_place", eps_form="shrink"), resume=True,
                          kind="steer", must_match=("eps_form",))
+
+
+@pytest.mark.slow
+@pytest.mark.display
+def test_image_steering_stores_encoded_features_and_gives_the_critic_the_sim_state(tmp_path):
+    """The image path end to end: privileged-state envs, a replay of encoded features (no images), resume."""
+    from lpds_sim.train_steer import load_replay_state
+
+    base = make_base_run(tmp_path / "base", obs="image")
+    out = tmp_path / "steer"
+    cmd = [sys.executable, "-m", "lpds_sim.cli", "train-steer", "--base", str(base), "--algo", "lpds",
+           "--delta", "8", "--use-eps", "--eps-form", "shrink", "--critic-state", "--out", str(out),
+           "--warmup-steps", "96", "--batch-size", "16", "--ckpt-every", "160", "--eval-every", "100000",
+           "--no-progress"]
+    r = subprocess.run([*cmd, "--env-steps", "160"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    state = runs.load_checkpoint(out / "checkpoints" / "ckpt_0000000160.pt")
+    replay_obs = state["replay"]["native"]["obs"] if "native" in state["replay"] else state["replay"]["obs"]
+    assert set(replay_obs) == {"features", "state"}  # 16 + 8 features and the 18-value sim state, no images
+    assert replay_obs["features"].shape[1:] == (24,) and replay_obs["state"].shape[1:] == (18,)
+    critic_in = state["agent"]["modules"]["critic.q1.0.weight"].shape[1]
+    assert critic_in == 18 + 16  # state + the 4×4 action chunk
+    assert bool(state["agent"]["modules"]["critic_norm.fitted"])
+    # the checkpointed replay restores into a buffer whose batches the agent trains on without the images
+    from lpds_core.agents import make_agent
+    from lpds_core.replay import ReplayBuffer
+    from lpds_sim.train_steer import load_base
+
+    buf = ReplayBuffer(1000, (4, 4), seed=0)
+    load_replay_state(buf, state["replay"])
+    assert len(buf) == 160 // 4
+    backbone, _ = load_base(base)
+    space = gym.spaces.Dict({"state": gym.spaces.Box(-np.inf, np.inf, (18,), np.float32)})
+    agent = make_agent("lpds", backbone, space, {**state["agent"]["config"]},
+                       gym.spaces.Box(-1, 1, (4,), np.float32))
+    agent.load_state_dict(state["agent"])
+    assert np.isfinite(agent.update(buf.sample(16))["critic_loss"])
+    r = subprocess.run([*cmd[:-1], "--env-steps", "160", "--out", str(tmp_path / "bad"), "--algo", "dsrl-na"],
+                       env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "critic_state applies to lpds" in r.stderr

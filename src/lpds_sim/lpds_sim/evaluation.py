@@ -30,18 +30,20 @@ def make_env(task: str, obs_mode: str, **kwargs: Any):
     return make_task_env(task, obs_mode=obs_mode, **kwargs)
 
 
-def _chunk_env_factory(task: str, obs_mode: str, horizon: int, gamma: float) -> Callable[[], Any]:
+def _chunk_env_factory(task: str, obs_mode: str, horizon: int, gamma: float, **env_kwargs: Any
+                       ) -> Callable[[], Any]:
     def make():
         from lpds_core.chunking import ActionChunkWrapper
 
-        return ActionChunkWrapper(make_env(task, obs_mode), horizon, gamma)
+        return ActionChunkWrapper(make_env(task, obs_mode, **env_kwargs), horizon, gamma)
 
     return make
 
 
 def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: float, seed: int,
-                    vector: str = "async"):
-    """n_envs chunk-stepping envs in a Gymnasium vector env (SAME_STEP autoreset: final obs in info).
+                    vector: str = "async", **env_kwargs: Any):
+    """n_envs chunk-stepping envs in a Gymnasium vector env (SAME_STEP autoreset: final obs in info);
+    `env_kwargs` go to every env (e.g. privileged_state=True).
 
     "async" (default) puts every env in its own process, even a single one: robotic 0.4.1 segfaults in
     `~PhysXInterface` when a process that holds several PhysX simulations destroys one after others were destroyed
@@ -53,7 +55,7 @@ def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: 
         from lpds_sim.rai.display import ensure_display
 
         ensure_display()
-    fns = [_chunk_env_factory(task, obs_mode, horizon, gamma) for _ in range(n_envs)]
+    fns = [_chunk_env_factory(task, obs_mode, horizon, gamma, **env_kwargs) for _ in range(n_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP
     if vector == "async":
         envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="forkserver")

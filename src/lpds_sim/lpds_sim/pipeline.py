@@ -47,6 +47,7 @@ class PipelineConfig:
     eta_lambda: float = 0.001
     lr_critic: float = 0.001
     tau: float = 0.02
+    critic_state: bool = True  # image obs, lpds/lpds-a: the critic reads the simulator state (asymmetric actor-critic)
     n_envs: int = 2
     trials_per_cell: int = 5  # final grid: 2×4×5 = 40 trials for pick-and-place, 2×2×5 = 20 for mug hanging
     seed: int = 0
@@ -73,7 +74,8 @@ class PipelineConfig:
                            threads=self.threads, ckpt_every=max(1000, self.env_steps // 10),
                            use_eps=self.use_eps and noise_steer, eps_form=self.eps_form,
                            explore_eps_scale=self.explore_eps_scale if noise_steer else None,
-                           eta_lambda=self.eta_lambda, lr_critic=self.lr_critic, tau=self.tau).check()
+                           eta_lambda=self.eta_lambda, lr_critic=self.lr_critic, tau=self.tau,
+                           critic_state=self.critic_state and noise_steer and self.obs == "image").check()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -156,8 +158,10 @@ def steer_description(cfg: PipelineConfig) -> str:
             "mlp": "Δθ(s, ε) (an MLP of state and noise)"}[sc.eps_form] if sc.use_eps else "Δθ(s)"
     explore = (f"; chunks collected at noise levels c·ε, c ~ U({sc.explore_eps_scale[0]:g}, "
                f"{sc.explore_eps_scale[1]:g})" if sc.explore_eps_scale else "")
+    critic = ("; the critic reads the simulator state (training only), Δθ the image features"
+              if sc.critic_state else "")
     return (f"Steering: {sc.algo} with {form}, trust region E‖Δθ‖² ≤ {sc.delta:g} (dual step η_λ = "
-            f"{sc.eta_lambda:g}){explore}; deployed with ε ~ N(0, I).")
+            f"{sc.eta_lambda:g}){explore}{critic}; deployed with ε ~ N(0, I).")
 
 
 def write_report(cfg: PipelineConfig, root: Path) -> Path:

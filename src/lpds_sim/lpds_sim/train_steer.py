@@ -47,6 +47,9 @@ class SteerConfig:
     # so the replay holds the same kinds of states at several noise levels and the critic sees what the noise
     # level does; the actor still optimises E over ε ~ N(0, I), which is what is deployed. None: plain ε.
     explore_eps_scale: list[float] | None = None
+    # image bases (lpds/lpds-a): the critic reads the simulator's state vector instead of the image features (an
+    # asymmetric actor-critic: the deployed perturbation still sees only what the robot's camera and joints give)
+    critic_state: bool = False
     action_magnitude: float = 1.5
     hidden: int = 256
     buffer_capacity: int = 200_000
@@ -70,6 +73,8 @@ class SteerConfig:
                 raise runs.ConfigError(f"explore_eps_scale applies to lpds/lpds-a (they decode ε + Δ); {self.algo} "
                                        f"samples its own noise: remove the key")
             self.explore_eps_scale = [float(v) for v in lo_hi]
+        if self.critic_state and self.algo not in ("lpds", "lpds-a"):
+            raise runs.ConfigError(f"critic_state applies to lpds/lpds-a; {self.algo} has no asymmetric critic")
         if self.eps_form not in ("mlp", "shrink"):
             raise runs.ConfigError(f"eps_form={self.eps_form!r} is not valid; choose mlp or shrink")
         if not self.delta > 0:
@@ -86,7 +91,7 @@ class SteerConfig:
                 "batch_size": self.batch_size, "utd": self.utd, "warmup_steps": self.warmup_steps,
                 "buffer_capacity": self.buffer_capacity, "delta": self.delta, "eta_lambda": self.eta_lambda,
                 "tr_norm": self.tr_norm, "use_eps": self.use_eps, "eps_form": self.eps_form,
-                "action_magnitude": self.action_magnitude,
+                "action_magnitude": self.action_magnitude, "critic_obs": "state" if self.critic_state else None,
                 "num_threads": self.threads}
 
 
@@ -162,20 +167,29 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     torch.set_num_threads(cfg.threads)
     backbone, base_cfg = load_base(cfg.base, cfg.task or None)
     cfg.task = base_cfg["task"]
+    image = base_cfg["obs"] == "image"
+    if cfg.critic_state and not image:
+        raise runs.ConfigError("critic_state is for image bases; with state observations the critic already reads "
+                               "the state: remove --critic-state")
     run = runs.RunDir.open(out, cfg, resume=resume, kind="steer",
-                           must_match=("task", "algo", "delta", "base", "n_envs", "tr_norm", "use_eps", "eps_form", "hidden"))
+                           must_match=("task", "algo", "delta", "base", "n_envs", "tr_norm", "use_eps", "eps_form",
+                                       "hidden", "critic_state"))
     if run.is_done():
         print(f"steer run {out} already finished; nothing to do")
         return run.summary()
 
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
+    env_kwargs = {"privileged_state": True} if cfg.critic_state else {}
     envs, obs_space, act_space = make_train_envs(cfg.task, base_cfg["obs"], cfg.n_envs, backbone.horizon,
-                                                 cfg.gamma, cfg.seed, vector=cfg.vector)
+                                                 cfg.gamma, cfg.seed, vector=cfg.vector, **env_kwargs)
     eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
     agent = make_agent(cfg.algo, backbone, obs_space=obs_space, action_space=act_space, config=cfg.agent_config())
-    # never more transitions than env steps: keeps image replay (≈100 kB per transition) within memory
     replay = ReplayBuffer(min(cfg.buffer_capacity, cfg.env_steps), backbone.noise_shape, seed=cfg.seed)
+    # image observations go into the replay as the frozen encoder's features (exact: the encoder never changes),
+    # plus the privileged state for the critic: ≈ 100 kB less per transition and no CNN pass per update
+    keep = ("state",) if cfg.critic_state else ()
+    encode = (lambda o: agent.encoded(o, keep)) if image else (lambda o: o)
     print(f"steering {cfg.task} with {agent.describe()}; δ={cfg.delta} ({cfg.tr_norm} norm), "
           f"{cfg.env_steps} env steps on {cfg.n_envs} envs")
 
@@ -207,6 +221,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
 
     # the env is reset on resume: a half-finished episode is the only thing a kill loses besides the interval
     obs, _ = envs.reset(seed=cfg.seed + 7919 * (env_steps // max(cfg.ckpt_every, 1)))
+    obs = encode(obs)
     ep_ret = np.zeros(cfg.n_envs)
     recent_returns: list[float] = []
     recent_success: list[float] = []
@@ -232,10 +247,11 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
         else:
             chunk, noise = agent.act_with_noise(obs, eps_scale=eps_scale)
         next_obs, reward, term, trunc, info = envs.step(chunk)
+        next_obs = encode(next_obs)
         step_inc = 0
         for i in range(cfg.n_envs):
             done = bool(term[i] or trunc[i])
-            nxt = info["final_obs"][i] if done else _row(next_obs, i)
+            nxt = _row(encode(_stack_obs([info["final_obs"][i]])), 0) if done else _row(next_obs, i)
             n_i = int(info_at(info, "chunk_steps", i, done, backbone.horizon))
             replay.add(_row(obs, i), chunk[i], noise[i], float(reward[i]), nxt,
                        float(info_at(info, "chunk_discount", i, done, cfg.gamma ** n_i)), bool(term[i]))

@@ -16,6 +16,8 @@ from torch import nn
 
 from ..backbone import FrozenDecoder, Obs
 
+FEATURES_KEY = "features"  # dict-observation key of already-encoded backbone features (see `Agent.features`)
+
 
 @dataclass
 class AgentConfig:
@@ -42,6 +44,10 @@ class AgentConfig:
     use_eps: bool = False        # Δθ(s, ε) instead of Δθ(s)
     eps_form: str = "mlp"        # form of Δθ(s, ε): "mlp" (free MLP of s, ε) or "shrink" (h(s) − g(s)⊙ε)
     actor_q_normalize: bool = True  # divide the actor's Q term by mean|Q| (scale-free, so eta_lambda transfers)
+    # asymmetric actor-critic (LP-DS): the critic reads this key of a dict observation (standardised) instead of
+    # the backbone features, e.g. the simulator's state beside the camera image. Only the perturbation ships to the
+    # robot, and it still sees the backbone features, so the critic may use what the robot cannot observe.
+    critic_obs: str | None = None
     # DSRL baselines
     action_magnitude: float = 1.5  # noise bound of the tanh actor
     target_entropy: float | None = 0.0  # DSRL default 0; None → −noise_dim
@@ -166,9 +172,28 @@ class Agent(nn.Module):
         return {}
 
     def features(self, obs: Obs) -> torch.Tensor:
-        """Frozen backbone features (no gradient into the backbone)."""
+        """Frozen backbone features (no gradient into the backbone). A dict observation that carries them already
+        under `FEATURES_KEY` (a replay of encoded image observations) is not encoded again: the backbone is frozen,
+        so its features of an observation never change."""
+        if isinstance(obs, dict) and FEATURES_KEY in obs:
+            feats = obs[FEATURES_KEY].float()
+            if feats.ndim != 2 or feats.shape[1] != self.feature_dim:
+                raise ValueError(f"observation '{FEATURES_KEY}' must be encoded features (B, {self.feature_dim}) "
+                                 f"of this backbone, got shape {tuple(feats.shape)}")
+            return feats
         with torch.no_grad():
             return self.backbone.encode(obs)
+
+    def encoded(self, obs: Any, keep: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """A batch of observations as {FEATURES_KEY: features, *keep}: what a replay of image observations
+        stores (≈ 300 B instead of ≈ 100 kB per observation, and no CNN pass per update)."""
+        t, _ = self.obs_to_tensor(obs)
+        out = {FEATURES_KEY: self.features(t).numpy()}
+        for k in keep:
+            if not isinstance(t, dict) or k not in t:
+                raise ValueError(f"observation has no key {k!r} to keep beside the encoded features")
+            out[k] = t[k].numpy()
+        return out
 
     # ---- actions ------------------------------------------------------------------------------
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
@@ -221,12 +246,14 @@ class Agent(nn.Module):
     def describe(self) -> str:
         return f"{self.name}: noise {self.noise_shape}, features {self.feature_dim}"
 
-    def _batch_features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch_obs(self, batch: dict[str, Any]) -> tuple[Obs, Obs]:
         missing = {"obs", "action", "noise", "reward", "next_obs", "discount", "done"} - set(batch)
         if missing:
             raise ValueError(f"update batch is missing {sorted(missing)} (use ReplayBuffer.sample)")
-        obs, _ = self.obs_to_tensor(batch["obs"])
-        nobs, _ = self.obs_to_tensor(batch["next_obs"])
+        return self.obs_to_tensor(batch["obs"])[0], self.obs_to_tensor(batch["next_obs"])[0]
+
+    def _batch_features(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        obs, nobs = self._batch_obs(batch)
         return self.features(obs), self.features(nobs)
 
     # ---- checkpoints --------------------------------------------------------------------------

@@ -21,6 +21,8 @@ class _NoiseSACAgent(Agent):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         c = self.config
+        if c.critic_obs:
+            raise ValueError(f"{self.name} has no asymmetric critic: critic_obs applies to lpds/lpds-a; remove it")
         self.actor = TanhNoiseActor(self.feature_dim, self.noise_shape, c.hidden, c.action_magnitude)
         target = -float(self.noise_dim) if c.target_entropy is None else c.target_entropy
         self.temperature = EntropyTemperature(c.alpha_init, target)

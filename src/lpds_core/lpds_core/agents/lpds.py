@@ -6,7 +6,9 @@ LP-DS-A (action space): a = Φ(s, ε) + Δθ(s)    (Δ in normalised action unit
 Both minimise  −E[Q(s, a)] + λ·(E_s‖Δθ(s)‖² − δ)  and raise λ by dual ascent. In LP-DS the
 gradient reaches Δθ *through* the frozen decoder; in LP-DS-A it does not need to. The critic
 is a twin action-space Q trained by TD on the executed (decoded) chunks with targets
-`r + γ^n (1 − done) min Q'(s', a')`, a' drawn from the current steered policy.
+`r + γ^n (1 − done) min Q'(s', a')`, a' drawn from the current steered policy. With `critic_obs` the critic
+reads that part of the observation (e.g. the simulator state) instead of the backbone features: an asymmetric
+actor-critic, since only Δθ, which keeps reading the backbone features, is deployed.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch import nn
 
 from ..backbone import Obs
 from ..critics import TwinQ, td_target
+from ..normalization import Normalizer
 from ..perturbation import NoisePerturbation
 from ..trust_region import LagrangianTrustRegion
 from .base import Agent
@@ -32,7 +35,12 @@ class LPDSAgent(Agent):
         self.perturbation = NoisePerturbation(self.feature_dim, self.noise_shape, c.hidden, use_eps=c.use_eps,
                                               eps_form=c.eps_form)
         self.trust_region = LagrangianTrustRegion(c.delta, self.noise_dim, c.eta_lambda, c.lambda_init, c.tr_norm)
-        self.critic = TwinQ(self.feature_dim, self.noise_dim, c.critic_hidden, self.action_offset, self.action_scale)
+        critic_in = self.feature_dim
+        self.critic_norm: Normalizer | None = None
+        if c.critic_obs:
+            critic_in = _obs_part_dim(self.obs_space, c.critic_obs)
+            self.critic_norm = Normalizer(critic_in)  # fitted on the first update's batch, saved with the agent
+        self.critic = TwinQ(critic_in, self.noise_dim, c.critic_hidden, self.action_offset, self.action_scale)
         self.optimizers = {
             "actor": torch.optim.Adam(self.perturbation.parameters(), lr=c.lr_actor),
             "critic": torch.optim.Adam(self.critic.online_parameters(), lr=c.lr_critic),
@@ -64,13 +72,29 @@ class LPDSAgent(Agent):
         a, w, _ = self.steered(feats, self.sample_eps(feats.shape[0], deterministic, eps_scale))
         return a, w
 
+    def critic_inputs(self, obs: Obs, features: torch.Tensor) -> torch.Tensor:
+        """What the critic reads of an observation batch: the backbone features, or the standardised
+        `critic_obs` part of it."""
+        if self.critic_norm is None:
+            return features
+        key = self.config.critic_obs
+        if not isinstance(obs, dict) or key not in obs:
+            raise ValueError(f"critic_obs={key!r}, but the observation has no such key; the training env must "
+                             f"provide it (for the RAI tasks: privileged_state=True adds 'state')")
+        x = obs[key].float()
+        if not bool(self.critic_norm.fitted):
+            self.critic_norm.fit(x)
+        return self.critic_norm(x)
+
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
         c = self.config
-        feats, nfeats = self._batch_features(batch)
+        obs, nobs = self._batch_obs(batch)
+        feats, nfeats = self.features(obs), self.features(nobs)
+        cin, ncin = self.critic_inputs(obs, feats), self.critic_inputs(nobs, nfeats)
         with torch.no_grad():
             a_next, _, _ = self.steered(nfeats, torch.randn(nfeats.shape[0], *self.noise_shape))
-            y = td_target(batch["reward"], batch["discount"], batch["done"], *self.critic.target(nfeats, a_next))
-        critic_loss = self.critic.loss(feats, batch["action"], y)
+            y = td_target(batch["reward"], batch["discount"], batch["done"], *self.critic.target(ncin, a_next))
+        critic_loss = self.critic.loss(cin, batch["action"], y)
         self.optimizers["critic"].zero_grad(set_to_none=True)
         critic_loss.backward()
         self.optimizers["critic"].step()
@@ -78,7 +102,7 @@ class LPDSAgent(Agent):
 
         if self.updates % c.actor_every == 0:
             a, _, delta = self.steered(feats, torch.randn(feats.shape[0], *self.noise_shape))
-            q = torch.min(*self.critic(feats, a))
+            q = torch.min(*self.critic(cin, a))
             q_term = -q.mean()
             if c.actor_q_normalize:
                 q_term = q_term / q.abs().mean().detach().clamp_min(1e-3)
@@ -96,6 +120,19 @@ class LPDSAgent(Agent):
         self.critic.polyak(c.tau)
         self.updates += 1
         return out
+
+
+def _obs_part_dim(obs_space: Any, key: str) -> int:
+    """Size of the flat vector `obs_space[key]`; a clear error when the env does not provide it."""
+    spaces = getattr(obs_space, "spaces", None)
+    if not isinstance(spaces, dict) or key not in spaces:
+        have = sorted(spaces) if isinstance(spaces, dict) else type(obs_space).__name__
+        raise ValueError(f"critic_obs={key!r} needs a Dict observation space with that key; the env has {have}. "
+                         f"For the RAI image tasks make the training env with privileged_state=True")
+    shape = tuple(spaces[key].shape or ())
+    if len(shape) != 1:
+        raise ValueError(f"critic_obs={key!r} must be a flat vector, the env gives shape {shape}")
+    return int(shape[0])
 
 
 class _RawActionPerturbation(nn.Module):

@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--eps-form", dest="eps_form", choices=("mlp", "shrink"),
                    help="form of LP-DS's Δθ(s, ε) (default shrink: h(s) − g(s)⊙ε)")
+    p.add_argument("--no-critic-state", dest="critic_state", action="store_const", const=False, default=None,
+                   help="image obs: the critic reads the image features too (default: the simulator state)")
     p.add_argument("--force", action="append", default=[], metavar="STAGE",
                    help="rerun this stage even if its outputs are valid (repeatable)")
     p.set_defaults(func=run)

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="form of Δθ(s, ε) with --use-eps: a free MLP of (s, ε), or shift + noise gain h(s) − g(s)⊙ε")
     p.add_argument("--explore-eps-scale", dest="explore_eps_scale", type=float, nargs=2, metavar=("LO", "HI"),
                    help="lpds/lpds-a: collect each chunk with ε·c, c ~ U(LO, HI) (exploration over the noise level)")
+    p.add_argument("--critic-state", dest="critic_state", action="store_const", const=True, default=None,
+                   help="image bases (lpds/lpds-a): the critic reads the simulator state, Δθ the image features")
     p.add_argument("--seed", type=int)
     p.add_argument("--vector", choices=("sync", "async"))
     p.add_argument("--threads", type=int, help="torch threads (default 1: the machine is shared)")

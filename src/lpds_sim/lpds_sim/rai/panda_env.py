@@ -17,7 +17,8 @@ for every task and auditable in one place:
 * collision: any robot frame (`l_…`) within `collision_margin` (5 mm) of an environment frame (table, tray, holder, …),
   never counting the manipulated objects (`held_frames`).
 * observations: `obs_mode="state"` → flat float32 vector (layout in `state_layout`); `obs_mode="image"` →
-  `{"rgb": uint8 (3,S,S), "depth": float32 metres (1,S,S), "proprio": float32 (8,)}` from a fixed D435i-like camera.
+  `{"rgb": uint8 (3,S,S), "depth": float32 metres (1,S,S), "proprio": float32 (8,)}` from a fixed D435i-like camera;
+  `privileged_state=True` adds `"state"` (the state vector) for training-time critics that the robot never runs.
 * episodes: `reset(seed, options={"cell": (row, col)})` puts the object in a grid cell (seeded jitter), or
   `options={"object_xy": (x, y)}`, or uniformly over `object_region`; success terminates; `max_episode_steps`
   truncates. One PhysX Simulation lives as long as the env (reset = setState + push poses).
@@ -68,9 +69,13 @@ class PandaTaskEnv(gym.Env):
                  image_size: int = 84, sensor_noise: bool | SensorNoise = False, camera: CameraSpec | None = None,
                  terminate_on_success: bool = True, collision_margin: float = 0.005, render_mode: str | None = None,
                  coarse_free_motion: bool = True, fast_render: bool = True, free_space_substeps: bool = True,
-                 physx_cpu: int | str | None = "auto"):
+                 physx_cpu: int | str | None = "auto", privileged_state: bool = False):
         if obs_mode not in ("state", "image"):
             raise ValueError(f"obs_mode must be 'state' or 'image', got {obs_mode!r}")
+        if privileged_state and obs_mode != "image":
+            raise ValueError("privileged_state adds the state vector to image observations; with obs_mode='state' "
+                             "the observation already is the state: drop privileged_state")
+        self.privileged_state = bool(privileged_state)
         n_sub = round(1.0 / (control_hz * sim_dt))
         if n_sub < 1 or abs(n_sub * sim_dt * control_hz - 1.0) > 1e-6:
             raise ValueError(f"1/control_hz ({1 / control_hz:.4g} s) must be a whole multiple of sim_dt ({sim_dt} s)")
@@ -129,11 +134,14 @@ class PandaTaskEnv(gym.Env):
             self.observation_space = spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
         else:
             S_ = image_size
-            self.observation_space = spaces.Dict({
+            parts = {
                 "rgb": spaces.Box(0, 255, (3, S_, S_), np.uint8),
                 "depth": spaces.Box(0.0, np.float32(self._cam_spec.z_range[1]), (1, S_, S_), np.float32),
                 "proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32),
-            })
+            }
+            if self.privileged_state:
+                parts["state"] = spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
+            self.observation_space = spaces.Dict(parts)
         self._steps = 0
         self._grip_open = True
         self._tgt_pos = np.array(self.home_ee_pos, dtype=float)
@@ -154,7 +162,8 @@ class PandaTaskEnv(gym.Env):
                            "terminate_on_success": self.terminate_on_success,
                            "collision_margin": self.collision_margin,
                            "coarse_free_motion": self.coarse_free_motion, "fast_render": self.fast_render,
-                           "free_space_substeps": self.free_space_substeps, "physx_cpu": self.physx_cpu},
+                           "free_space_substeps": self.free_space_substeps, "physx_cpu": self.physx_cpu,
+                           "privileged_state": self.privileged_state},
             "action": {"dim": int(self.action_space.shape[0]),
                        "names": ["dx", "dy", "dz", "dyaw", "gripper"] if self.use_yaw else ["dx", "dy", "dz", "gripper"],
                        "low": -1.0, "high": 1.0, "pos_step_m": self.max_lin_speed / self.control_hz,
@@ -402,7 +411,10 @@ class PandaTaskEnv(gym.Env):
         if self.obs_mode == "state":
             return self._state()
         rgb, depth = self._camera.render(self.np_random)
-        return {"rgb": rgb, "depth": depth, "proprio": self._proprio()}
+        obs = {"rgb": rgb, "depth": depth, "proprio": self._proprio()}
+        if self.privileged_state:
+            obs["state"] = self._state()
+        return obs
 
     def _collision(self) -> bool:
         """Robot frame within `collision_margin` of an environment frame (held objects excluded)."""
