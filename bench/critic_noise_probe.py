@@ -9,7 +9,7 @@ Why: decoding the pick_place base with w = 0.5·ε gives 34/40 grid successes ag
 import sys, torch, numpy as np
 from pathlib import Path
 from lpds_sim import runs
-from lpds_sim.train_steer import SteerConfig, load_base, load_replay_state
+from lpds_sim.train_steer import SteerConfig, load_base, load_replay_state, steering_obs_space
 from lpds_sim.evaluation import make_env
 from lpds_core.agents import make_agent
 from lpds_core.replay import ReplayBuffer
@@ -19,7 +19,8 @@ cfg = runs.read_config_dict(run)
 scfg = runs.config_from_dict(SteerConfig, {k: v for k, v in cfg.items() if k != "kind"}, str(run))
 backbone, base_cfg = load_base(scfg.base, scfg.task)
 env = make_env(scfg.task, base_cfg["obs"])
-agent = make_agent(scfg.algo, backbone, obs_space=env.observation_space, action_space=env.action_space, config=scfg.agent_config())
+agent = make_agent(scfg.algo, backbone, obs_space=steering_obs_space(scfg, env), action_space=env.action_space,
+                   config=scfg.agent_config())
 ck = run.joinpath("checkpoints"); p = sorted(ck.iterdir())[-1]
 st = runs.load_checkpoint(p)
 agent.load_state_dict(st["agent"])
@@ -27,14 +28,16 @@ rb = ReplayBuffer(scfg.env_steps, backbone.noise_shape, seed=1); load_replay_sta
 torch.manual_seed(0)
 b = rb.sample(1024)
 with torch.no_grad():
-    feats, _ = agent._batch_features(b)
+    obs, _ = agent._batch_obs(b)
+    feats = agent.features(obs)
+    cin = agent.critic_inputs(obs, feats)  # the features, or the sim state for a --critic-state run
     eps = torch.randn(feats.shape[0], *backbone.noise_shape)
     qs = {}
     for c in (1.0, 0.5, 0.0):
-        qs[c] = torch.min(*agent.critic(feats, agent.decode(feats, c * eps)))
+        qs[c] = torch.min(*agent.critic(cin, agent.decode(feats, c * eps)))
     a, w, d = agent.steered(feats, eps)
-    qs["steer"] = torch.min(*agent.critic(feats, a))
-    qd = torch.min(*agent.critic(feats, b["action"]))
+    qs["steer"] = torch.min(*agent.critic(cin, a))
+    qd = torch.min(*agent.critic(cin, b["action"]))
 print(p.name, "replay", len(rb), "Q(data)=%.3f" % qd.mean())
 for k, v in qs.items():
     print(f"c={k}: Q mean {v.mean():.4f}  frac>Q(c=1) {(v > qs[1.0]).float().mean():.2f}")

@@ -164,6 +164,11 @@ def test_image_steering_stores_encoded_features_and_gives_the_critic_the_sim_sta
                        gym.spaces.Box(-1, 1, (4,), np.float32))
     agent.load_state_dict(state["agent"])
     assert np.isfinite(agent.update(buf.sample(16))["critic_loss"])
+    # export and evaluation rebuild the agent from envs without the privileged state: only Δθ ships
+    r = subprocess.run([sys.executable, "-m", "lpds_sim.cli", "export", "--run", str(out), "--out",
+                        str(tmp_path / "onnx")], env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "onnx" / "perturbation.onnx").is_file()
     r = subprocess.run([*cmd[:-1], "--env-steps", "160", "--out", str(tmp_path / "bad"), "--algo", "dsrl-na"],
                        env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "critic_state applies to lpds" in r.stderr

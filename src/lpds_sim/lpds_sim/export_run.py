@@ -30,7 +30,7 @@ def load_steered_policy(run: str | Path, env: Any = None):
     from lpds_core.agents import make_agent
 
     from lpds_sim.evaluation import make_env
-    from lpds_sim.train_steer import SteerConfig, load_base
+    from lpds_sim.train_steer import SteerConfig, load_base, steering_obs_space
 
     cfg = runs.read_config_dict(run)
     kind = cfg.get("kind")
@@ -45,8 +45,8 @@ def load_steered_policy(run: str | Path, env: Any = None):
     own = env is None
     env = make_env(scfg.task, base_cfg["obs"]) if own else env
     try:
-        agent = make_agent(scfg.algo, backbone, obs_space=env.observation_space, action_space=env.action_space,
-                           config=scfg.agent_config())
+        agent = make_agent(scfg.algo, backbone, obs_space=steering_obs_space(scfg, env),
+                           action_space=env.action_space, config=scfg.agent_config())
     finally:
         if own:
             env.close()

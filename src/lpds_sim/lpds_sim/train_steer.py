@@ -95,6 +95,18 @@ class SteerConfig:
                 "num_threads": self.threads}
 
 
+def steering_obs_space(cfg: SteerConfig, env: Any) -> Any:
+    """The observation space an agent of this run is built with: the env's, plus the simulator state the critic
+    reads with `critic_state`, so an env made without `privileged_state` (evaluation, export) rebuilds the agent."""
+    import gymnasium as gym
+
+    space = env.observation_space
+    if not cfg.critic_state or "state" in space.spaces:
+        return space
+    dim = max(sl.stop for sl in env.unwrapped.state_layout.values())
+    return gym.spaces.Dict({**space.spaces, "state": gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)})
+
+
 def load_base(base: str | Path, task: str | None = None):
     """The frozen backbone of a finished base run and its run config; a clear error for another task."""
     from lpds_core.checkpoint import load_backbone
