@@ -47,7 +47,8 @@ class LPDSAgent(Agent):
         }
 
     def describe(self) -> str:
-        return f"{super().describe()}, perturbation in {self.space} space; {self.trust_region.describe()}"
+        critic = f"; critic reads obs[{self.config.critic_obs!r}]" if self.config.critic_obs else ""
+        return f"{super().describe()}, perturbation in {self.space} space; {self.trust_region.describe()}{critic}"
 
     def deployable_perturbation(self) -> tuple[nn.Module, str]:
         """(module, space) for `lpds_core.export.export_onnx`: metadata["perturbation_space"] = space.
