@@ -416,3 +416,48 @@ def test_asymmetric_critic_errors_name_the_fix():
         make_agent("lpds", fm, space, dict(SMALL, critic_obs="rgb"))
     with pytest.raises(ValueError, match="critic_obs applies to lpds"):
         make_agent("dsrl-na", fm, space, dict(SMALL, critic_obs="state"))
+
+
+def test_averaged_perturbation_trails_the_online_one_and_is_what_eval_and_export_use():
+    env = _toy_env()
+    dec = TinyDecoder()
+    cfg = dict(SMALL, use_eps=True, eps_form="shrink", actor_avg_rate=0.1, warmup_steps=0, batch_size=16)
+    agent = make_agent("lpds", dec, env.observation_space, cfg, env.action_space)
+    assert make_agent("lpds", dec, env.observation_space, SMALL, env.action_space).perturbation_avg is None
+    rb = ReplayBuffer(256, agent.noise_shape, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(64):
+        o = env.observation_space.sample()
+        chunk, noise = agent.act_with_noise(o)
+        rb.add(o, chunk, noise, float(rng.normal()), env.observation_space.sample(), 0.9, False)
+    start = [p.detach().clone() for p in agent.perturbation_avg.parameters()]
+    for _ in range(20):
+        agent.update(rb.sample(16))
+    online = list(agent.perturbation.parameters())
+    avg = list(agent.perturbation_avg.parameters())
+    # after k updates at rate r the average is (1 − r)^k of its start plus the weighted online path: strictly between
+    moved = [float((a - s).abs().max()) for a, s in zip(avg, start)]
+    assert max(moved) > 0 and not all(torch.equal(a, o) for a, o in zip(avg, online))
+    feats, eps = torch.randn(5, 2), torch.randn(5, 4, 2)
+    with torch.no_grad():
+        want_avg, _, _ = agent.steered(feats, eps, averaged=True)
+        want_online, _, _ = agent.steered(feats, eps)
+        module, _ = agent.deployable_perturbation()
+        assert module is agent.perturbation_avg
+    assert not torch.allclose(want_avg, want_online)
+    obs = np.stack([env.observation_space.sample() for _ in range(5)])
+    agent.eval()
+    torch.manual_seed(1)
+    a_eval = agent.act(obs)
+    agent.train()
+    torch.manual_seed(1)
+    a_train = agent.act(obs)
+    torch.manual_seed(1)
+    e = torch.randn(5, 4, 2)
+    with torch.no_grad():
+        f = agent.features(torch.as_tensor(obs))
+        assert np.allclose(a_eval, agent.steered(f, e, averaged=True)[0].numpy(), atol=1e-6)
+        assert np.allclose(a_train, agent.steered(f, e)[0].numpy(), atol=1e-6)
+    again = make_agent("lpds", dec, env.observation_space, cfg, env.action_space)
+    again.load_state_dict(agent.state_dict())  # the average is saved with the agent (resume, export)
+    assert all(torch.equal(a, b) for a, b in zip(again.perturbation_avg.parameters(), avg))

@@ -68,7 +68,7 @@ def _perturbation_of(agent: Any):
     if agent is None:
         return None, "noise"
     if hasattr(agent, "perturbation"):
-        return agent.perturbation, getattr(agent, "space", "noise")
+        return agent.deployable_perturbation()
     raise runs.RunError(f"agent '{agent.name}' has no perturbation network to export (only lpds and lpds-a "
                         f"export as perturbation + decoder)")
 
@@ -86,8 +86,8 @@ def _torch_reference(backbone: Any, agent: Any, obs: Any, eps: np.ndarray, space
         e = torch.as_tensor(eps)
         if agent is None:
             return backbone.decode_features(feats, e).numpy()
-        pert = agent.perturbation
-        d = pert(feats, e) if getattr(pert, "use_eps", False) else pert(feats)
+        pert, _ = agent.deployable_perturbation()
+        d = pert(feats, e) if pert.takes_eps else pert(feats)
         if space == "action":
             return (backbone.decode_features(feats, e) + d).numpy()
         return backbone.decode_features(feats, e + d).numpy()

@@ -50,6 +50,7 @@ class SteerConfig:
     # image bases (lpds/lpds-a): the critic reads the simulator's state vector instead of the image features (an
     # asymmetric actor-critic: the deployed perturbation still sees only what the robot's camera and joints give)
     critic_state: bool = False
+    actor_avg_rate: float = 0.0  # lpds/lpds-a: evaluate/export a Polyak average of Δθ's weights (rate per update)
     action_magnitude: float = 1.5
     hidden: int = 256
     buffer_capacity: int = 200_000
@@ -75,6 +76,10 @@ class SteerConfig:
             self.explore_eps_scale = [float(v) for v in lo_hi]
         if self.critic_state and self.algo not in ("lpds", "lpds-a"):
             raise runs.ConfigError(f"critic_state applies to lpds/lpds-a; {self.algo} has no asymmetric critic")
+        if not 0 <= self.actor_avg_rate <= 1:
+            raise runs.ConfigError(f"actor_avg_rate must be in [0, 1] (0 = off), got {self.actor_avg_rate}")
+        if self.actor_avg_rate and self.algo not in ("lpds", "lpds-a"):
+            raise runs.ConfigError(f"actor_avg_rate applies to lpds/lpds-a; {self.algo} has no perturbation")
         if self.eps_form not in ("mlp", "shrink"):
             raise runs.ConfigError(f"eps_form={self.eps_form!r} is not valid; choose mlp or shrink")
         if not self.delta > 0:
@@ -92,6 +97,7 @@ class SteerConfig:
                 "buffer_capacity": self.buffer_capacity, "delta": self.delta, "eta_lambda": self.eta_lambda,
                 "tr_norm": self.tr_norm, "use_eps": self.use_eps, "eps_form": self.eps_form,
                 "action_magnitude": self.action_magnitude, "critic_obs": "state" if self.critic_state else None,
+                "actor_avg_rate": self.actor_avg_rate,
                 "num_threads": self.threads}
 
 
@@ -185,7 +191,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
                                "the state: remove --critic-state")
     run = runs.RunDir.open(out, cfg, resume=resume, kind="steer",
                            must_match=("task", "algo", "delta", "base", "n_envs", "tr_norm", "use_eps", "eps_form",
-                                       "hidden", "critic_state"))
+                                       "hidden", "critic_state", "actor_avg_rate"))
     if run.is_done():
         print(f"steer run {out} already finished; nothing to do")
         return run.summary()

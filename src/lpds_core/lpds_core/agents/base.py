@@ -48,6 +48,10 @@ class AgentConfig:
     # the backbone features, e.g. the simulator's state beside the camera image. Only the perturbation ships to the
     # robot, and it still sees the backbone features, so the critic may use what the robot cannot observe.
     critic_obs: str | None = None
+    # Polyak average of the perturbation's weights (LP-DS), rate per actor update; 0 = off. With it, evaluation
+    # and export use the average (acting in eval mode) and data collection the online network: the last iterate
+    # of an actor-critic wanders by several grid trials between nearby checkpoints, the average does less.
+    actor_avg_rate: float = 0.0
     # DSRL baselines
     action_magnitude: float = 1.5  # noise bound of the tanh actor
     target_entropy: float | None = 0.0  # DSRL default 0; None → −noise_dim

@@ -12,6 +12,7 @@ actor-critic, since only Δθ, which keeps reading the backbone features, is dep
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -34,6 +35,9 @@ class LPDSAgent(Agent):
         c = self.config
         self.perturbation = NoisePerturbation(self.feature_dim, self.noise_shape, c.hidden, use_eps=c.use_eps,
                                               eps_form=c.eps_form)
+        # the deployed perturbation: a Polyak average of the online one (actor_avg_rate > 0), else the online one
+        self.perturbation_avg = (copy.deepcopy(self.perturbation).requires_grad_(False)
+                                 if c.actor_avg_rate > 0 else None)
         self.trust_region = LagrangianTrustRegion(c.delta, self.noise_dim, c.eta_lambda, c.lambda_init, c.tr_norm)
         critic_in = self.feature_dim
         self.critic_norm: Normalizer | None = None
@@ -54,13 +58,17 @@ class LPDSAgent(Agent):
         """(module, space) for `lpds_core.export.export_onnx`: metadata["perturbation_space"] = space.
         In action space the module outputs raw action units (Δ · action scale), as the exported graph adds it
         to the decoded raw actions."""
+        pert = self.perturbation_avg if self.perturbation_avg is not None else self.perturbation
         if self.space == "noise":
-            return self.perturbation, "noise"
-        return _RawActionPerturbation(self.perturbation, self.action_scale), "action"
+            return pert, "noise"
+        return _RawActionPerturbation(pert, self.action_scale), "action"
 
-    def steered(self, features: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(actions, noise fed to the decoder, Δ) for given features and base noise ε."""
-        delta = self.perturbation(features, eps if self.config.use_eps else None)
+    def steered(self, features: torch.Tensor, eps: torch.Tensor, averaged: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(actions, noise fed to the decoder, Δ) for given features and base noise ε; `averaged`: with the
+        Polyak-averaged perturbation where there is one (what evaluation and the robot run)."""
+        pert = self.perturbation_avg if averaged and self.perturbation_avg is not None else self.perturbation
+        delta = pert(features, eps if self.config.use_eps else None)
         if self.space == "noise":
             w = eps + delta
             return self.decode(features, w), w, delta
@@ -70,7 +78,9 @@ class LPDSAgent(Agent):
     def _act_batch(self, obs: Obs, deterministic: bool, eps_scale: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.features(obs)
-        a, w, _ = self.steered(feats, self.sample_eps(feats.shape[0], deterministic, eps_scale))
+        # eval mode (evaluation, export, deployment) acts with the averaged perturbation, train mode explores
+        a, w, _ = self.steered(feats, self.sample_eps(feats.shape[0], deterministic, eps_scale),
+                               averaged=not self.training)
         return a, w
 
     def critic_inputs(self, obs: Obs, features: torch.Tensor) -> torch.Tensor:
@@ -113,6 +123,10 @@ class LPDSAgent(Agent):
             actor_loss.backward()
             self.optimizers["actor"].step()
             lam = self.trust_region.dual_step(constraint.detach())
+            if self.perturbation_avg is not None:
+                with torch.no_grad():
+                    for p, avg in zip(self.perturbation.parameters(), self.perturbation_avg.parameters()):
+                        avg.lerp_(p, c.actor_avg_rate)
             out.update(actor_loss=float(actor_loss.detach()), q_pi=float(q.detach().mean()), **{"lambda": lam},
                        delta_sq=float(constraint.detach()), gap=float(constraint.detach()) - self.trust_region.delta)
             gain = self.perturbation.gain(feats) if self.space == "noise" else None

@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="lpds/lpds-a: collect each chunk with ε·c, c ~ U(LO, HI) (exploration over the noise level)")
     p.add_argument("--critic-state", dest="critic_state", action="store_const", const=True, default=None,
                    help="image bases (lpds/lpds-a): the critic reads the simulator state, Δθ the image features")
+    p.add_argument("--actor-avg-rate", dest="actor_avg_rate", type=float,
+                   help="lpds/lpds-a: evaluate and export a Polyak average of Δθ (rate per update, e.g. 0.002)")
     p.add_argument("--seed", type=int)
     p.add_argument("--vector", choices=("sync", "async"))
     p.add_argument("--threads", type=int, help="torch threads (default 1: the machine is shared)")
