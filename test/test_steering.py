@@ -56,6 +56,7 @@ def test_perturbation_starts_near_zero_and_has_noise_shape():
 
 
 def test_shrink_form_is_shift_minus_gain_times_noise_and_learns_to_shrink():
+    torch.manual_seed(0)  # independent of which tests ran before in this process
     p = NoisePerturbation(3, (4, 2), hidden=(16,), use_eps=True, eps_form="shrink")
     feats, eps = torch.randn(256, 3), torch.randn(256, 4, 2)
     g0 = p.gain(feats)
