@@ -26,6 +26,13 @@ def td_target(reward: torch.Tensor, discount: torch.Tensor, done: torch.Tensor, 
     return reward + discount * (1.0 - done) * (torch.min(next_q1, next_q2) + next_entropy_bonus)
 
 
+@torch.no_grad()
+def polyak_(average: nn.Module, online: nn.Module, rate: float) -> None:
+    """average ← (1 − rate)·average + rate·online, parameter by parameter (target critics, averaged actors)."""
+    for p, avg in zip(online.parameters(), average.parameters()):
+        avg.lerp_(p, rate)
+
+
 class TwinQ(nn.Module):
     """Q1, Q2 (features, input) → (B,), plus frozen target copies updated by Polyak averaging.
 
@@ -69,12 +76,10 @@ class TwinQ(nn.Module):
     def online_parameters(self) -> list[nn.Parameter]:
         return [*self.q1.parameters(), *self.q2.parameters()]
 
-    @torch.no_grad()
     def polyak(self, tau: float) -> None:
         """target ← (1 − τ)·target + τ·online."""
-        for online, target in ((self.q1, self.target_q1), (self.q2, self.target_q2)):
-            for p, tp in zip(online.parameters(), target.parameters()):
-                tp.lerp_(p, tau)
+        polyak_(self.target_q1, self.q1, tau)
+        polyak_(self.target_q2, self.q2, tau)
 
     def loss(self, features: torch.Tensor, inp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         q1, q2 = self(features, inp)

@@ -17,6 +17,7 @@ from lpds_sim import runs
 from lpds_sim.train_base import TASKS, backbone_path
 
 ALGOS = ("lpds", "dsrl-na", "dsrl-sac", "lpds-a")
+PRIVILEGED_KEY = "state"  # the key `privileged_state=True` envs add to image observations (the critic's input)
 
 
 @dataclasses.dataclass
@@ -96,7 +97,7 @@ class SteerConfig:
                 "batch_size": self.batch_size, "utd": self.utd, "warmup_steps": self.warmup_steps,
                 "buffer_capacity": self.buffer_capacity, "delta": self.delta, "eta_lambda": self.eta_lambda,
                 "tr_norm": self.tr_norm, "use_eps": self.use_eps, "eps_form": self.eps_form,
-                "action_magnitude": self.action_magnitude, "critic_obs": "state" if self.critic_state else None,
+                "action_magnitude": self.action_magnitude, "critic_obs": PRIVILEGED_KEY if self.critic_state else None,
                 "actor_avg_rate": self.actor_avg_rate,
                 "num_threads": self.threads}
 
@@ -107,10 +108,10 @@ def steering_obs_space(cfg: SteerConfig, env: Any) -> Any:
     import gymnasium as gym
 
     space = env.observation_space
-    if not cfg.critic_state or "state" in space.spaces:
+    if not cfg.critic_state or PRIVILEGED_KEY in space.spaces:
         return space
     dim = max(sl.stop for sl in env.unwrapped.state_layout.values())
-    return gym.spaces.Dict({**space.spaces, "state": gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)})
+    return gym.spaces.Dict({**space.spaces, PRIVILEGED_KEY: gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)})
 
 
 def load_base(base: str | Path, task: str | None = None):
@@ -206,8 +207,9 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     replay = ReplayBuffer(min(cfg.buffer_capacity, cfg.env_steps), backbone.noise_shape, seed=cfg.seed)
     # image observations go into the replay as the frozen encoder's features (exact: the encoder never changes),
     # plus the privileged state for the critic: ≈ 100 kB less per transition and no CNN pass per update
-    keep = ("state",) if cfg.critic_state else ()
-    encode = (lambda o: agent.encoded(o, keep)) if image else (lambda o: o)
+    keep = (PRIVILEGED_KEY,) if cfg.critic_state else ()
+    encode = (lambda o: agent.encoded(o, keep)) if image else (lambda o: o)  # a batch of observations
+    encode_one = (lambda o: _row(encode(_stack_obs([o])), 0)) if image else (lambda o: o)
     print(f"steering {cfg.task} with {agent.describe()}; δ={cfg.delta} ({cfg.tr_norm} norm), "
           f"{cfg.env_steps} env steps on {cfg.n_envs} envs")
 
@@ -269,7 +271,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
         step_inc = 0
         for i in range(cfg.n_envs):
             done = bool(term[i] or trunc[i])
-            nxt = _row(encode(_stack_obs([info["final_obs"][i]])), 0) if done else _row(next_obs, i)
+            nxt = encode_one(info["final_obs"][i]) if done else _row(next_obs, i)
             n_i = int(info_at(info, "chunk_steps", i, done, backbone.horizon))
             replay.add(_row(obs, i), chunk[i], noise[i], float(reward[i]), nxt,
                        float(info_at(info, "chunk_discount", i, done, cfg.gamma ** n_i)), bool(term[i]))

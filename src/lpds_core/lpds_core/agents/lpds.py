@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..backbone import Obs
-from ..critics import TwinQ, td_target
+from ..critics import TwinQ, polyak_, td_target
 from ..normalization import Normalizer
 from ..perturbation import NoisePerturbation
 from ..trust_region import LagrangianTrustRegion
@@ -58,17 +58,20 @@ class LPDSAgent(Agent):
         """(module, space) for `lpds_core.export.export_onnx`: metadata["perturbation_space"] = space.
         In action space the module outputs raw action units (Δ · action scale), as the exported graph adds it
         to the decoded raw actions."""
-        pert = self.perturbation_avg if self.perturbation_avg is not None else self.perturbation
+        pert = self._perturbation(averaged=True)
         if self.space == "noise":
             return pert, "noise"
         return _RawActionPerturbation(pert, self.action_scale), "action"
+
+    def _perturbation(self, averaged: bool) -> NoisePerturbation:
+        """The Polyak-averaged perturbation when asked for and kept, else the online one."""
+        return self.perturbation_avg if averaged and self.perturbation_avg is not None else self.perturbation
 
     def steered(self, features: torch.Tensor, eps: torch.Tensor, averaged: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(actions, noise fed to the decoder, Δ) for given features and base noise ε; `averaged`: with the
         Polyak-averaged perturbation where there is one (what evaluation and the robot run)."""
-        pert = self.perturbation_avg if averaged and self.perturbation_avg is not None else self.perturbation
-        delta = pert(features, eps if self.config.use_eps else None)
+        delta = self._perturbation(averaged)(features, eps if self.config.use_eps else None)
         if self.space == "noise":
             w = eps + delta
             return self.decode(features, w), w, delta
@@ -124,9 +127,7 @@ class LPDSAgent(Agent):
             self.optimizers["actor"].step()
             lam = self.trust_region.dual_step(constraint.detach())
             if self.perturbation_avg is not None:
-                with torch.no_grad():
-                    for p, avg in zip(self.perturbation.parameters(), self.perturbation_avg.parameters()):
-                        avg.lerp_(p, c.actor_avg_rate)
+                polyak_(self.perturbation_avg, self.perturbation, c.actor_avg_rate)
             out.update(actor_loss=float(actor_loss.detach()), q_pi=float(q.detach().mean()), **{"lambda": lam},
                        delta_sq=float(constraint.detach()), gap=float(constraint.detach()) - self.trust_region.delta)
             gain = self.perturbation.gain(feats) if self.space == "noise" else None
