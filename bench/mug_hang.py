@@ -14,7 +14,7 @@ import numpy as np
 
 def operator_grid(seed: int) -> tuple[int, int, float, int, float]:
     """(successes, trials, wall seconds, env steps, planning seconds) of the scripted operator on the mug grid."""
-    from lpds_sim.grid_protocol import GridProtocol
+    from lpds_core.grid_protocol import GridProtocol
     from lpds_sim.tasks import get_task, make_env, make_operator
 
     env = make_env("mug_hang")

@@ -106,7 +106,7 @@ def direct_grid(model_dir: str, trials: int, seed: int, out: Path):
     import gymnasium as gym
 
     import lpds_sim.rai as rai
-    from lpds_sim.grid_protocol import GridProtocol
+    from lpds_core.grid_protocol import GridProtocol
     from lpds_ros.runner import load_runner
 
     env = gym.make(rai.ENV_IDS["pick_place"], obs_mode="state")

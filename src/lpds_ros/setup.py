@@ -1,4 +1,9 @@
-"""ament_python package: `colcon build` installs it into a ROS workspace, `pip install -e` into a venv."""
+"""ament_python package: `colcon build` installs it into a ROS workspace, `pip install -e` into a venv.
+
+The launch files and the ROS parameter YAMLs live at the repository's top level (`launch/`, `config/ros/`), so
+every YAML the project ships is in one `config/` tree; they are installed into share/lpds_ros/ from there.
+"""
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -13,6 +18,18 @@ NODES = {
     "grid_evaluator_node": "grid_evaluator_node",
 }
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.relpath(os.path.join(HERE, "..", ".."), HERE)  # the repository root, as setuptools wants: relative
+
+
+def top_level(pattern: str) -> list[str]:
+    """Files under the repository root, relative to this folder (setuptools refuses absolute data paths)."""
+    found = sorted(glob(os.path.join(HERE, TOP, pattern)))
+    if not found:
+        raise SystemExit(f"lpds_ros: no {pattern} under {os.path.join(HERE, TOP)}; build from a full checkout")
+    return [os.path.relpath(f, HERE) for f in found]
+
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -20,8 +37,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/launch", top_level("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", top_level("config/ros/*.yaml")),
     ],
     install_requires=["setuptools", "numpy", "PyYAML"],
     zip_safe=True,
@@ -31,5 +48,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [f"{exe} = {PACKAGE}.{mod}:main" for exe, mod in NODES.items()],
+        # `lpds ros-sim`: a subcommand of the `lpds` CLI (lpds_sim) that lives here, found by this entry point
+        "lpds.commands": ["ros-sim = lpds_ros.cli_ros_sim"],
     },
 )

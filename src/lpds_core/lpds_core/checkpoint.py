@@ -17,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .backbone import FrozenDecoder
+from .errors import CheckpointError  # noqa: F401  (re-exported: lpds_core.checkpoint.CheckpointError)
 
 FORMAT_VERSION = 1
 META_KEY = "lpds_backbone"
@@ -25,10 +26,6 @@ BACKBONE_CLASSES = {
     "FlowMatchingPolicy": "lpds_core.flow_matching",
     "DiffusionPolicy": "lpds_core.diffusion",
 }
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, unreadable, or does not fit what the caller expects."""
 
 
 def save_backbone(model: FrozenDecoder, path: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:

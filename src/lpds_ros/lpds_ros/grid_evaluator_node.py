@@ -18,7 +18,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-from lpds_sim.grid_protocol import GridProtocol, GridResult, Trial, TrialResult
+from lpds_core.grid_protocol import GridProtocol, GridResult, Trial, TrialResult
 
 from .ros_common import declare_graph_parameters, run_node, stamp_to_sec
 

@@ -21,12 +21,12 @@ ARGUMENT_HELP = {
     "sim_backend": "rai (PhysX) or kinematic (no physics, plumbing only)",
     "control_rate": "policy rate in Hz: the rate the policy was trained at",
     "speedup": "sim only: run the sim robot's clock this many times faster than real time",
-    "policy_params": "extra ROS parameter YAML for the policy node (robot: config/policy_fr3.yaml)",
+    "policy_params": "extra ROS parameter YAML for the policy node (robot: config/ros/policy_fr3.yaml)",
     "episodes": "stop after this many grid trials (0: the whole grid)",
     "trials": "trials per grid cell",
     "out_dir": "where results / runs are written",
     "task": "pick_place or mug_hang",
-    "config": "YAML file of trainer hook options (see config/train_rai.yaml)",
+    "config": "YAML file of trainer hook options (see config/ros/train_rai.yaml)",
 }
 
 

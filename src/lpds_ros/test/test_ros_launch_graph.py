@@ -13,7 +13,7 @@ import pytest
 from lpds_ros import graph
 from lpds_ros.launch_support import graph_from_arguments
 
-LAUNCH_DIR = Path(__file__).resolve().parents[1] / "launch"
+LAUNCH_DIR = Path(__file__).resolve().parents[3] / "launch"  # the repository's top-level launch/
 LAUNCH_FILES = sorted(LAUNCH_DIR.glob("*.launch.py"))
 
 

@@ -21,6 +21,8 @@ def installed(tmp_path_factory):
     ws = tmp_path_factory.mktemp("ws")
     shutil.copytree(REPO / "src" / "lpds_ros", ws / "src" / "lpds_ros",
                     ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    for top in ("launch", "config"):  # the top-level folders setup.py installs into share/lpds_ros/
+        shutil.copytree(REPO / top, ws / top)
     shutil.copy(REPO / "colcon.meta", ws / "colcon.meta")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     out = subprocess.run([colcon, "build", "--base-paths", "src"], cwd=ws, env=env, capture_output=True, text=True,

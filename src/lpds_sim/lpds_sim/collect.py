@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from .demos_io import Episode, stack_obs
 from .tasks import make_env, make_operator
-from .teleop import run_episode
+from lpds_core.grid_protocol import run_episode
 
 
 @dataclass

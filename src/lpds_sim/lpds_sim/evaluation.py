@@ -102,7 +102,7 @@ def evaluate_grid(task: str, obs_mode: str, chunk_policy: Callable[[Any], np.nda
     """Run the task's grid protocol with a chunk policy; returns success_rate, n_success, n_trials, mean_return.
     With `out`, the sim's per-cell JSON/CSV and heatmap PNG are written there. Pass `env` to reuse one evaluation
     env for many evaluations (a process should hold as few RAI envs as possible, see `make_train_envs`)."""
-    from lpds_sim.grid_protocol import GridProtocol
+    from lpds_core.grid_protocol import GridProtocol
 
     rows, cols, per_cell = grid_shape(task)
     protocol = GridProtocol(rows=rows, cols=cols, trials=trials_per_cell or per_cell, seed=seed)

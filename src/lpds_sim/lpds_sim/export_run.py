@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from lpds_core.errors import UserError
+
 from lpds_sim import runs
 
 PARITY_FILE = "parity.json"
 
 
-class ParityError(RuntimeError):
+class ParityError(UserError):
     """The exported ONNX policy does not reproduce the torch policy within the tolerance."""
 
 

@@ -33,26 +33,15 @@ CKPT_RE = re.compile(r"^ckpt_(\d{10})\.pt$")
 FORMAT_VERSION = 1
 
 
-class ConfigError(ValueError):
-    """A config file or command line names a setting that does not exist, or has a bad value."""
+from lpds_core.errors import CheckpointError, ConfigError, RunError, UserError  # noqa: F401  (re-exported)
 
 
-class RunError(RuntimeError):
-    """A run folder cannot be used as asked (exists without --resume, base run for another task, ...)."""
-
-
-try:  # one error type for every broken checkpoint, the backbone's and the run's
-    from lpds_core.checkpoint import CheckpointError as _BaseCheckpointError
-except ImportError:  # pragma: no cover - depends on which lpds_core is installed
-    _BaseCheckpointError = RuntimeError  # type: ignore[misc,assignment]
-
-
-class RunCheckpointError(_BaseCheckpointError):  # type: ignore[misc,valid-type]
+class RunCheckpointError(CheckpointError):
     """A run checkpoint is unreadable (truncated, corrupt, wrong format)."""
 
 
 # the errors a command turns into a one-line message and exit code 2 (no traceback: the message says the fix)
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, RunError, _BaseCheckpointError)
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
 
 
 # --------------------------------------------------------------------------------------------------------------

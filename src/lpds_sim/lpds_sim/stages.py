@@ -10,6 +10,8 @@ import dataclasses
 import time
 from typing import Callable
 
+from lpds_core.errors import UserError
+
 
 @dataclasses.dataclass
 class Stage:
@@ -18,7 +20,7 @@ class Stage:
     run: Callable[[], None]  # produce (or resume producing) the outputs
 
 
-class StageError(RuntimeError):
+class StageError(UserError):
     """A stage finished but its outputs did not pass their own validity check."""
 
 

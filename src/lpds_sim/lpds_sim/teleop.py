@@ -12,7 +12,6 @@ pauses at phase changes and short hesitations, a detour-then-correct on the fina
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -182,33 +181,3 @@ def path_to_waypoints(points: np.ndarray, spacing: float = 0.03) -> np.ndarray:
     if np.linalg.norm(points[-1] - out[-1]) > 1e-6:
         out.append(points[-1])
     return np.array(out[1:] if len(out) > 1 else out)
-
-
-def run_episode(env: gym.Env, policy: Callable, seed: int | None = None, options: dict | None = None,
-                record: bool = False) -> dict:
-    """Roll out one episode; returns success, return, length and (if `record`) obs/actions/rewards/dones."""
-    obs, info = env.reset(seed=seed, options=options)
-    if hasattr(policy, "reset"):
-        policy.reset()
-    obs_l, act_l, rew_l, done_l = [], [], [], []
-    ret, success, steps, collisions = 0.0, False, 0, 0
-    while True:
-        a = np.asarray(policy(obs), dtype=np.float32)
-        nobs, r, term, trunc, info = env.step(a)
-        if record:
-            obs_l.append(obs)
-            act_l.append(a)
-            rew_l.append(r)
-            done_l.append(term or trunc)
-        ret += r
-        steps += 1
-        collisions += int(info["collision"])
-        success = success or info["success"]
-        obs = nobs
-        if term or trunc:
-            break
-    out = {"success": bool(success), "return": ret, "length": steps, "collisions": collisions}
-    if record:
-        out.update(obs=obs_l, actions=np.array(act_l), rewards=np.array(rew_l, dtype=np.float32),
-                   dones=np.array(done_l, dtype=bool))
-    return out

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lpds_sim.grid_protocol import GridProtocol
+    from lpds_core.grid_protocol import GridProtocol
     from lpds_sim.policies import resolve_policy
     from lpds_sim.tasks import get_task, make_env
 

@@ -16,6 +16,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from lpds_core.errors import UserError
+
 _WATCHDOG: subprocess.Popen | None = None
 
 # the watchdog: start Xvfb, wait while both the owner process and Xvfb live, then stop Xvfb
@@ -25,7 +27,7 @@ _WATCHDOG_SH = ('"$0" "$1" -screen 0 640x480x24 -nolisten tcp >/dev/null 2>&1 & 
                 'kill $x 2>/dev/null; wait $x 2>/dev/null')
 
 
-class NoDisplayError(RuntimeError):
+class NoDisplayError(UserError):
     """No X server is available and none could be started."""
 
 

@@ -21,7 +21,7 @@ from pipeline_helpers import make_base_run
 
 pytest.importorskip("robotic")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / "src" / p) for p in ("lpds_core", "lpds_sim"))}
 
 

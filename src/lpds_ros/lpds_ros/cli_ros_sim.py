@@ -1,7 +1,8 @@
 """`lpds ros-sim`: the ROS 2 deployment graph against the simulated robot, as plain processes (no ros2cli/launch).
 
 Starts sim robot + perception + policy + franka adapter + grid evaluator (lpds_ros.graph.grid_eval_graph) on a
-private ROS domain, waits for the evaluator, and prints the grid result.
+private ROS domain, waits for the evaluator, and prints the grid result. The command lives with the ROS package
+(dependencies run core <- sim <- ros): `lpds` finds it through the `lpds.commands` entry point of lpds_ros.
 """
 from __future__ import annotations
 
@@ -31,12 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from lpds_ros.graph import NodeSpec, grid_eval_graph
-        from lpds_ros.process_graph import GraphProcesses
-    except ImportError as exc:
-        print(f"error: lpds ros-sim needs lpds_ros and rclpy (pip install -e src/lpds_ros): {exc}", file=sys.stderr)
-        return 2
+    from lpds_ros.graph import NodeSpec, grid_eval_graph
+    from lpds_ros.process_graph import GraphProcesses
+
     runner = args.runner or ("onnx" if args.model_dir else "scripted")
     if runner == "onnx" and not args.model_dir:
         print("error: --runner onnx needs --model-dir (an `lpds export` folder)", file=sys.stderr)

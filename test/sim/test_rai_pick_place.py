@@ -192,7 +192,8 @@ def test_operator_variation_is_seeded_and_human_like(env):
     """Same start, different operator seeds -> different action streams (speeds, pauses, offsets);
     same seed -> the same stream; the exact style follows the plan without pauses."""
     from lpds_sim.tasks import make_operator
-    from lpds_sim.teleop import OperatorStyle, run_episode
+    from lpds_core.grid_protocol import run_episode
+    from lpds_sim.teleop import OperatorStyle
 
     def acts(seed, style=None):
         op = make_operator("pick_place", env, style=style, seed=seed)

@@ -5,7 +5,7 @@ import pytest
 from lpds_sim.rai.mug_scene import MugScene, axis_angle_quat
 from lpds_sim.rai.mug_teleop import MugHangOperator, MugOperatorStyle, fit_yaw_range, min_jerk, wrap_angle
 from lpds_sim.tasks import get_task, make_env, make_operator
-from lpds_sim.teleop import run_episode
+from lpds_core.grid_protocol import run_episode
 
 SC = MugScene()
 
@@ -155,7 +155,7 @@ def test_same_seed_same_operator_actions(env):
 @pytest.mark.slow
 def test_scripted_operator_meets_the_mug_grid_target(env):
     """The issue's bar: >= 85 % of the 20 mug grid trials (2x2 cells x 5, seed 0)."""
-    from lpds_sim.grid_protocol import GridProtocol
+    from lpds_core.grid_protocol import GridProtocol
 
     rows, cols, trials = get_task("mug_hang").grid
     res = GridProtocol(rows, cols, trials, seed=0).run(env, make_operator("mug_hang", env, seed=0), progress=False)

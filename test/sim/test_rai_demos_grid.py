@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("robotic")
 
 from lpds_sim.demos_io import Episode, load_demos, write_demos  # noqa: E402
-from lpds_sim.grid_protocol import GridProtocol  # noqa: E402
+from lpds_core.grid_protocol import GridProtocol  # noqa: E402
 
 
 def test_demos_cli_roundtrip_state(tmp_path):

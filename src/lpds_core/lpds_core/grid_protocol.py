@@ -1,4 +1,4 @@
-"""The grid evaluation protocol (sim now, real robot later).
+"""The grid evaluation protocol, shared by the simulator and the robot-side grid evaluator (numpy only).
 
 `GridProtocol(rows=2, cols=4, trials=5, seed)` splits the task's reachable object-start region into rows x cols
 cells (rows along y away from the robot, cols along x) and runs `trials` episodes per cell. Each trial has its own
@@ -130,6 +130,36 @@ class GridResult:
         return Path(path)
 
 
+def run_episode(env: Any, policy: Callable, seed: int | None = None, options: dict | None = None,
+                record: bool = False) -> dict:
+    """Roll out one episode; returns success, return, length and (if `record`) obs/actions/rewards/dones."""
+    obs, info = env.reset(seed=seed, options=options)
+    if hasattr(policy, "reset"):
+        policy.reset()
+    obs_l, act_l, rew_l, done_l = [], [], [], []
+    ret, success, steps, collisions = 0.0, False, 0, 0
+    while True:
+        a = np.asarray(policy(obs), dtype=np.float32)
+        nobs, r, term, trunc, info = env.step(a)
+        if record:
+            obs_l.append(obs)
+            act_l.append(a)
+            rew_l.append(r)
+            done_l.append(term or trunc)
+        ret += r
+        steps += 1
+        collisions += int(info["collision"])
+        success = success or info["success"]
+        obs = nobs
+        if term or trunc:
+            break
+    out = {"success": bool(success), "return": ret, "length": steps, "collisions": collisions}
+    if record:
+        out.update(obs=obs_l, actions=np.array(act_l), rewards=np.array(rew_l, dtype=np.float32),
+                   dones=np.array(done_l, dtype=bool))
+    return out
+
+
 class GridProtocol:
     def __init__(self, rows: int = 2, cols: int = 4, trials: int = 5, seed: int = 0) -> None:
         if min(rows, cols, trials) < 1:
@@ -157,7 +187,6 @@ class GridProtocol:
     def run(self, env, policy: Callable, progress: bool = True, meta: dict[str, Any] | None = None) -> GridResult:
         from tqdm import tqdm
 
-        from .teleop import run_episode
         results = []
         bar = tqdm(self.trials(), desc="grid", unit="trial", disable=not progress)
         ok = 0
