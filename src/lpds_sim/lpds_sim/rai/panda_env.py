@@ -428,7 +428,9 @@ class PandaTaskEnv(gym.Env):
             self._camera.release()
         self._camera = None
         # Free the PhysX simulation now, at a known point: an env freed later by the cycle collector
-        # (e.g. one an operator closure keeps in a reference cycle) segfaulted inside RAI.
+        # (e.g. one an operator closure keeps in a reference cycle) segfaulted inside RAI. RAI bug, not ours to
+        # fix here: a Simulation survives one other Simulation's destruction during its life, not two (see
+        # _LIVE_SIMULATIONS), so a long-lived env must not outlive two closed envs that had reset.
         self._drop_simulation()
 
     # ------------------------------------------------------------------ state readers
