@@ -33,9 +33,9 @@ def _run(script: str, tmp_path, timeout: int = 180) -> str:
     return out.stdout
 
 
-def _rollout(env: gym.Env, seed: int, n: int = 25, options: dict | None = None) -> np.ndarray:
-    """Observations of one seeded episode under a fixed random action stream that also closes the gripper."""
-    obs, _ = env.reset(seed=seed, options=options)
+def _rollout(env: gym.Env, seed: int, n: int = 25) -> np.ndarray:
+    """Observations of one seeded episode under a fixed random action stream (the gripper closes and opens)."""
+    obs, _ = env.reset(seed=seed)
     rng = np.random.default_rng(123)
     out = [obs]
     for _ in range(n):
@@ -50,7 +50,7 @@ def _checked(make):
         env = make()
         env.reset(seed=0)                               # the passive checker (gym.make) checks the first reset ...
         env.step(env.action_space.sample())             # ... and the first step
-        check_env(env.unwrapped, skip_render_check=True)  # rendering: see test_image_envs_pass_check_env
+        check_env(env.unwrapped, skip_render_check=True)  # rendering: test_image_envs_pass_check_env_...
     return env
 
 
