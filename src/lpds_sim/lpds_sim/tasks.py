@@ -9,6 +9,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from lpds_sim import ENV_IDS
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -39,8 +41,9 @@ def _load(path: str):
 
 
 def make_env(name: str, **kwargs) -> gym.Env:
-    """`gym.make` for a registered task, with the task's default kwargs (overridden by `kwargs`)."""
-    import lpds_sim.rai  # noqa: F401  (registers the env ids)
+    """`gym.make` for a registered task, with the task's default kwargs (overridden by `kwargs`).
+
+    The ids are registered by `import lpds_sim` (which importing this module has done)."""
     spec = get_task(name)
     return gym.make(spec.env_id, **{**spec.env_kwargs, **kwargs})
 
@@ -50,7 +53,7 @@ def make_operator(name: str, env: gym.Env, style=None, seed: int | None = None):
     return _load(get_task(name).operator)(env, style=style, seed=seed)
 
 
-register_task(TaskSpec("pick_place", "lpds_sim/PickPlace-v0", "lpds_sim.rai.pick_place_teleop:PickPlaceOperator",
+register_task(TaskSpec("pick_place", ENV_IDS["pick_place"], "lpds_sim.rai.pick_place_teleop:PickPlaceOperator",
                        grid=(2, 4, 5), default_demos=29))
-register_task(TaskSpec("mug_hang", "lpds_sim/MugHang-v0", "lpds_sim.rai.mug_teleop:MugHangOperator",
+register_task(TaskSpec("mug_hang", ENV_IDS["mug_hang"], "lpds_sim.rai.mug_teleop:MugHangOperator",
                        grid=(2, 2, 5), default_demos=20))

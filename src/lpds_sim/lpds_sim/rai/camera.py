@@ -108,4 +108,6 @@ class RGBDCamera:
                 depth = (depth + rng.normal(0, 1, depth.shape) * n.depth_std_per_m2 * depth ** 2).astype(np.float32)
             if n.hole_frac > 0:
                 depth[rng.random(depth.shape) < n.hole_frac] = 0.0
+        # the observation space's range: noise must not push depth past the far plane or below 0 ("no data")
+        np.clip(depth, 0.0, self.spec.z_range[1], out=depth)
         return np.ascontiguousarray(rgb.transpose(2, 0, 1)), depth[None]

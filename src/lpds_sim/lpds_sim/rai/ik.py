@@ -63,7 +63,13 @@ class DLSIK:
 
 
 def home_joint_state(C_robot: ry.Config, ee_frame: str, pos: np.ndarray, yaw: float = 0.0) -> np.ndarray:
-    """Joint state with the end effector at `pos`, pointing down, solved once with KOMO (exact, slower)."""
+    """Joint state with the end effector at `pos`, pointing down, solved once with KOMO (exact, slower).
+
+    KOMO's solver draws its start from RAI's global random generator, which every earlier solve in the process has
+    advanced: the home pose (and so every episode) would depend on what ran before. Seeding it here makes the home
+    pose the same for every env in every process (the arm is redundant, so the solutions differ by up to 0.015 rad).
+    """
+    ry.rnd_seed(0)
     K = ry.KOMO(C_robot, 1, 1, 0, False)
     K.addObjective([], ry.FS.position, [ee_frame], ry.OT.eq, [1e1], list(pos))
     K.addObjective([], ry.FS.vectorZ, [ee_frame], ry.OT.eq, [1e1], [0.0, 0.0, 1.0])

@@ -19,12 +19,17 @@ for every task and auditable in one place:
 * observations: `obs_mode="state"` → flat float32 vector (layout in `state_layout`); `obs_mode="image"` →
   `{"rgb": uint8 (3,S,S), "depth": float32 metres (1,S,S), "proprio": float32 (8,)}` from a fixed D435i-like camera;
   `privileged_state=True` adds `"state"` (the state vector) for training-time critics that the robot never runs.
+  Every observation space is bounded (`observation_bounds`): positions by the scene box, quaternions by [-1, 1],
+  the gripper width by [0, 0.08] m, rgb by [0, 255], depth by [0, camera far plane]; observations are clipped into
+  it, so they always lie inside their space.
 * episodes: `reset(seed, options={"cell": (row, col)})` puts the object in a grid cell (seeded jitter), or
   `options={"object_xy": (x, y)}`, or uniformly over `object_region`; success terminates; `max_episode_steps`
-  truncates. One PhysX Simulation lives as long as the env (reset = setState + push poses).
+  truncates. An unseeded reset restores the PhysX Simulation's initial state (setState + push poses, ~1 ms); a
+  seeded reset rebuilds the Simulation, so the same seed and actions give bit-identical observations (see `reset`).
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import gymnasium as gym
@@ -38,6 +43,13 @@ from .cpu_pin import CpuPin, resolve_cpu
 from .ik import DLSIK, home_joint_state
 
 PROPRIO_DIM = 8  # ee_pos(3) + ee_quat(4, w>=0) + gripper_width(1, total opening in metres)
+EE_MARGIN = 0.05  # m: the measured end effector may lag its target (clipped to the workspace box) by this much
+
+# Envs of this process that hold a live PhysX Simulation. RAI's Simulation destructor releases *every* PhysX
+# material of the process, also those of other live Simulations (i_Physx.cpp, ~PhysXInterface_self); a Simulation
+# that lives through two such releases segfaults when it is destroyed. So a Simulation is only rebuilt when it is
+# the only one alive (the grid evaluator, `lpds demos` and every vector-env worker run one env per process).
+_LIVE_SIMULATIONS: "weakref.WeakSet[PandaTaskEnv]" = weakref.WeakSet()
 
 
 def _canon_quat(q: np.ndarray) -> np.ndarray:
@@ -109,6 +121,8 @@ class PandaTaskEnv(gym.Env):
         self._build_task(self.C)
         self.C.setJointState(self.q_home)
         self.S: ry.Simulation | None = None  # created in reset()
+        self._frames0: np.ndarray | None = None  # frame state every Simulation is built from (saved at the first)
+        self.sim_builds = 0  # Simulations built so far (1 + the seeded resets that rebuilt it)
         self._ee = self.C.getFrame(scene.EE_FRAME)
         self._obj = self.C.getFrame(self.object_frame) if self.object_frame else None
         self._non_env = set(self.held_frames) | {"world"}
@@ -129,18 +143,20 @@ class PandaTaskEnv(gym.Env):
         A = 5 if self.use_yaw else 4
         self.action_space = spaces.Box(-1.0, 1.0, (A,), np.float32)
         self.state_layout = self._make_state_layout()
-        state_dim = max(sl.stop for sl in self.state_layout.values())
+        self._state_low, self._state_high = self.observation_bounds()
+        state_space = spaces.Box(self._state_low, self._state_high, dtype=np.float32)
         if obs_mode == "state":
-            self.observation_space = spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
+            self.observation_space = state_space
         else:
             S_ = image_size
+            p = slice(0, PROPRIO_DIM)  # proprio = the first entries of the state vector (same bounds)
             parts = {
                 "rgb": spaces.Box(0, 255, (3, S_, S_), np.uint8),
                 "depth": spaces.Box(0.0, np.float32(self._cam_spec.z_range[1]), (1, S_, S_), np.float32),
-                "proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_DIM,), np.float32),
+                "proprio": spaces.Box(self._state_low[p], self._state_high[p], dtype=np.float32),
             }
             if self.privileged_state:
-                parts["state"] = spaces.Box(-np.inf, np.inf, (state_dim,), np.float32)
+                parts["state"] = state_space
             self.observation_space = spaces.Dict(parts)
         self._steps = 0
         self._grip_open = True
@@ -208,6 +224,31 @@ class PandaTaskEnv(gym.Env):
             i += n
         return layout
 
+    def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) float32 of the state vector: what every entry can physically be.
+
+        End effector: the workspace box (`ee_low..ee_high`, where its target is clipped) widened by `EE_MARGIN`;
+        object and target: the scene box (`scene.SCENE_LOW..SCENE_HIGH`); quaternions: [-1, 1]; gripper width:
+        [0, 0.08] m; task extras: unbounded unless a subclass narrows them (`extra_bounds`)."""
+        lo, hi = {}, {}
+        lo["ee_pos"], hi["ee_pos"] = self._ee_low - EE_MARGIN, self._ee_high + EE_MARGIN
+        lo["gripper_width"], hi["gripper_width"] = np.zeros(1), np.full(1, scene.GRIPPER_MAX_WIDTH)
+        for k in ("obj_pos", "target_pos"):
+            lo[k], hi[k] = np.array(scene.SCENE_LOW), np.array(scene.SCENE_HIGH)
+        for k in ("ee_quat", "obj_quat"):
+            lo[k], hi[k] = -np.ones(4), np.ones(4)
+        if self.extra_state_dim:
+            lo["extra"], hi["extra"] = self.extra_bounds()
+        n = max(sl.stop for sl in self.state_layout.values())
+        low, high = np.empty(n, np.float32), np.empty(n, np.float32)
+        for k, sl in self.state_layout.items():
+            low[sl], high[sl] = lo[k], hi[k]
+        return low, high
+
+    def extra_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of the task features (`_extra_state`); unbounded by default."""
+        return np.full(self.extra_state_dim, -np.inf), np.full(self.extra_state_dim, np.inf)
+
     def cell_bounds(self, row: int, col: int, grid: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(low_xy, high_xy) of a grid cell over `object_region`; rows run along y, cols along x."""
         rows, cols = grid or self.grid_shape
@@ -239,15 +280,14 @@ class PandaTaskEnv(gym.Env):
         options = dict(options or {})
         xy = self._sample_object_xy(options)
         self.start_xy = np.asarray(xy, dtype=float).copy()
-        # One PhysX Simulation per env for its whole life: destroying one while another env's Simulation exists
-        # can segfault inside RAI. The reset restores the initial state and pushes the new object poses; PhysX
-        # warm-start caches survive it, so identical episodes agree to ~1e-4, not bit-exactly.
-        if self.S is None:
-            self.C.setJointState(self.q_home)
-            self._pin = CpuPin(resolve_cpu(self.physx_cpu))
-            with self._pin:  # PhysX's worker thread starts here and inherits the pinned CPU
-                self.S = ry.Simulation(self.C, ry.SimulationEngine.physx, verbose=0)  # verbose=0: never open a window
-            self._st0 = self.S.getState()
+        # An unseeded reset restores the Simulation's initial state and pushes the new object poses (~1 ms), but
+        # PhysX keeps contact and solver warm-start data (and RAI the gripper reference) through setState, so repeated
+        # episodes drift apart by 1e-7..1e-3. A seeded reset rebuilds the Simulation from the scene as built, so the
+        # same seed and actions give bit-identical observations across resets and env instances. It is skipped
+        # while another env of this process holds a Simulation (see _LIVE_SIMULATIONS): then the reset is the
+        # unseeded one, and repeatable only to ~1e-3.
+        if self.S is None or (seed is not None and self._only_live_simulation()):
+            self._new_simulation()
         self.S.setState(self._st0)
         self.S.resetSplineRef()
         self.C.setJointState(self.q_home)
@@ -274,6 +314,29 @@ class PandaTaskEnv(gym.Env):
         if self._camera is not None and self._cam_spec.noise.pose_pos_std + self._cam_spec.noise.pose_rot_std > 0:
             self._camera.jitter_pose(self.np_random)
         return self._obs(), self._info(collision=False, success=False)
+
+    def _only_live_simulation(self) -> bool:
+        return all(e is self for e in _LIVE_SIMULATIONS)
+
+    def _new_simulation(self) -> None:
+        """(Re)create the PhysX Simulation from the scene as `_build_task` left it (saved at the first call)."""
+        if self._frames0 is None:
+            self.C.setJointState(self.q_home)
+            self._frames0 = self.C.getFrameState()
+            self._pin = CpuPin(resolve_cpu(self.physx_cpu))
+        else:
+            self.C.setFrameState(self._frames0)
+        self._drop_simulation()
+        with self._pin:  # PhysX's worker thread starts here and inherits the pinned CPU
+            self.S = ry.Simulation(self.C, ry.SimulationEngine.physx, verbose=0)  # verbose=0: never open a window
+        _LIVE_SIMULATIONS.add(self)
+        self.sim_builds += 1
+        self._st0 = self.S.getState()
+
+    def _drop_simulation(self) -> None:
+        """Free the PhysX Simulation now, at a known point (one freed later by the cycle collector segfaulted)."""
+        self.S = None
+        _LIVE_SIMULATIONS.discard(self)
 
     def validate_action(self, action: Any) -> np.ndarray:
         """Shape and finiteness check with a message that says what to fix; returns the clipped action."""
@@ -365,8 +428,10 @@ class PandaTaskEnv(gym.Env):
             self._camera.release()
         self._camera = None
         # Free the PhysX simulation now, at a known point: an env freed later by the cycle collector
-        # (e.g. one an operator closure keeps in a reference cycle) segfaulted inside RAI.
-        self.S = None
+        # (e.g. one an operator closure keeps in a reference cycle) segfaulted inside RAI. RAI bug, not ours to
+        # fix here: a Simulation survives one other Simulation's destruction during its life, not two (see
+        # _LIVE_SIMULATIONS), so a long-lived env must not outlive two closed envs that had reset.
+        self._drop_simulation()
 
     # ------------------------------------------------------------------ state readers
     def _obj_frame(self) -> ry.Frame:
@@ -398,14 +463,16 @@ class PandaTaskEnv(gym.Env):
     def _proprio(self) -> np.ndarray:
         """Called right after a physics step or reset, so the width read there (`_width`) is current."""
         pos, quat = self.ee_pose()
-        return np.concatenate([pos, quat, [self._width]]).astype(np.float32)
+        p = np.concatenate([pos, quat, [self._width]]).astype(np.float32)
+        return np.minimum(np.maximum(p, self._state_low[:PROPRIO_DIM]), self._state_high[:PROPRIO_DIM])
 
     def _state(self) -> np.ndarray:
         f = self._obj_frame()
         parts = [self._proprio(), f.getPosition(), _canon_quat(f.getQuaternion()), self._target_pos()]
         if self.extra_state_dim:
             parts.append(self._extra_state())
-        return np.concatenate(parts).astype(np.float32)
+        # inside the observation space by construction (a flung object or a lagging arm must not leave it)
+        return np.minimum(np.maximum(np.concatenate(parts).astype(np.float32), self._state_low), self._state_high)
 
     def _obs(self):
         if self.obs_mode == "state":

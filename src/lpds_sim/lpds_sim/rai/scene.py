@@ -16,6 +16,10 @@ TABLE_TOP_Z = 0.65  # pandaSingle.g: table centre z=0.6, thickness 0.1
 ROBOT_PREFIX = "l_"
 EE_FRAME = "l_gripper"
 GRIPPER_MAX_WIDTH = 0.08  # total opening, metres (moveGripper convention; getGripperWidth returns half)
+# Box (world frame, metres) every object and target position lies in: the 2.5 x 2.5 m table (centred at the origin)
+# plus 0.5 m on each side, from the floor (z = 0, minus penetration) to well above the robot's reach
+SCENE_LOW = (-1.75, -1.75, -0.1)
+SCENE_HIGH = (1.75, 1.75, 2.0)
 PHYSX_PARAMS = {"physx/motorKp": 1e4, "physx/motorKd": 100.0}
 
 
