@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,10 +95,13 @@ def lpds(*args: str) -> None:
     simulations of earlier stages, and a crash in one stage leaves the finished ones intact)."""
     cmd = [sys.executable, "-m", "lpds_sim.cli", *args]
     print("$ lpds " + " ".join(args), flush=True)
-    rc = subprocess.call(cmd)
-    if rc:
-        raise runs.RunError(f"`lpds {args[0]}` failed with exit code {rc}; fix the error above and rerun the "
-                            f"pipeline: finished stages are kept")
+    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    errors = [ln[len("error: "):] for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    if proc.returncode:  # the stage's own one-line error becomes the pipeline's one line
+        why = errors[-1] if errors else f"exit code {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        raise runs.RunError(f"stage `lpds {args[0]}` failed: {why} (fix it and rerun the pipeline: finished "
+                            f"stages are kept)")
+    sys.stderr.write(proc.stderr)
 
 
 def record_demos(cfg: PipelineConfig, path: Path) -> None:
@@ -135,11 +137,10 @@ def n_grid_trials(cfg: PipelineConfig) -> int:
 
 
 def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path) -> None:
-    """`lpds eval` on the task's grid: the same seed (cell jitter) for base and steered."""
-    if out.exists():
-        shutil.rmtree(out)
+    """`lpds eval` on the task's grid: the same seed (cell jitter) for base and steered. The stage's own folder:
+    results there are stale (the stage is invalid), so they are replaced."""
     lpds("eval", "--task", cfg.task, "--policy", str(policy), "--obs", cfg.obs, "--out", str(out),
-         "--seed", str(20_000 + cfg.seed), "--trials", str(cfg.trials_per_cell), "--no-progress")
+         "--seed", str(20_000 + cfg.seed), "--trials", str(cfg.trials_per_cell), "--no-progress", "--overwrite")
 
 
 def _grid(path: Path) -> dict[str, Any]:
@@ -214,7 +215,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     saved = root / "pipeline.yaml"
-    if saved.exists():
+    if saved.exists() and _has_outputs(root):  # settings of a start that produced nothing may change freely
         old = runs.load_yaml_config(saved, PipelineConfig)
         changed = [f.name for f in dataclasses.fields(cfg) if getattr(old, f.name) != getattr(cfg, f.name)]
         if changed:
@@ -245,6 +246,12 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     ]
     ran = run_stages(stages, force=force)
     return {"ran": ran, "report": str(root / "report.md")}
+
+
+def _has_outputs(root: Path) -> bool:
+    """Whether an earlier pipeline run in `root` produced anything (a demo file, run work, an export, results)."""
+    return ((root / "demos.hdf5").exists() or (root / "export").exists() or (root / "eval").exists()
+            or any(runs.RunDir(root / name).holds_work() for name in ("base", "steer")))
 
 
 def _newer(path: Path, folder: Path) -> bool:
