@@ -28,14 +28,15 @@ def check_finite(name: str, arrays: Mapping[str, Any], where: str = "dataset") -
 
 
 def make_chunks(episodes: Sequence[Episode], horizon: int, names: Sequence[str] | None = None,
-                where: str = "dataset") -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray]:
+                where: str = "dataset", obs_name: str = "obs") -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray]:
     """Pair every observation with the next `horizon` actions of its episode.
 
     An episode is {"obs": (T, ...) array or dict of (T, ...) arrays, "actions": (T, A)} or a tuple
     (obs, actions); a trailing final observation (T+1 of them) is dropped. Chunks that run past the end repeat
     the last action, i.e. "hold still", which is what a finished demonstration does.
     Returns (obs (N, ...) or dict of them, chunks (N, horizon, A)) with N = Σ T. Bad data (NaN/Inf, lengths,
-    action sizes) is a DataError naming the episode (`names`, e.g. the HDF5 group) and `where` (the file).
+    action sizes) is a DataError naming the episode (`names`, e.g. the HDF5 group), the key (`obs_name` for an
+    array observation) and `where` (the file).
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -55,7 +56,7 @@ def make_chunks(episodes: Sequence[Episode], horizon: int, names: Sequence[str] 
                             f"{chunk_parts[0].shape[-1]}; the file mixes tasks: re-record it")
         t_len = actions.shape[0]
         obs = {k: np.asarray(v) for k, v in obs.items()} if isinstance(obs, Mapping) else np.asarray(obs)
-        parts = obs.items() if isinstance(obs, dict) else [("obs", obs)]
+        parts = obs.items() if isinstance(obs, dict) else [(obs_name, obs)]
         for name, arr in parts:
             if arr.ndim == 0 or arr.shape[0] not in (t_len, t_len + 1):
                 raise DataError(

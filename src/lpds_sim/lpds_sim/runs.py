@@ -461,12 +461,19 @@ class RunDir:
         run.root.mkdir(parents=True, exist_ok=True)
         run.ckpt_dir.mkdir(exist_ok=True)
         run.plots_dir.mkdir(exist_ok=True)
-        save_config(run.config_path, stored)
+        if not (run.config_path.is_file() and run._saved_raw() == stored):  # an unchanged config is left alone
+            save_config(run.config_path, stored)
         run.record_provenance(resume, {k: os.path.abspath(v) for k, v in given.items()
                                        if k in PATH_KEYS and isinstance(v, str) and v})
         if run.done_path.exists() and not resume:
             run.done_path.unlink()
         return run
+
+    def _saved_raw(self) -> Any:
+        try:
+            return yaml.safe_load(self.config_path.read_text())
+        except (OSError, yaml.YAMLError):
+            return None
 
     def _check_resumable(self, cfg: Any, given: Mapping[str, Any], kind: str, must_match: Iterable[str]) -> None:
         saved = read_config_dict(self.root)

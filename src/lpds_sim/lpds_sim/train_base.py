@@ -79,7 +79,8 @@ def load_dataset(cfg: BaseConfig) -> tuple[Any, Any, dict[str, Any]]:
     keys = OBS_KEYS[cfg.obs]
     episodes = [((ep.obs["state"] if cfg.obs == "state" else {k: ep.obs[k] for k in keys}), ep.actions)
                 for ep in demos]
-    obs, chunks = make_chunks(episodes, cfg.horizon, names=[ep.name for ep in demos], where=f"demo file {cfg.data}")
+    obs, chunks = make_chunks(episodes, cfg.horizon, names=[ep.name for ep in demos],
+                              where=f"demo file {cfg.data}", obs_name="state")
     if isinstance(obs, dict):
         obs_t: Any = {k: torch.as_tensor(v) for k, v in obs.items()}
         obs_t = {k: (v if v.dtype == torch.uint8 else v.float()) for k, v in obs_t.items()}
