@@ -146,8 +146,7 @@ class GridResult:
         import matplotlib.pyplot as plt
         n = self.trials_table
         rate = np.ma.masked_where(n == 0, self.success_table / np.maximum(n, 1))  # never-run cells: masked (grey)
-        cmap = matplotlib.colormaps["RdYlGn"].copy()
-        cmap.set_bad("lightgrey")
+        cmap = matplotlib.colormaps["RdYlGn"].with_extremes(bad="lightgrey")
         fig, ax = plt.subplots(figsize=(1.4 * self.cols + 1.5, 1.4 * self.rows + 1.2))
         im = ax.imshow(rate, vmin=0, vmax=1, cmap=cmap, origin="lower")
         for row in range(self.rows):
