@@ -130,6 +130,12 @@ def test_bad_config_file(tmp_path, capsys):
           "nope.yaml", "does not exist")
 
 
+def test_pipeline_refuses_a_folder_that_is_not_a_pipeline_run(world, tmp_path, capsys):
+    run = _copy(world, "base", tmp_path)
+    fails(capsys, ["pipeline", "--out", str(run)], tmp_path, "not a pipeline run")
+    assert not (run / "pipeline.yaml").exists()
+
+
 def test_toy_out_is_a_file(tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     fails(capsys, ["toy", "--out", str(tmp_path / "f"), "--no-progress"], tmp_path, "is a file")
@@ -252,6 +258,9 @@ def test_pipeline_stage_error_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(str(ROOT / "src" / p) for p in ("lpds_core", "lpds_sim")))
     root = tmp_path / "p"
     root.mkdir()
-    write_tiny_demos(root / "demos.hdf5", n=2, bad=(1, "actions"))
+    from lpds_sim.pipeline import PipelineConfig
+
+    runs.save_config(root / "pipeline.yaml", PipelineConfig(n_demos=2, bc_steps=2))  # a pipeline run whose demos
+    write_tiny_demos(root / "demos.hdf5", n=2, bad=(1, "actions"))  # stage finished with a damaged file
     fails(capsys, ["pipeline", "--n-demos", "2", "--bc-steps", "2", "--out", str(root)], tmp_path,
           "stage `lpds train-base` failed", "data/demo_1", "NaN/Inf", "finished stages are kept")

@@ -213,15 +213,19 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
 
     cfg.check()
     root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
     saved = root / "pipeline.yaml"
+    if root.is_file() or (root.is_dir() and any(root.iterdir()) and not saved.is_file()):
+        raise runs.RunError(f"--out {root} already holds files that are not a pipeline run (no pipeline.yaml); "
+                            f"nothing was changed: choose a new or empty folder")
+    root.mkdir(parents=True, exist_ok=True)
     if saved.exists() and _has_outputs(root):  # settings of a start that produced nothing may change freely
         old = runs.load_yaml_config(saved, PipelineConfig)
         changed = [f.name for f in dataclasses.fields(cfg) if getattr(old, f.name) != getattr(cfg, f.name)]
         if changed:
             raise runs.RunError(f"{root} was run with different settings ({', '.join(changed)}); "
                                 f"use a new --out, or delete the stages that depend on them")
-    runs.save_config(saved, cfg)
+    if not saved.is_file() or runs.read_yaml_mapping(saved) != dataclasses.asdict(cfg):  # unchanged: left alone
+        runs.save_config(saved, cfg)
     demos, base, steer, export = root / "demos.hdf5", root / "base", root / "steer", root / "export"
     ev_base, ev_steered = root / "eval" / "base", root / "eval" / "steered"
     n_trials = n_grid_trials(cfg)
