@@ -70,7 +70,7 @@ def load_steered_policy(run: str | Path, env: Any = None, checkpoint: str = "lat
     try:
         agent.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001
-        raise runs.RunCheckpointError(f"{path} does not fit this run's agent ({' '.join(str(exc).split())[:160]}); "
+        raise runs.RunCheckpointError(f"{path} does not fit this run's agent ({_short(exc)}); "
                                       f"it is from another run: pass a checkpoint of {run}") from exc
     agent.eval()
     return backbone, agent, {**base_cfg, **cfg, "checkpoint": str(path)}
@@ -89,7 +89,7 @@ def agent_weights(run: str | Path, checkpoint: str = "latest") -> tuple[Path, di
         try:
             return path, torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a damaged file for the user
-            raise runs.RunCheckpointError(f"{path} is corrupt or truncated ({' '.join(str(exc).split())[:120]}); "
+            raise runs.RunCheckpointError(f"{path} is corrupt or truncated ({_short(exc)}); "
                                           f"rerun `lpds train-steer --resume` to rewrite it, or pass --checkpoint "
                                           f"best") from exc
     if checkpoint == "best":
@@ -109,6 +109,12 @@ def agent_weights(run: str | Path, checkpoint: str = "latest") -> tuple[Path, di
         raise runs.RunCheckpointError(f"{path} holds no agent weights; pass a train-steer checkpoint "
                                       f"(ckpt_*.pt or best.pt)")
     return path, state["agent"]
+
+
+def _short(exc: BaseException, n: int = 120) -> str:
+    """The first sentence of an exception's message, on one line (library messages run over several)."""
+    text = " ".join(str(exc).split())
+    return text.split(". ")[0][:n]
 
 
 def _perturbation_of(agent: Any):

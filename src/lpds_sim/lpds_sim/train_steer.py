@@ -200,10 +200,14 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     env_kwargs = {"privileged_state": True} if cfg.critic_state else {}
+    eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
+    try:  # before any worker process starts
+        check_policy_fits(eval_env, backbone.act_dim, None, f"base run {cfg.base}", cfg.task)
+    except runs.UserError:
+        eval_env.close()
+        raise
     envs, obs_space, act_space = make_train_envs(cfg.task, base_cfg["obs"], cfg.n_envs, backbone.horizon,
                                                  cfg.gamma, cfg.seed, vector=cfg.vector, **env_kwargs)
-    eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
-    check_policy_fits(eval_env, backbone.act_dim, None, f"base run {cfg.base}", cfg.task)
     agent = make_agent(cfg.algo, backbone, obs_space=obs_space, action_space=act_space, config=cfg.agent_config())
     replay = ReplayBuffer(min(cfg.buffer_capacity, cfg.env_steps), backbone.noise_shape, seed=cfg.seed)
     # image observations go into the replay as the frozen encoder's features (exact: the encoder never changes),
