@@ -252,3 +252,31 @@ def test_steering_keeps_the_best_evaluated_agent_and_export_eval_can_choose_it(t
     capsys.readouterr()
     assert main(["export", "--run", str(base), "--checkpoint", "best", "--out", str(tmp_path / "xd")]) == 2
     assert "base run" in capsys.readouterr().err
+    # the base and steer runs moved together: the steer run resumes (here: is found finished) from the new place
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("base", "steer"):
+        shutil.move(str(tmp_path / name), str(moved / name))
+    assert main(["train-steer", "--base", str(moved / "base"), "--config", str(small), "--env-steps", "48",
+                 "--n-envs", "1", "--warmup-steps", "16", "--eval-every", "100000", "--ckpt-every", "1000",
+                 "--out", str(moved / "steer"), "--resume", "--no-progress"]) == 0
+    assert "already finished" in capsys.readouterr().out
+
+
+def test_interrupted_eval_saves_a_partial_grid(tmp_path, monkeypatch, capsys):
+    import lpds_core.grid_protocol as gp
+    from lpds_sim.cli import main
+
+    real, calls = gp.run_episode, []
+
+    def interrupted_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gp, "run_episode", interrupted_on_the_third)
+    assert main(["eval", "--policy", "random", "--trials", "1", "--out", str(tmp_path / "e"), "--no-progress"]) == 130
+    assert "partial grid (2 of 8 trials)" in capsys.readouterr().err
+    doc = strict_json(tmp_path / "e" / "grid_results.json")
+    assert doc["partial"] and doc["stopped"] == "interrupted" and doc["total"] == 2

@@ -126,7 +126,9 @@ def eval_valid(path: Path, n_trials: int, policy: Path) -> bool:
     if not res.is_file():
         return False
     doc = json.loads(res.read_text())
-    return int(doc.get("total", -1)) == n_trials and doc.get("meta", {}).get("policy") == str(policy)
+    # the policy by its name in the pipeline folder (base, export), so a moved pipeline folder stays valid
+    return (int(doc.get("total", -1)) == n_trials and not doc.get("partial")
+            and Path(str(doc.get("meta", {}).get("policy"))).name == policy.name)
 
 
 def n_grid_trials(cfg: PipelineConfig) -> int:

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from lpds_core import jsonio
 
     import torch
 
@@ -58,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress)
     summary = {k: m[k] for k in ("algo", "delta", "return_base", "return_final", "success_final", "mode_fractions",
                                  "entropy_base", "entropy_final")}
-    print(json.dumps(summary, indent=1))
+    print(jsonio.dumps(summary, indent=1))
     print(f"wrote {args.out}/metrics.json, rollouts.png, mode_coverage.png, training.png")
     return 0
