@@ -280,3 +280,25 @@ def test_interrupted_eval_saves_a_partial_grid(tmp_path, monkeypatch, capsys):
     assert "partial grid (2 of 8 trials)" in capsys.readouterr().err
     doc = strict_json(tmp_path / "e" / "grid_results.json")
     assert doc["partial"] and doc["stopped"] == "interrupted" and doc["total"] == 2
+
+
+def test_image_demos_train_on_the_encoder_keys_only(tmp_path):
+    """An image demo file that also holds the privileged 'state' trains; the layout check knows image keys."""
+    from lpds_sim.cli import main
+    from lpds_sim.demos_io import Episode, write_demos
+
+    rng = np.random.default_rng(0)
+    eps = [Episode({"rgb": rng.integers(0, 255, (5, 3, 84, 84), dtype=np.uint8),
+                    "depth": rng.uniform(0, 1, (5, 1, 84, 84)).astype(np.float32),
+                    "proprio": rng.normal(size=(5, 8)).astype(np.float32),
+                    "state": rng.normal(size=(5, 18)).astype(np.float32)},
+                   rng.uniform(-1, 1, (5, 4)).astype(np.float32), np.zeros(5, np.float32), np.zeros(5, bool))
+           for _ in range(2)]
+    data = write_demos(tmp_path / "img.hdf5", eps, {"task": "pick_place", "env_kwargs": {"obs_mode": "image"}},
+                       {"task": "pick_place"})
+    cfg = tiny_base_yaml(tmp_path)
+    assert main(["train-base", "--task", "pick_place", "--obs", "image", "--config", str(cfg), "--data", str(data),
+                 "--out", str(tmp_path / "b"), "--no-progress"]) == 0
+    from lpds_core.checkpoint import read_metadata
+
+    assert sorted(read_metadata(tmp_path / "b" / "backbone.safetensors")["obs_spec"]) == ["depth", "proprio", "rgb"]

@@ -17,7 +17,12 @@ from lpds_sim import runs
 TASKS = ("pick_place", "mug_hang")
 BACKBONES = ("flow", "diffusion")
 OBS_MODES = ("state", "image")
-OBS_KEYS = {"state": ("state",), "image": ("depth", "proprio", "rgb")}  # what BC reads from each demo's obs/
+
+def obs_keys(obs_mode: str) -> tuple[str, ...]:
+    """The observation keys BC reads from each demo's obs/ group (the image encoder's own list for images)."""
+    from lpds_core.encoders import IMAGE_KEYS
+
+    return tuple(IMAGE_KEYS) if obs_mode == "image" else ("state",)
 
 
 @dataclasses.dataclass
@@ -76,7 +81,7 @@ def load_dataset(cfg: BaseConfig) -> tuple[Any, Any, dict[str, Any]]:
         raise runs.ConfigError(f"{cfg.data} holds '{file_obs}' observations, but --obs is '{cfg.obs}'; "
                                f"record demos with `lpds demos --obs {cfg.obs}`")
     check_layout(cfg, demos)
-    keys = OBS_KEYS[cfg.obs]
+    keys = obs_keys(cfg.obs)
     episodes = [((ep.obs["state"] if cfg.obs == "state" else {k: ep.obs[k] for k in keys}), ep.actions)
                 for ep in demos]
     obs, chunks = make_chunks(episodes, cfg.horizon, names=[ep.name for ep in demos],
@@ -103,7 +108,7 @@ def task_spaces(task: str) -> tuple[int, int]:
 def check_layout(cfg: BaseConfig, demos: Any) -> None:
     """The demos' observation keys and sizes and action size against --obs and the task (DataError naming the
     keys found and expected), before any training time is spent."""
-    want = OBS_KEYS[cfg.obs]
+    want = obs_keys(cfg.obs)
     act_dim, state_dim = task_spaces(cfg.task)
     for ep in demos:
         missing = [k for k in want if k not in ep.obs]
