@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lpds_core import jsonio
 
 
 def actions(kind: str, n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -176,7 +177,7 @@ def main() -> None:
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+            f.write(jsonio.dumps(res, indent=2))
 
 
 if __name__ == "__main__":

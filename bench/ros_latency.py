@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lpds_core import jsonio
 
 ROOT = Path(__file__).resolve().parents[1]
 for p in ("lpds_core", "lpds_sim", "lpds_ros"):
@@ -175,7 +176,7 @@ def main() -> int:
         print(f"grid direct: {d.successes}/{len(d.trials)} {d.success_table.tolist()} ({t_direct:.0f} s)")
         print(f"grid ROS   : {r['successes']}/{r['total']} {r['success_table']} ({t_ros:.0f} s, "
               f"{args.speedup}x real time, {r['meta'].get('unanswered_steps')} sim steps without a fresh command)")
-    (out / "ros_bench.json").write_text(json.dumps(report, indent=2))
+    (out / "ros_bench.json").write_text(jsonio.dumps(report, indent=2))
     return 0
 
 

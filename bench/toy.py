@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lpds_core import jsonio
 
 def _label(algo: str, delta: float | None) -> str:
     return f"{algo} δ={delta:g}" if delta is not None else algo
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(lines)
     print(table)
     cmd = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    (Path(args.out) / "summary.json").write_text(json.dumps(
+    (Path(args.out) / "summary.json").write_text(jsonio.dumps(
         {k: [{kk: vv for kk, vv in m.items() if kk in ("return_final", "success_final", "entropy_final",
                                                        "mode_fractions", "modes_reached", "train_seconds")}
              for m in v] for k, v in rows.items()}, indent=1))

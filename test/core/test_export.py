@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from lpds_core.errors import CheckpointError
 from lpds_core.diffusion import DiffusionPolicy
 from lpds_core.export import OnnxPolicy, export_onnx
 from lpds_core.flow_matching import FlowMatchingPolicy
@@ -156,7 +157,7 @@ def test_eps_variant_action_space_and_no_perturbation(tmp_path):
     assert not (tmp_path / "act" / "perturbation.onnx").exists()
     with torch.no_grad():
         np.testing.assert_allclose(policy.act(obs.numpy(), eps=eps.numpy()), m.decode(obs, eps).numpy(), atol=1e-4)
-    with pytest.raises(FileNotFoundError, match="no decoder.onnx"):
+    with pytest.raises(CheckpointError, match="no decoder.onnx"):
         OnnxPolicy(tmp_path / "missing")
 
 

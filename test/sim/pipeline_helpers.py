@@ -31,3 +31,47 @@ def make_base_run(root: Path, task: str = "pick_place", obs: str = "state") -> P
     save_backbone(pol, backbone_path(root), extra={"task": task, "obs": obs})
     run.mark_done(test=True)
     return root
+
+
+def make_steer_run(root: Path, base: Path, seed: int = 1) -> Path:
+    """A finished lpds steer run folder as train-steer leaves it, with a perturbation that is clearly not zero."""
+    from lpds_core.agents import make_agent
+    from lpds_core.checkpoint import load_backbone
+
+    from lpds_sim.evaluation import make_env
+    from lpds_sim.train_base import backbone_path
+    from lpds_sim.train_steer import SteerConfig
+
+    cfg = SteerConfig(base=str(base), task="pick_place", algo="lpds", delta=0.5, env_steps=10, hidden=64)
+    run = runs.RunDir.open(root, cfg, resume=False, kind="steer")
+    env = make_env("pick_place", "state")
+    agent = make_agent("lpds", load_backbone(backbone_path(base)), obs_space=env.observation_space,
+                       action_space=env.action_space, config=cfg.agent_config())
+    env.close()
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in agent.perturbation.parameters():
+            p.normal_(0, 0.3)
+    torch.save(agent.state_dict(), run.root / "agent.pt")
+    run.mark_done(env_steps=10)
+    return run.root
+
+
+def write_tiny_demos(path: Path, n: int = 2, steps: int = 6, act_dim: int = 4, state_dim: int = 18,
+                     task: str = "pick_place", obs_key: str = "state", bad: tuple[int, str] | None = None) -> Path:
+    """A small state-observation demo file as `lpds demos` writes it; `bad=(i, key)` puts a NaN into demo i's
+    `key` ('actions' or the observation key)."""
+    import numpy as np
+
+    from lpds_sim.demos_io import Episode, write_demos
+
+    rng = np.random.default_rng(0)
+    eps = []
+    for i in range(n):
+        obs = {obs_key: rng.normal(size=(steps, state_dim)).astype(np.float32)}
+        act = rng.uniform(-1, 1, (steps, act_dim)).astype(np.float32)
+        if bad is not None and bad[0] == i:
+            (act if bad[1] == "actions" else obs[bad[1]])[steps // 2, 0] = np.nan
+        eps.append(Episode(obs, act, np.zeros(steps, np.float32), np.arange(steps) == steps - 1))
+    write_demos(path, eps, {"task": task, "env_kwargs": {"obs_mode": "state"}}, {"task": task, "n_demos": n})
+    return path

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from lpds_sim import runs
 
@@ -12,39 +11,15 @@ pytest.importorskip("robotic")
 pytest.importorskip("onnxruntime")
 
 
-def _finished_steer_run(tmp_path, base):
-    """A steer run folder as train-steer leaves it, with a perturbation that is clearly not zero."""
-    from lpds_core.agents import make_agent
-    from lpds_core.checkpoint import load_backbone
-
-    from lpds_sim.evaluation import make_env
-    from lpds_sim.train_base import backbone_path
-    from lpds_sim.train_steer import SteerConfig
-
-    cfg = SteerConfig(base=str(base), task="pick_place", algo="lpds", delta=0.5, env_steps=10, hidden=64)
-    run = runs.RunDir.open(tmp_path / "steer", cfg, resume=False, kind="steer")
-    env = make_env("pick_place", "state")
-    agent = make_agent("lpds", load_backbone(backbone_path(base)), obs_space=env.observation_space,
-                       action_space=env.action_space, config=cfg.agent_config())
-    env.close()
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in agent.perturbation.parameters():
-            p.normal_(0, 0.3)
-    torch.save(agent.state_dict(), run.root / "agent.pt")
-    run.mark_done(env_steps=10)
-    return run.root
-
-
 def test_export_cli_parity_and_metadata(tmp_path, capsys):
     import onnx
 
     from lpds_sim.cli import main
     from lpds_sim.export_run import export_valid
-    from pipeline_helpers import make_base_run
+    from pipeline_helpers import make_base_run, make_steer_run
 
     base = make_base_run(tmp_path / "base")
-    steer = _finished_steer_run(tmp_path, base)
+    steer = make_steer_run(tmp_path / "steer", base)
     out = tmp_path / "onnx"
     assert main(["export", "--run", str(steer), "--out", str(out)]) == 0
     assert "max |torch − onnxruntime|" in capsys.readouterr().out

@@ -44,7 +44,9 @@ def test_demo_file_image_layout_roundtrip(tmp_path):
 
 
 def test_load_demos_missing_and_corrupt(tmp_path):
-    with pytest.raises(FileNotFoundError, match="lpds demos"):
+    from lpds_core.errors import DataError
+
+    with pytest.raises(DataError, match="lpds demos"):
         load_demos(tmp_path / "nope.hdf5")
     bad = tmp_path / "bad.hdf5"
     bad.write_bytes(b"this is not hdf5" * 10)
@@ -77,9 +79,11 @@ def test_eval_cli_writes_json_csv_heatmap(tmp_path):
 
 def test_unknown_policy_path_is_a_clear_error(tmp_path):
     from lpds_sim.policies import resolve_policy
-    with pytest.raises(FileNotFoundError):
+    from lpds_core.errors import RunError
+
+    with pytest.raises(RunError, match="no such file"):
         resolve_policy(str(tmp_path / "missing"), None, "pick_place")
-    with pytest.raises(ValueError, match="no policy loader"):
+    with pytest.raises(RunError, match="not a run folder"):
         resolve_policy(str(tmp_path), None, "pick_place")
 
 

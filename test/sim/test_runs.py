@@ -82,7 +82,9 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
 
 def test_rundir_refuses_overwrite_and_mismatched_resume(tmp_path):
     root = tmp_path / "run"
-    runs.RunDir.open(root, Cfg(), resume=False, kind="base")
+    run = runs.RunDir.open(root, Cfg(), resume=False, kind="base")
+    runs.RunDir.open(root, Cfg(), resume=False, kind="base")  # no work yet (a failed start): reused
+    run.checkpointer().save(1, {"x": 1})
     with pytest.raises(runs.RunError, match="--resume"):
         runs.RunDir.open(root, Cfg(), resume=False, kind="base")
     with pytest.raises(runs.RunError, match="task"):

@@ -10,45 +10,70 @@ from tqdm.auto import tqdm
 from .backbone import Obs
 from .augment import random_shift
 from .chunk_policy import ChunkPolicy, batch_size_of
+from .errors import DataError
 
 Episode = Mapping[str, Any] | tuple[Any, Any]
 
 
-def make_chunks(episodes: Sequence[Episode], horizon: int) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray]:
+def check_finite(name: str, arrays: Mapping[str, Any], where: str = "dataset") -> None:
+    """DataError naming the episode, the key and the first step when a float array holds NaN/Inf: one bad value
+    would make every BC loss NaN, far from its cause."""
+    for key, arr in arrays.items():
+        a = np.asarray(arr)
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            bad = np.argwhere(~np.isfinite(a.reshape(len(a), -1)) if a.ndim else ~np.isfinite(a[None]))
+            step = int(bad[0][0])
+            raise DataError(f"{where}: {name} has NaN/Inf in '{key}' (first at step {step}); re-record that demo "
+                            f"or remove it from the file")
+
+
+def make_chunks(episodes: Sequence[Episode], horizon: int, names: Sequence[str] | None = None,
+                where: str = "dataset", obs_name: str = "obs") -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray]:
     """Pair every observation with the next `horizon` actions of its episode.
 
     An episode is {"obs": (T, ...) array or dict of (T, ...) arrays, "actions": (T, A)} or a tuple
     (obs, actions); a trailing final observation (T+1 of them) is dropped. Chunks that run past the end repeat
     the last action, i.e. "hold still", which is what a finished demonstration does.
-    Returns (obs (N, ...) or dict of them, chunks (N, horizon, A)) with N = Σ T.
+    Returns (obs (N, ...) or dict of them, chunks (N, horizon, A)) with N = Σ T. Bad data (NaN/Inf, lengths,
+    action sizes) is a DataError naming the episode (`names`, e.g. the HDF5 group), the key (`obs_name` for an
+    array observation) and `where` (the file).
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     if len(episodes) == 0:
-        raise ValueError("make_chunks needs at least one episode")
+        raise DataError(f"{where} holds no episodes (make_chunks needs at least one episode); record demos first")
+    names = list(names) if names is not None else [f"episode {i}" for i in range(len(episodes))]
     obs_parts: list[Any] = []
     chunk_parts: list[np.ndarray] = []
     for i, ep in enumerate(episodes):
         obs, actions = (ep["obs"], ep["actions"]) if isinstance(ep, Mapping) else ep
         actions = np.asarray(actions, dtype=np.float32)
         if actions.ndim != 2 or actions.shape[0] == 0:
-            raise ValueError(f"episode {i}: actions must be a non-empty (T, A) array, got shape {actions.shape}")
+            raise DataError(f"{where}: {names[i]}: actions must be a non-empty (T, A) array, got shape "
+                            f"{actions.shape}; re-record that demo")
+        if chunk_parts and actions.shape[1] != chunk_parts[0].shape[-1]:
+            raise DataError(f"{where}: {names[i]} has actions of size {actions.shape[1]} but {names[0]} has "
+                            f"{chunk_parts[0].shape[-1]}; the file mixes tasks: re-record it")
         t_len = actions.shape[0]
         obs = {k: np.asarray(v) for k, v in obs.items()} if isinstance(obs, Mapping) else np.asarray(obs)
-        for name, arr in obs.items() if isinstance(obs, dict) else [("obs", obs)]:
-            if arr.shape[0] not in (t_len, t_len + 1):
-                raise ValueError(
-                    f"episode {i}: '{name}' has {arr.shape[0]} steps but there are {t_len} actions "
-                    f"(expected {t_len} or {t_len + 1} observations)"
+        parts = obs.items() if isinstance(obs, dict) else [(obs_name, obs)]
+        for name, arr in parts:
+            if arr.ndim == 0 or arr.shape[0] not in (t_len, t_len + 1):
+                raise DataError(
+                    f"{where}: {names[i]}: '{name}' has {arr.shape[0] if arr.ndim else 0} steps but there are "
+                    f"{t_len} actions (expected {t_len} or {t_len + 1} observations); re-record that demo"
                 )
+        check_finite(names[i], {**dict(parts), "actions": actions}, where)
         obs_parts.append({k: v[:t_len] for k, v in obs.items()} if isinstance(obs, dict) else obs[:t_len])
         idx = np.minimum(np.arange(t_len)[:, None] + np.arange(horizon)[None, :], t_len - 1)
         chunk_parts.append(actions[idx])
     chunks = np.concatenate(chunk_parts, axis=0)
     if isinstance(obs_parts[0], dict):
         keys = obs_parts[0].keys()
-        if any(set(p.keys()) != set(keys) for p in obs_parts):
-            raise ValueError("episodes disagree on observation keys")
+        for name, p in zip(names, obs_parts):
+            if set(p.keys()) != set(keys):
+                raise DataError(f"{where}: {name} has observation keys {sorted(p)} but {names[0]} has "
+                                f"{sorted(keys)}; re-record the file with one observation mode")
         return {k: np.concatenate([p[k] for p in obs_parts], axis=0) for k in keys}, chunks
     return np.concatenate(obs_parts, axis=0), chunks
 

@@ -16,6 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from . import jsonio
 from .backbone import FrozenDecoder
 from .errors import CheckpointError  # noqa: F401  (re-exported: lpds_core.checkpoint.CheckpointError)
 
@@ -44,8 +45,8 @@ def save_backbone(model: FrozenDecoder, path: str | os.PathLike, extra: Mapping[
         "extra": dict(extra or {}),
     }
     try:
-        header = json.dumps(meta)
-    except TypeError as e:
+        header = jsonio.dumps(meta)
+    except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint metadata must be JSON-serialisable: {e}") from e
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     path = Path(path)

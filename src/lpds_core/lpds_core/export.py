@@ -12,7 +12,6 @@ algorithm, backbone kind, and whatever the caller adds. `OnnxPolicy` (re-exporte
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from . import jsonio
 from .chunk_policy import ChunkPolicy
 from .onnx_policy import DECODER_FILE, FORMAT, FORMAT_VERSION, META_KEY, PERTURBATION_FILE, OnnxPolicy
 
@@ -105,7 +105,7 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], names: list[str],
     model = onnx.load(str(path))
     del model.metadata_props[:]
     entry = model.metadata_props.add()
-    entry.key, entry.value = META_KEY, json.dumps(meta)
+    entry.key, entry.value = META_KEY, jsonio.dumps(meta)
     onnx.save(model, str(path))
 
 

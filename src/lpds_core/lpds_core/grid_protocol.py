@@ -6,17 +6,21 @@ seed, derived from `seed`, which fixes the jitter of the start position inside i
 seed see exactly the same 40 start states. `run(env, policy)` evaluates any policy — a callable obs -> action, with
 an optional `reset()` called after every `env.reset()` — and returns a `GridResult` that writes per-trial/per-cell
 JSON, CSV and a heatmap PNG.
+
+A grid can be partial (a trial limit, or an evaluation interrupted with Ctrl-C): its files say so ("partial": true,
+"planned" trials), and a cell that never ran is "not run" (null rates, a grey cell), never a 0/5 failure.
 """
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .jsonio import dumps
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,23 @@ class GridResult:
     seed: int
     trials: list[TrialResult]
     meta: dict[str, Any] = field(default_factory=dict)
+    stopped: str | None = None  # why a partial grid stopped early ("interrupted", "trial limit"); None: complete
+
+    @property
+    def planned(self) -> int:
+        return self.rows * self.cols * self.trials_per_cell
+
+    @property
+    def partial(self) -> bool:
+        return len(self.trials) < self.planned
+
+    @property
+    def trials_table(self) -> np.ndarray:
+        """(rows, cols) trials that ran per cell (0: the cell was not run)."""
+        t = np.zeros((self.rows, self.cols), dtype=int)
+        for r in self.trials:
+            t[r.cell] += 1
+        return t
 
     @property
     def success_table(self) -> np.ndarray:
@@ -69,18 +90,28 @@ class GridResult:
             for col in range(self.cols):
                 rs = [r for r in self.trials if r.cell == (row, col)]
                 out.append({"row": row, "col": col, "trials": len(rs), "successes": sum(r.success for r in rs),
-                            "success_rate": sum(r.success for r in rs) / max(len(rs), 1),
-                            "mean_return": float(np.mean([r.ret for r in rs])) if rs else float("nan"),
-                            "mean_length": float(np.mean([r.length for r in rs])) if rs else float("nan")})
+                            "success_rate": sum(r.success for r in rs) / len(rs) if rs else None,
+                            "mean_return": float(np.mean([r.ret for r in rs])) if rs else None,
+                            "mean_length": float(np.mean([r.length for r in rs])) if rs else None})
         return out
 
     def summary(self) -> str:
         lines = [f"grid {self.rows}x{self.cols}x{self.trials_per_cell}: {self.successes}/{len(self.trials)} "
                  f"= {100 * self.success_rate:.1f}%  (rows along y away from the robot, cols along x)"]
-        t = self.success_table
+        if self.partial:
+            lines[0] += (f"  PARTIAL: {len(self.trials)} of {self.planned} trials ran"
+                         f"{f' ({self.stopped})' if self.stopped else ''}")
         for row in range(self.rows):
-            lines.append("  row %d: " % row + " ".join(f"{t[row, c]}/{self.trials_per_cell}" for c in range(self.cols)))
+            lines.append("  row %d: " % row + " ".join(self._cell_label(row, c) for c in range(self.cols)))
         return "\n".join(lines)
+
+    def _cell_label(self, row: int, col: int) -> str:
+        """'3/5'; a cell cut short '2/3 (of 5)'; a cell that never ran 'not run'."""
+        n = int(self.trials_table[row, col])
+        if n == 0:
+            return "not run"
+        label = f"{self.success_table[row, col]}/{n}"
+        return label if n == self.trials_per_cell else f"{label} (of {self.trials_per_cell})"
 
     def write(self, out_dir: str | os.PathLike, heatmap: bool = True) -> dict[str, Path]:
         out = Path(out_dir)
@@ -88,10 +119,12 @@ class GridResult:
         paths = {"json": out / "grid_results.json", "cells_csv": out / "grid_cells.csv",
                  "trials_csv": out / "grid_trials.csv"}
         doc = {"rows": self.rows, "cols": self.cols, "trials_per_cell": self.trials_per_cell, "seed": self.seed,
-               "successes": self.successes, "total": len(self.trials), "success_rate": self.success_rate,
-               "success_table": self.success_table.tolist(), "cells": self.per_cell(),
-               "trials": [asdict(r) for r in self.trials], "meta": self.meta}
-        paths["json"].write_text(json.dumps(doc, indent=2))
+               "successes": self.successes, "total": len(self.trials), "planned": self.planned,
+               "partial": self.partial, "stopped": self.stopped,
+               "success_rate": self.success_rate if self.trials else None,
+               "success_table": self.success_table.tolist(), "trials_table": self.trials_table.tolist(),
+               "cells": self.per_cell(), "trials": [asdict(r) for r in self.trials], "meta": self.meta}
+        paths["json"].write_text(dumps(doc, indent=2))
         with open(paths["cells_csv"], "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(self.per_cell()[0]))
             w.writeheader()
@@ -111,18 +144,22 @@ class GridResult:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        t = self.success_table
+        n = self.trials_table
+        rate = np.ma.masked_where(n == 0, self.success_table / np.maximum(n, 1))  # never-run cells: masked (grey)
+        cmap = matplotlib.colormaps["RdYlGn"].with_extremes(bad="lightgrey")
         fig, ax = plt.subplots(figsize=(1.4 * self.cols + 1.5, 1.4 * self.rows + 1.2))
-        im = ax.imshow(t / self.trials_per_cell, vmin=0, vmax=1, cmap="RdYlGn", origin="lower")
+        im = ax.imshow(rate, vmin=0, vmax=1, cmap=cmap, origin="lower")
         for row in range(self.rows):
             for col in range(self.cols):
-                ax.text(col, row, f"{t[row, col]}/{self.trials_per_cell}", ha="center", va="center", fontsize=11)
+                ax.text(col, row, self._cell_label(row, col).replace(" (", "\n("), ha="center", va="center",
+                        fontsize=10)
         ax.set_xticks(range(self.cols))
         ax.set_yticks(range(self.rows))
         ax.set_xlabel("col (x)")
         ax.set_ylabel("row (y, away from robot)")
         title = self.meta.get("title", "grid protocol")
-        ax.set_title(f"{title}: {self.successes}/{len(self.trials)}")
+        partial = f" (partial: {len(self.trials)} of {self.planned} run)" if self.partial else ""
+        ax.set_title(f"{title}: {self.successes}/{len(self.trials)}{partial}")
         fig.colorbar(im, ax=ax, label="success rate")
         fig.tight_layout()
         fig.savefig(path, dpi=100)
@@ -184,17 +221,35 @@ class GridProtocol:
     def reset_options(self, trial: Trial) -> dict[str, Any]:
         return {"cell": trial.cell, "grid": (self.rows, self.cols)}
 
-    def run(self, env, policy: Callable, progress: bool = True, meta: dict[str, Any] | None = None) -> GridResult:
+    def run(self, env, policy: Callable, progress: bool = True, meta: dict[str, Any] | None = None,
+            max_trials: int | None = None, keep_on_interrupt: bool = False) -> GridResult:
+        """Run the grid (cell-major). `max_trials`: stop after that many (a partial grid); `keep_on_interrupt`:
+        Ctrl-C returns the trials done so far as a partial grid (stopped="interrupted") instead of raising."""
         from tqdm import tqdm
 
-        results = []
-        bar = tqdm(self.trials(), desc="grid", unit="trial", disable=not progress)
+        results: list[TrialResult] = []
+        stopped = None
+        plan = self.trials()
+        if max_trials is not None and max_trials < len(plan):
+            plan, stopped = plan[:max(0, int(max_trials))], "trial limit"
+        bar = tqdm(plan, desc="grid", unit="trial", disable=not progress)
         ok = 0
-        for tr in bar:
-            r = run_episode(env, policy, seed=tr.seed, options=self.reset_options(tr))
-            start = getattr(env.unwrapped, "start_xy", None)
-            results.append(TrialResult(tr.index, tr.cell, tr.seed, r["success"], float(r["return"]), r["length"],
-                                       r["collisions"], [float(v) for v in (start if start is not None else (0, 0))]))
-            ok += int(r["success"])
-            bar.set_postfix(success=f"{ok}/{len(results)}")
-        return GridResult(self.rows, self.cols, self.trials_per_cell, self.seed, results, dict(meta or {}))
+        try:
+            for tr in bar:
+                self._run_trial(env, policy, tr, results)
+                ok += int(results[-1].success)
+                bar.set_postfix(success=f"{ok}/{len(results)}")
+        except KeyboardInterrupt:
+            if not keep_on_interrupt:
+                raise
+            stopped = "interrupted"
+        finally:
+            bar.close()
+        return GridResult(self.rows, self.cols, self.trials_per_cell, self.seed, results, dict(meta or {}),
+                          stopped=stopped)
+
+    def _run_trial(self, env, policy: Callable, tr: Trial, results: list[TrialResult]) -> None:
+        r = run_episode(env, policy, seed=tr.seed, options=self.reset_options(tr))
+        start = getattr(env.unwrapped, "start_xy", None)
+        results.append(TrialResult(tr.index, tr.cell, tr.seed, r["success"], float(r["return"]), r["length"],
+                                   r["collisions"], [float(v) for v in (start if start is not None else (0, 0))]))

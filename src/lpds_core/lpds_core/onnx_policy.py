@@ -10,12 +10,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .errors import CheckpointError
+
 FORMAT = "lpds-onnx"
 FORMAT_VERSION = 1
 META_KEY = "lpds"
 DECODER_FILE = "decoder.onnx"
 PERTURBATION_FILE = "perturbation.onnx"
 _ORT_TYPES = {"float32": "tensor(float)", "uint8": "tensor(uint8)"}
+
+
+class ExportFileError(CheckpointError, ValueError):
+    """An export folder cannot be loaded: missing, truncated or corrupt .onnx files, or foreign metadata."""
 
 
 class OnnxPolicy:
@@ -31,7 +37,8 @@ class OnnxPolicy:
         self.model_dir = Path(model_dir)
         dec_path = self.model_dir / DECODER_FILE
         if not dec_path.is_file():
-            raise FileNotFoundError(f"no {DECODER_FILE} in '{self.model_dir}': export one with `lpds export`")
+            raise ExportFileError(f"no {DECODER_FILE} in '{self.model_dir}': check the path, or export one with "
+                                  "`lpds export --run RUN --out DIR`")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
@@ -42,15 +49,17 @@ class OnnxPolicy:
         def session(path: Path) -> "ort.InferenceSession":
             try:
                 return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-            except Exception as e:
-                raise ValueError(f"'{path}' is not a loadable ONNX model ({e}); re-export it") from e
+            except Exception as e:  # onnxruntime raises its own types for truncated/garbled files
+                msg = " ".join(str(e).split())[:200]
+                raise ExportFileError(f"'{path}' is not a loadable ONNX model: it is corrupt or truncated ({msg}); "
+                                      "re-export it with `lpds export`") from e
 
         self._decoder = session(dec_path)
         self.spec: dict[str, Any] = self._read_meta(self._decoder, dec_path)
         self.obs_spec: dict[str, dict[str, Any]] = self.spec["obs_spec"]
         self.horizon, self.act_dim = int(self.spec["horizon"]), int(self.spec["act_dim"])
         if obs_spec is not None and _canon(obs_spec) != _canon(self.obs_spec):
-            raise ValueError(
+            raise ExportFileError(
                 f"model in '{self.model_dir}' expects observations {self.obs_spec}, but {dict(obs_spec)} was given; "
                 "export the policy for this observation setup (state vs image, sizes)"
             )
@@ -61,7 +70,7 @@ class OnnxPolicy:
             self._perturbation = session(pert_path)
             pmeta = self._read_meta(self._perturbation, pert_path)
             if _canon(pmeta["obs_spec"]) != _canon(self.obs_spec) or pmeta["horizon"] != self.horizon:
-                raise ValueError(f"'{pert_path}' was exported for another model than '{dec_path}'; re-export both")
+                raise ExportFileError(f"'{pert_path}' was exported for another model than '{dec_path}'; re-export both")
             self.takes_eps = bool(pmeta["perturbation_takes_eps"])
             self._check_inputs(self._perturbation, pert_path, list(self.obs_spec) + (["eps"] if self.takes_eps else []))
         else:
@@ -74,10 +83,14 @@ class OnnxPolicy:
     def _read_meta(sess: Any, path: Path) -> dict[str, Any]:
         props = sess.get_modelmeta().custom_metadata_map
         if META_KEY not in props:
-            raise ValueError(f"'{path}' has no LP-DS metadata; it was not written by lpds_core.export.export_onnx")
-        meta = json.loads(props[META_KEY])
+            raise ExportFileError(f"'{path}' has no LP-DS metadata; it was not written by `lpds export`: re-export it")
+        try:
+            meta = json.loads(props[META_KEY])
+        except ValueError as e:
+            raise ExportFileError(f"'{path}' has corrupt LP-DS metadata ({e}); re-export it") from e
         if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"'{path}' has export format {meta.get('format_version')!r}; re-export with this version")
+            raise ExportFileError(f"'{path}' has export format {meta.get('format_version')!r}; re-export with this "
+                                  "version")
         return meta
 
     def _check_inputs(self, sess: Any, path: Path, names: list[str]) -> None:
@@ -86,7 +99,7 @@ class OnnxPolicy:
                  list(self.obs_spec[n]["shape"]) if n in self.obs_spec else [self.horizon, self.act_dim])
                 for n in names]
         if got != want:
-            raise ValueError(f"'{path}' has inputs {got} but its metadata describes {want}; the file is inconsistent, "
+            raise ExportFileError(f"'{path}' has inputs {got} but its metadata describes {want}; the file is inconsistent, "
                              "re-export it")
 
     # ---- running --------------------------------------------------------------------------------------------

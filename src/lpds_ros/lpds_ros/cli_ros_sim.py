@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from lpds_core import jsonio
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ros-sim", help="run the ROS 2 graph (policy node + sim robot) for N grid trials")
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     with graph:
         rc = graph.wait("grid_evaluator")
     if graph.peak_rss:  # the evaluator has exited by now; the other nodes were still up
-        (out / "memory.json").write_text(json.dumps({"peak_rss_mib": graph.peak_rss}, indent=2))
+        (out / "memory.json").write_text(jsonio.dumps({"peak_rss_mib": graph.peak_rss}, indent=2))
         print("peak resident memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(graph.peak_rss.items())))
     if rc != 0:
         print(graph.log("grid_evaluator")[-2000:], file=sys.stderr)

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import yaml
+from lpds_core import jsonio
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
@@ -49,7 +50,7 @@ class TrainerNode(Node):
         self._thread.start()
 
     def _publish(self, d: dict) -> None:
-        self.pub.publish(String(data=json.dumps(d, default=str)))
+        self.pub.publish(String(data=jsonio.dumps(d, default=str)))
 
     def _train(self) -> None:
         log = self.get_logger()

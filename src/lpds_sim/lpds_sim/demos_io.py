@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from lpds_core import jsonio
+from lpds_core.errors import DataError
+
 FORMAT_VERSION = 1
 
 
@@ -25,6 +28,7 @@ class Episode:
     rewards: np.ndarray
     dones: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
+    name: str = ""  # where it came from, e.g. "data/demo_3" (for error messages)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -53,16 +57,16 @@ def write_demos(path: str | os.PathLike, episodes: list[Episode], env_args: dict
     tmp = path.with_name(path.name + ".tmp")
     with h5py.File(tmp, "w") as f:
         data = f.create_group("data")
-        data.attrs["env_args"] = json.dumps(env_args)
+        data.attrs["env_args"] = jsonio.dumps(env_args)
         data.attrs["total"] = int(sum(len(e) for e in episodes))
         data.attrs["format_version"] = FORMAT_VERSION
         for k, v in (attrs or {}).items():
-            data.attrs[k] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+            data.attrs[k] = v if isinstance(v, (int, float, str, bool)) else jsonio.dumps(v)
         for i, ep in enumerate(episodes):
             g = data.create_group(f"demo_{i}")
             g.attrs["num_samples"] = len(ep)
             for k, v in ep.attrs.items():
-                g.attrs[k] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+                g.attrs[k] = v if isinstance(v, (int, float, str, bool)) else jsonio.dumps(v)
             og = g.create_group("obs")
             for k, v in ep.obs.items():
                 big = v.ndim >= 3
@@ -88,39 +92,52 @@ def _decode(v: Any) -> Any:
 
 
 def load_demos(path: str | os.PathLike) -> DemoSet:
-    """Load every `data/demo_k` of a demo file, in index order. Clear errors for missing or corrupt files."""
+    """Load every `data/demo_k` of a demo file, in index order. A DataError (one line, with the fix) for a
+    missing, truncated or corrupt file, or a group without the robomimic keys."""
     import h5py
     path = Path(path)
+    regen = f"regenerate it with `lpds demos --task TASK --out {path} --overwrite`"
     if not path.exists():
-        raise FileNotFoundError(f"demo file {path} does not exist; create it with "
-                                "`lpds demos --task pick_place --n 29 --obs state --out {path}`")
+        raise DataError(f"demo file {path} does not exist; check the path, or create it with "
+                        f"`lpds demos --task pick_place --n 29 --obs state --out {path}`")
+    if path.is_dir():
+        raise DataError(f"demo file {path} is a folder; pass the .hdf5 file written by `lpds demos`")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise ValueError(f"demo file {path} is not a readable HDF5 file ({exc}); it is corrupt or was not fully "
-                         "written: regenerate it with `lpds demos ...`") from exc
-    with f:
-        if "data" not in f:
-            raise ValueError(f"demo file {path} has no 'data' group: not a robomimic-style demo file")
-        data = f["data"]
-        meta = {k: _decode(v) for k, v in data.attrs.items()}
-        names = sorted((k for k in data.keys() if k.startswith("demo_")), key=lambda s: int(s.split("_")[1]))
-        if not names:
-            raise ValueError(f"demo file {path} contains no demo_k groups")
-        eps = []
-        for n in names:
-            g = data[n]
-            try:
-                obs = {k: g["obs"][k][()] for k in g["obs"].keys()}
-                ep = Episode(obs, g["actions"][()], g["rewards"][()], g["dones"][()],
-                             {k: _decode(v) for k, v in g.attrs.items()})
-            except KeyError as exc:
-                raise ValueError(f"demo file {path}: group data/{n} lacks {exc}; expected obs/*, actions, rewards, "
-                                 "dones") from exc
-            T = len(ep.actions)
-            bad = [k for k, v in obs.items() if len(v) != T] + [k for k in ("rewards", "dones")
-                                                                if len(getattr(ep, k)) != T]
-            if bad:
-                raise ValueError(f"demo file {path}: data/{n} has {T} actions but {bad} differ in length")
-            eps.append(ep)
+        raise DataError(f"demo file {path} is not a readable HDF5 file ({' '.join(str(exc).split())}); it is "
+                        f"corrupt or was not fully written: {regen}") from exc
+    try:
+        with f:
+            return _read_demos(f, path, regen)
+    except (OSError, RuntimeError) as exc:  # h5py's errors for damaged chunks inside an openable file
+        raise DataError(f"demo file {path} is damaged ({' '.join(str(exc).split())[:160]}): {regen}") from exc
+
+
+def _read_demos(f: Any, path: Path, regen: str) -> DemoSet:
+    if "data" not in f:
+        raise DataError(f"demo file {path} has no 'data' group: not a robomimic-style demo file; {regen}")
+    data = f["data"]
+    meta = {k: _decode(v) for k, v in data.attrs.items()}
+    names = sorted((k for k in data.keys() if k.startswith("demo_") and k[5:].isdigit()),
+                   key=lambda s: int(s.split("_")[1]))
+    if not names:
+        raise DataError(f"demo file {path} contains no data/demo_k groups; {regen}")
+    eps = []
+    for n in names:
+        g = data[n]
+        try:
+            obs = {k: g["obs"][k][()] for k in g["obs"].keys()}
+            ep = Episode(obs, g["actions"][()], g["rewards"][()], g["dones"][()],
+                         {k: _decode(v) for k, v in g.attrs.items()})
+        except KeyError as exc:
+            raise DataError(f"demo file {path}: group data/{n} lacks {exc}; expected obs/*, actions, rewards, "
+                            f"dones: {regen}") from exc
+        T = len(ep.actions)
+        bad = [k for k, v in obs.items() if len(v) != T] + [k for k in ("rewards", "dones")
+                                                            if len(getattr(ep, k)) != T]
+        if bad:
+            raise DataError(f"demo file {path}: data/{n} has {T} actions but {bad} differ in length; {regen}")
+        ep.name = f"data/{n}"
+        eps.append(ep)
     return DemoSet(eps, meta)

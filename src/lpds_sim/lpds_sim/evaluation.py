@@ -21,13 +21,29 @@ def grid_shape(task: str) -> tuple[int, int, int]:
 
 def make_env(task: str, obs_mode: str, **kwargs: Any):
     """The task's env (the sim's registry, with its default kwargs)."""
-    from lpds_sim.tasks import get_task, make_env as make_task_env
+    from lpds_core.errors import ConfigError
 
-    try:
-        get_task(task)
-    except KeyError as exc:
-        raise ValueError(str(exc).strip("'\"")) from exc
+    from lpds_sim.tasks import TASKS, make_env as make_task_env
+
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(sorted(TASKS))}")
     return make_task_env(task, obs_mode=obs_mode, **kwargs)
+
+
+def check_policy_fits(env: Any, act_dim: int, obs_keys: Any, what: str, task: str) -> None:
+    """RunError when a policy (a run, an export) was made for another action size or observation layout than
+    `env`'s: caught at load time, with the keys found and expected, instead of a shape error mid-evaluation."""
+    from lpds_core.errors import RunError
+
+    want = int(env.action_space.shape[0])
+    if int(act_dim) != want:
+        raise RunError(f"{what} outputs actions of size {act_dim}, but task '{task}' takes actions of size {want}; "
+                       f"use a policy trained for '{task}'")
+    space = env.observation_space
+    env_keys = sorted(space.spaces) if hasattr(space, "spaces") else ["state"]
+    if obs_keys is not None and not set(obs_keys) <= set(env_keys):
+        raise RunError(f"{what} reads observation keys {sorted(obs_keys)}, but the '{task}' env gives "
+                       f"{env_keys}; pass --obs to match the policy (state or image)")
 
 
 def _chunk_env_factory(task: str, obs_mode: str, horizon: int, gamma: float, **env_kwargs: Any

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,10 +95,13 @@ def lpds(*args: str) -> None:
     simulations of earlier stages, and a crash in one stage leaves the finished ones intact)."""
     cmd = [sys.executable, "-m", "lpds_sim.cli", *args]
     print("$ lpds " + " ".join(args), flush=True)
-    rc = subprocess.call(cmd)
-    if rc:
-        raise runs.RunError(f"`lpds {args[0]}` failed with exit code {rc}; fix the error above and rerun the "
-                            f"pipeline: finished stages are kept")
+    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    errors = [ln[len("error: "):] for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    if proc.returncode:  # the stage's own one-line error becomes the pipeline's one line
+        why = errors[-1] if errors else f"exit code {proc.returncode}: {proc.stderr.strip()[-300:]}"
+        raise runs.RunError(f"stage `lpds {args[0]}` failed: {why} (fix it and rerun the pipeline: finished "
+                            f"stages are kept)")
+    sys.stderr.write(proc.stderr)
 
 
 def record_demos(cfg: PipelineConfig, path: Path) -> None:
@@ -124,7 +126,9 @@ def eval_valid(path: Path, n_trials: int, policy: Path) -> bool:
     if not res.is_file():
         return False
     doc = json.loads(res.read_text())
-    return int(doc.get("total", -1)) == n_trials and doc.get("meta", {}).get("policy") == str(policy)
+    # the policy by its name in the pipeline folder (base, export), so a moved pipeline folder stays valid
+    return (int(doc.get("total", -1)) == n_trials and not doc.get("partial")
+            and Path(str(doc.get("meta", {}).get("policy"))).name == policy.name)
 
 
 def n_grid_trials(cfg: PipelineConfig) -> int:
@@ -135,11 +139,10 @@ def n_grid_trials(cfg: PipelineConfig) -> int:
 
 
 def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path) -> None:
-    """`lpds eval` on the task's grid: the same seed (cell jitter) for base and steered."""
-    if out.exists():
-        shutil.rmtree(out)
+    """`lpds eval` on the task's grid: the same seed (cell jitter) for base and steered. The stage's own folder:
+    results there are stale (the stage is invalid), so they are replaced."""
     lpds("eval", "--task", cfg.task, "--policy", str(policy), "--obs", cfg.obs, "--out", str(out),
-         "--seed", str(20_000 + cfg.seed), "--trials", str(cfg.trials_per_cell), "--no-progress")
+         "--seed", str(20_000 + cfg.seed), "--trials", str(cfg.trials_per_cell), "--no-progress", "--overwrite")
 
 
 def _grid(path: Path) -> dict[str, Any]:
@@ -212,15 +215,19 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
 
     cfg.check()
     root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
     saved = root / "pipeline.yaml"
-    if saved.exists():
+    if root.is_file() or (root.is_dir() and any(root.iterdir()) and not saved.is_file()):
+        raise runs.RunError(f"--out {root} already holds files that are not a pipeline run (no pipeline.yaml); "
+                            f"nothing was changed: choose a new or empty folder")
+    root.mkdir(parents=True, exist_ok=True)
+    if saved.exists() and _has_outputs(root):  # settings of a start that produced nothing may change freely
         old = runs.load_yaml_config(saved, PipelineConfig)
         changed = [f.name for f in dataclasses.fields(cfg) if getattr(old, f.name) != getattr(cfg, f.name)]
         if changed:
             raise runs.RunError(f"{root} was run with different settings ({', '.join(changed)}); "
                                 f"use a new --out, or delete the stages that depend on them")
-    runs.save_config(saved, cfg)
+    if not saved.is_file() or runs.read_yaml_mapping(saved) != dataclasses.asdict(cfg):  # unchanged: left alone
+        runs.save_config(saved, cfg)
     demos, base, steer, export = root / "demos.hdf5", root / "base", root / "steer", root / "export"
     ev_base, ev_steered = root / "eval" / "base", root / "eval" / "steered"
     n_trials = n_grid_trials(cfg)
@@ -245,6 +252,12 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     ]
     ran = run_stages(stages, force=force)
     return {"ran": ran, "report": str(root / "report.md")}
+
+
+def _has_outputs(root: Path) -> bool:
+    """Whether an earlier pipeline run in `root` produced anything (a demo file, run work, an export, results)."""
+    return ((root / "demos.hdf5").exists() or (root / "export").exists() or (root / "eval").exists()
+            or any(runs.RunDir(root / name).holds_work() for name in ("base", "steer")))
 
 
 def _newer(path: Path, folder: Path) -> bool:

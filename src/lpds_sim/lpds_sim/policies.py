@@ -24,14 +24,13 @@ POLICY_LOADER_MODULES: list[str] = [
 class PolicyLoader:
     name: str
     matches: Callable[[Path], bool]                  # does this loader understand that path?
-    load: Callable[[Path, Any, str], Callable]        # (path, env, task) -> policy
+    load: Callable[..., Callable]                      # (path, env, task, checkpoint=...) -> policy
 
 
 _LOADERS: list[PolicyLoader] = []
 
 
-def register_policy_loader(name: str, matches: Callable[[Path], bool],
-                           load: Callable[[Path, Any, str], Callable]) -> None:
+def register_policy_loader(name: str, matches: Callable[[Path], bool], load: Callable[..., Callable]) -> None:
     _LOADERS.append(PolicyLoader(name, matches, load))
 
 
@@ -47,20 +46,26 @@ class RandomPolicy:
         return self.rng.uniform(self.space.low, self.space.high).astype(np.float32)
 
 
-def resolve_policy(spec: str, env, task: str, seed: int | None = None) -> Callable:
-    if spec == "scripted":
-        from .tasks import make_operator
-        return make_operator(task, env, seed=seed)
-    if spec == "random":
+def resolve_policy(spec: str, env, task: str, seed: int | None = None, checkpoint: str = "latest") -> Callable:
+    """`checkpoint` (latest | best | PATH) picks the weights of a run folder; other policies take only latest."""
+    from lpds_core.errors import RunError
+
+    if spec in ("scripted", "random"):
+        if checkpoint != "latest":
+            raise RunError(f"--checkpoint {checkpoint} picks a train-steer run's weights; --policy {spec} has none")
+        if spec == "scripted":
+            from .tasks import make_operator
+            return make_operator(task, env, seed=seed)
         return RandomPolicy(env.action_space, seed)
     path = Path(spec)
     if not path.exists():
-        raise FileNotFoundError(f"--policy {spec!r}: not 'scripted' or 'random', and no such file or directory")
+        raise RunError(f"--policy {spec}: no such file or folder, and not 'scripted' or 'random'; pass a run "
+                       "folder, an `lpds export` folder, scripted or random")
     for mod in POLICY_LOADER_MODULES:
         importlib.import_module(mod)
     for loader in _LOADERS:
         if loader.matches(path):
-            return loader.load(path, env, task)
+            return loader.load(path, env, task, checkpoint=checkpoint)
     known = [ld.name for ld in _LOADERS] or ["none registered"]
-    raise ValueError(f"--policy {spec}: no policy loader recognises this path (loaders: {known}); "
-                     "export a model first or register a loader in lpds_sim.policies.POLICY_LOADER_MODULES")
+    raise RunError(f"--policy {spec}: not a run folder (config.yaml) nor an export (decoder.onnx) (loaders: "
+                   f"{', '.join(known)}); pass a `lpds train-*` run or an `lpds export` folder")

@@ -31,34 +31,45 @@ def _clipper(env: Any) -> Callable[[np.ndarray], np.ndarray]:
     return lambda chunk: np.clip(chunk, low, high)
 
 
-def load_export(path: Path, env: Any, task: str, seed: int = 0) -> ChunkExecutor:
+def load_export(path: Path, env: Any, task: str, seed: int = 0, checkpoint: str = "latest") -> ChunkExecutor:
+    from lpds_core.errors import RunError
     from lpds_core.onnx_policy import OnnxPolicy
 
+    from lpds_sim.evaluation import check_policy_fits
+
+    if checkpoint != "latest":
+        raise RunError(f"--checkpoint {checkpoint} picks a run's weights; an export holds one model: export the "
+                       f"checkpoint you want with `lpds export --checkpoint {checkpoint}`")
     pol = OnnxPolicy(path)
     meta_task = pol.spec.get("task")
     if meta_task is not None and meta_task != task:
-        raise ValueError(f"{path} was exported for task '{meta_task}', not '{task}'")
+        raise RunError(f"{path} was exported for task '{meta_task}', not '{task}'; pass --task {meta_task} or an "
+                       f"export of a '{task}' run")
+    check_policy_fits(env, pol.act_dim, list(pol.obs_spec), f"export {path}", task)
     rng = np.random.default_rng(seed)
     clip = _clipper(env)
     return ChunkExecutor(lambda obs: clip(pol.act(obs, rng=rng)), pol.horizon)
 
 
-def load_run(path: Path, env: Any, task: str, seed: int = 0) -> ChunkExecutor:
+def load_run(path: Path, env: Any, task: str, seed: int = 0, checkpoint: str = "latest") -> ChunkExecutor:
     import torch
     from lpds_core.agents import make_agent
 
     from lpds_sim import runs
+    from lpds_sim.evaluation import check_policy_fits
     from lpds_sim.export_run import load_steered_policy
 
     cfg = runs.read_config_dict(path)
     if cfg.get("task") != task:
-        raise ValueError(f"{path} is a run for task '{cfg.get('task')}', not '{task}'")
-    backbone, agent, _ = load_steered_policy(path, env=env)
+        raise runs.RunError(f"{path} is a run for task '{cfg.get('task')}', not '{task}'; pass --task "
+                            f"{cfg.get('task')} or a run of '{task}'")
+    backbone, agent, _ = load_steered_policy(path, env=env, checkpoint=checkpoint)
+    check_policy_fits(env, backbone.act_dim, list(backbone.obs_spec()), f"run {path}", task)
     if agent is None:
         agent = make_agent("base", backbone, obs_space=env.observation_space, action_space=env.action_space)
     torch.manual_seed(seed)
     return ChunkExecutor(lambda obs: agent.act(obs), backbone.horizon)
 
 
-register_policy_loader("onnx-export", _is_export, lambda p, env, task: load_export(p, env, task))
-register_policy_loader("lpds-run", _is_run, lambda p, env, task: load_run(p, env, task))
+register_policy_loader("onnx-export", _is_export, load_export)
+register_policy_loader("lpds-run", _is_run, load_run)

@@ -5,6 +5,8 @@ Layout of a run folder (the same for `train-base`, `train-steer` and the pipelin
     RUN/
       config.yaml          every setting of the job (plus `kind`: base | steer)
       checkpoints/         ckpt_<step>.pt, written atomically; the newest valid one is resumed
+                           best.pt + best.json: the agent with the best periodic-evaluation score so far
+      provenance.json      git commit, package versions and the command line of every session of the run
       tb/                  TensorBoard event files
       scalars.jsonl        the same scalars as plain JSON lines (plots and reports read these)
       plots/               learning-curve PNGs
@@ -13,6 +15,12 @@ Layout of a run folder (the same for `train-base`, `train-steer` and the pipelin
 Why atomic checkpoints: a job killed with SIGKILL (OOM killer, a closed laptop, `kill -9`) must never leave a
 half-written file that the next `--resume` chokes on. We write to a temporary file in the same folder, fsync it,
 and `os.replace` it over the final name, so a checkpoint is either the complete old one or the complete new one.
+
+Paths a run depends on (the base run, the demo file: `PATH_KEYS`) are stored relative to the run folder and
+resolved against it on read, so a run folder moved or copied together with what it points to keeps working
+(the absolute path at start, in provenance.json, is the fallback for a run moved alone).
+A run "holds work" once it has a checkpoint or done.json: a start that failed before either (bad data, a missing
+base run) leaves a folder that the corrected rerun reuses instead of "already holds a run".
 """
 from __future__ import annotations
 
@@ -23,6 +31,8 @@ import json
 import os
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
@@ -31,9 +41,13 @@ import yaml
 
 CKPT_RE = re.compile(r"^ckpt_(\d{10})\.pt$")
 FORMAT_VERSION = 1
+PATH_KEYS = ("base", "data")  # config keys that name files/folders: stored relative to the run folder
+PROVENANCE_FILE = "provenance.json"
+PROVENANCE_PACKAGES = ("lpds_core", "lpds_sim", "lpds_ros", "torch", "numpy", "gymnasium", "robotic", "onnxruntime")
 
 
-from lpds_core.errors import CheckpointError, ConfigError, RunError, UserError  # noqa: F401  (re-exported)
+from lpds_core import jsonio
+from lpds_core.errors import CheckpointError, ConfigError, DataError, RunError, UserError  # noqa: F401  (re-exported)
 
 
 class RunCheckpointError(CheckpointError):
@@ -114,16 +128,45 @@ def save_config(path: str | os.PathLike, cfg: Any) -> None:
 
 
 def read_config_dict(run: str | os.PathLike) -> dict[str, Any]:
+    """A run's saved config, with its `PATH_KEYS` resolved against the run folder (see `resolve_run_path`)."""
     path = Path(run) / "config.yaml"
+    if not Path(run).exists():
+        raise RunError(f"run folder {run} does not exist; check the path")
     if not path.is_file():
         raise RunError(f"{run} is not a run folder: {path} is missing (was the run created by `lpds train-*`?)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise RunError(f"{path} is not valid YAML: {exc}") from exc
+        raise RunError(f"{path} is not valid YAML ({' '.join(str(exc).split())}); the run folder is damaged") from exc
     if not isinstance(data, dict):
-        raise RunError(f"{path} does not hold a mapping")
+        raise RunError(f"{path} does not hold a mapping; the run folder is damaged")
+    for key in PATH_KEYS:
+        if isinstance(data.get(key), str) and data[key]:
+            data[key] = resolve_run_path(run, key, data[key])
     return data
+
+
+def relative_to_run(run: str | os.PathLike, value: str) -> str:
+    """`value` (a path as the user gave it, relative to the working directory) relative to the run folder."""
+    if not value:
+        return value
+    return os.path.relpath(os.path.abspath(value), os.path.abspath(run))
+
+
+def resolve_run_path(run: str | os.PathLike, key: str, stored: str) -> str:
+    """A stored path of a run: relative ones against the run folder; if that is gone (the run was moved alone),
+    the absolute path recorded at start, when it still exists."""
+    if os.path.isabs(stored):
+        return stored
+    here = os.path.normpath(os.path.join(str(run), stored))
+    if os.path.exists(here):
+        return here
+    prov = Path(run) / PROVENANCE_FILE
+    try:
+        first = json.loads(prov.read_text())["sessions"][0]["paths"].get(key)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        first = None
+    return first if first and os.path.exists(first) else here
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -150,19 +193,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(Path(path), json.dumps(obj, indent=2, default=_json_default).encode())
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    """Strict JSON (non-finite → null, `lpds_core.jsonio`), written atomically."""
+    atomic_write_bytes(Path(path), jsonio.dumps(obj, indent=2).encode())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -277,7 +309,11 @@ def _np_to_torch(obj: Any) -> Any:
 
 
 class Checkpointer:
-    """Numbered checkpoints in RUN/checkpoints; keeps the newest `keep`; resumes from the newest readable one."""
+    """Numbered checkpoints in RUN/checkpoints; keeps the newest `keep`; resumes from the newest readable one.
+    Beside them, best.pt holds the state with the best periodic-evaluation score so far (`save_best`)."""
+
+    BEST = "best.pt"
+    BEST_INFO = "best.json"
 
     def __init__(self, folder: str | os.PathLike, keep: int = 2):
         self.folder = Path(folder)
@@ -305,6 +341,27 @@ class Checkpointer:
         path = self.latest()
         return None if path is None else load_checkpoint(path)
 
+    def best(self) -> Path | None:
+        path = self.folder / self.BEST
+        return path if path.is_file() else None
+
+    def best_score(self) -> float | None:
+        try:
+            return float(json.loads((self.folder / self.BEST_INFO).read_text())["score"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def save_best(self, step: int, score: float, state: Mapping[str, Any]) -> bool:
+        """Keep `state` as best.pt when `score` (higher is better) beats the best so far; ties keep the earlier.
+        Returns whether it was kept. A non-finite score is never kept."""
+        score = float(score)
+        best = self.best_score()
+        if not np.isfinite(score) or (best is not None and self.best() is not None and score <= best):
+            return False
+        save_checkpoint(self.folder / self.BEST, {**state, "step": int(step), "score": score})
+        atomic_write_json(self.folder / self.BEST_INFO, {"step": int(step), "score": score})
+        return True
+
 
 # --------------------------------------------------------------------------------------------------------------
 # scalars: TensorBoard + JSON lines
@@ -318,7 +375,7 @@ class ScalarLog:
         self.path = self.run / "scalars.jsonl"
         if resume_step is not None and self.path.exists():
             kept = [r for r in read_scalars(self.run) if r["step"] <= resume_step]
-            atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+            atomic_write_bytes(self.path, "".join(jsonio.dumps(r) + "\n" for r in kept).encode())
         elif resume_step is None and self.path.exists():
             self.path.unlink()
         self._fh = open(self.path, "a")
@@ -333,7 +390,7 @@ class ScalarLog:
 
     def log(self, step: int, group: str, **values: float) -> None:
         row = {"step": int(step), "group": group, **{k: float(v) for k, v in values.items()}}
-        self._fh.write(json.dumps(row) + "\n")
+        self._fh.write(jsonio.dumps(row) + "\n")
         self._fh.flush()
         if self._tb is not None:
             for k, v in values.items():
@@ -369,7 +426,7 @@ def read_scalars(run: str | os.PathLike, group: str | None = None) -> list[dict[
 # the run folder
 # --------------------------------------------------------------------------------------------------------------
 class RunDir:
-    """A run folder. `open(..., resume=False)` refuses an existing run so work is never overwritten by accident."""
+    """A run folder. `open(..., resume=False)` refuses a folder that holds work so nothing is overwritten."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -378,34 +435,73 @@ class RunDir:
     ckpt_dir = property(lambda self: self.root / "checkpoints")
     plots_dir = property(lambda self: self.root / "plots")
     done_path = property(lambda self: self.root / "done.json")
+    provenance_path = property(lambda self: self.root / PROVENANCE_FILE)
+
+    def holds_work(self) -> bool:
+        """A checkpoint, done.json or logged scalars: what a failed start never leaves behind."""
+        scalars = self.root / "scalars.jsonl"
+        return (self.done_path.exists() or bool(self.checkpointer().paths())
+                or (self.ckpt_dir / Checkpointer.BEST).exists() or (scalars.is_file() and scalars.stat().st_size > 0))
 
     @classmethod
     def open(cls, root: str | os.PathLike, cfg: Any, resume: bool, kind: str,
              must_match: Iterable[str] = ()) -> "RunDir":
-        """Create RUN (fresh) or reopen it (resume). On resume, keys in `must_match` must equal the saved config."""
+        """Create RUN (fresh) or reopen it (resume). On resume, keys in `must_match` must equal the saved config.
+        A folder left by a failed start (config.yaml but no work) is reused by a fresh start."""
         run = cls(root)
-        data = {"kind": kind, **(dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg))}
+        given = {"kind": kind, **(dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg))}
         if run.config_path.exists():
-            if not resume:
+            if not resume and run.holds_work():
                 raise RunError(f"run folder {run.root} already holds a run; pass --resume to continue it "
                                f"or choose another --out")
-            saved = read_config_dict(run.root)
-            if saved.get("kind") != kind:
-                raise RunError(f"{run.root} is a '{saved.get('kind')}' run, not a '{kind}' run")
-            defaults = ({f.name: f.default for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg)
-                        else {})
-            for key in must_match:
-                # a key added after the run was started counts as its default (older runs stay resumable)
-                if saved.get(key, defaults.get(key)) != data.get(key):
-                    raise RunError(f"cannot resume {run.root}: it was started with {key}={saved.get(key)!r}, "
-                                   f"now {key}={data.get(key)!r}; use the same setting or a new --out")
+            if resume:
+                run._check_resumable(cfg, given, kind, must_match)
+        stored = {k: relative_to_run(run.root, v) if k in PATH_KEYS and isinstance(v, str) else v
+                  for k, v in given.items()}
         run.root.mkdir(parents=True, exist_ok=True)
         run.ckpt_dir.mkdir(exist_ok=True)
         run.plots_dir.mkdir(exist_ok=True)
-        save_config(run.config_path, data)
+        if not (run.config_path.is_file() and run._saved_raw() == stored):  # an unchanged config is left alone
+            save_config(run.config_path, stored)
+        run.record_provenance(resume, {k: os.path.abspath(v) for k, v in given.items()
+                                       if k in PATH_KEYS and isinstance(v, str) and v})
         if run.done_path.exists() and not resume:
             run.done_path.unlink()
         return run
+
+    def _saved_raw(self) -> Any:
+        try:
+            return yaml.safe_load(self.config_path.read_text())
+        except (OSError, yaml.YAMLError):
+            return None
+
+    def _check_resumable(self, cfg: Any, given: Mapping[str, Any], kind: str, must_match: Iterable[str]) -> None:
+        saved = read_config_dict(self.root)
+        if saved.get("kind") != kind:
+            raise RunError(f"{self.root} is a '{saved.get('kind')}' run, not a '{kind}' run")
+        defaults = {f.name: f.default for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else {}
+        for key in must_match:
+            # a key added after the run was started counts as its default (older runs stay resumable)
+            old, new = saved.get(key, defaults.get(key)), given.get(key)
+            if key in PATH_KEYS and isinstance(old, str) and isinstance(new, str):
+                same = os.path.realpath(old) == os.path.realpath(new)
+            else:
+                same = old == new
+            if not same:
+                raise RunError(f"cannot resume {self.root}: it was started with {key}={old!r}, "
+                               f"now {key}={new!r}; use the same setting or a new --out")
+
+    def record_provenance(self, resume: bool, paths: Mapping[str, str]) -> None:
+        """Append this session (git commit, package versions, command line, absolute paths) to provenance.json;
+        a fresh start begins a new record."""
+        sessions: list[Any] = []
+        if resume and self.provenance_path.is_file():
+            try:
+                sessions = list(json.loads(self.provenance_path.read_text()).get("sessions", []))
+            except (ValueError, AttributeError):
+                sessions = []
+        sessions.append({**provenance(), "resume": bool(resume), "paths": dict(paths)})
+        atomic_write_json(self.provenance_path, {"sessions": sessions})
 
     def checkpointer(self, keep: int = 2) -> Checkpointer:
         return Checkpointer(self.ckpt_dir, keep=keep)
@@ -423,6 +519,49 @@ class RunDir:
         if not self.is_done():
             raise RunError(f"run {self.root} has not finished (no done.json); resume it with --resume")
         return json.loads(self.done_path.read_text())
+
+
+def git_commit(where: str | os.PathLike | None = None) -> str:
+    """The commit of the git checkout holding `where` (this package by default), '<sha>-dirty' with local
+    changes, 'unknown' outside a checkout or without git."""
+    where = Path(where or Path(__file__).resolve().parent)
+    try:
+        sha = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=10)
+        if sha.returncode != 0 or not sha.stdout.strip():
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions(names: Iterable[str] = PROVENANCE_PACKAGES) -> dict[str, str]:
+    """Installed versions by distribution metadata (nothing is imported); 'not installed' when absent."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        found = "not installed"
+        for dist in (name, name.replace("_", "-")):
+            try:
+                found = version(dist)
+                break
+            except PackageNotFoundError:
+                continue
+        out[name] = found
+    return out
+
+
+def provenance() -> dict[str, Any]:
+    """What reproduces a session: time, git commit, package versions, python, the full command line and cwd."""
+    import datetime
+    import platform
+
+    return {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "git_commit": git_commit(), "packages": package_versions(), "python": platform.python_version(),
+            "argv": list(sys.argv), "cwd": os.getcwd()}
 
 
 def require_run(run: str | os.PathLike, kind: str, task: str | None = None) -> dict[str, Any]:

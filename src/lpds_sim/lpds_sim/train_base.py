@@ -18,6 +18,12 @@ TASKS = ("pick_place", "mug_hang")
 BACKBONES = ("flow", "diffusion")
 OBS_MODES = ("state", "image")
 
+def obs_keys(obs_mode: str) -> tuple[str, ...]:
+    """The observation keys BC reads from each demo's obs/ group (the image encoder's own list for images)."""
+    from lpds_core.encoders import IMAGE_KEYS
+
+    return tuple(IMAGE_KEYS) if obs_mode == "image" else ("state",)
+
 
 @dataclasses.dataclass
 class BaseConfig:
@@ -48,7 +54,8 @@ class BaseConfig:
         if not self.data:
             raise runs.ConfigError("no demonstration file: pass --data FILE.hdf5 (make one with `lpds demos`)")
         if not Path(self.data).is_file():
-            raise runs.ConfigError(f"demonstration file {self.data} does not exist; make one with `lpds demos`")
+            raise runs.DataError(f"demonstration file {self.data} does not exist; check --data, or make one with "
+                                 f"`lpds demos --task {self.task} --out {self.data}`")
         for name in ("horizon", "num_steps", "grad_steps", "batch_size", "ckpt_every", "log_every", "threads"):
             if int(getattr(self, name)) < 1:
                 raise runs.ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -63,10 +70,7 @@ def load_dataset(cfg: BaseConfig) -> tuple[Any, Any, dict[str, Any]]:
 
     from lpds_sim.demos_io import load_demos
 
-    try:
-        demos = load_demos(cfg.data)
-    except (OSError, ValueError) as exc:
-        raise runs.ConfigError(str(exc)) from exc
+    demos = load_demos(cfg.data)
     meta = dict(demos.meta)
     env_args = meta.get("env_args") or {}
     file_task = meta.get("task", env_args.get("task"))
@@ -76,14 +80,51 @@ def load_dataset(cfg: BaseConfig) -> tuple[Any, Any, dict[str, Any]]:
     if file_obs is not None and file_obs != cfg.obs:
         raise runs.ConfigError(f"{cfg.data} holds '{file_obs}' observations, but --obs is '{cfg.obs}'; "
                                f"record demos with `lpds demos --obs {cfg.obs}`")
-    episodes = [((ep.obs["state"] if cfg.obs == "state" else ep.obs), ep.actions) for ep in demos]
-    obs, chunks = make_chunks(episodes, cfg.horizon)
+    check_layout(cfg, demos)
+    keys = obs_keys(cfg.obs)
+    episodes = [((ep.obs["state"] if cfg.obs == "state" else {k: ep.obs[k] for k in keys}), ep.actions)
+                for ep in demos]
+    obs, chunks = make_chunks(episodes, cfg.horizon, names=[ep.name for ep in demos],
+                              where=f"demo file {cfg.data}", obs_name="state")
     if isinstance(obs, dict):
         obs_t: Any = {k: torch.as_tensor(v) for k, v in obs.items()}
         obs_t = {k: (v if v.dtype == torch.uint8 else v.float()) for k, v in obs_t.items()}
     else:
         obs_t = torch.as_tensor(obs).float()
     return obs_t, torch.as_tensor(chunks, dtype=torch.float32), meta
+
+
+def task_spaces(task: str) -> tuple[int, int]:
+    """(action size, state size) of the task's env (a state env: cheap, no camera)."""
+    from lpds_sim.evaluation import make_env
+
+    env = make_env(task, "state")
+    try:
+        return int(env.action_space.shape[0]), int(env.observation_space.shape[0])
+    finally:
+        env.close()
+
+
+def check_layout(cfg: BaseConfig, demos: Any) -> None:
+    """The demos' observation keys and sizes and action size against --obs and the task (DataError naming the
+    keys found and expected), before any training time is spent."""
+    want = obs_keys(cfg.obs)
+    act_dim, state_dim = task_spaces(cfg.task)
+    for ep in demos:
+        missing = [k for k in want if k not in ep.obs]
+        if missing:
+            raise runs.DataError(f"demo file {cfg.data}: {ep.name} has observation keys {sorted(ep.obs)}, but --obs "
+                                 f"{cfg.obs} needs {list(want)}; record demos with `lpds demos --obs {cfg.obs}` or "
+                                 f"pass the --obs they were recorded with")
+        a = np.shape(ep.actions)
+        if len(a) != 2 or a[1] != act_dim:
+            raise runs.DataError(f"demo file {cfg.data}: {ep.name} has actions of shape {a}, but task '{cfg.task}' "
+                                 f"takes actions of size {act_dim}; record demos for this task with "
+                                 f"`lpds demos --task {cfg.task}`")
+        if cfg.obs == "state" and np.shape(ep.obs["state"])[1:] != (state_dim,):
+            raise runs.DataError(f"demo file {cfg.data}: {ep.name} has 'state' of shape "
+                                 f"{np.shape(ep.obs['state'])}, but task '{cfg.task}' gives states of size "
+                                 f"{state_dim}; record demos for this task with `lpds demos --task {cfg.task}`")
 
 
 def build_backbone(cfg: BaseConfig, obs_dim: int, act_dim: int, image_size: tuple[int, int] = (84, 84)):
@@ -109,13 +150,13 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
 
     cfg.check()
     torch.set_num_threads(cfg.threads)
-    run = runs.RunDir.open(out, cfg, resume=resume, kind="base",
-                           must_match=("task", "backbone", "obs", "horizon", "num_steps", "hidden", "n_layers"))
-    if run.is_done() and backbone_path(out).is_file():
+    must_match = ("task", "backbone", "obs", "horizon", "num_steps", "hidden", "n_layers")
+    if resume and runs.RunDir(out).is_done() and backbone_path(out).is_file():
+        run = runs.RunDir.open(out, cfg, resume=True, kind="base", must_match=must_match)
         print(f"base run {out} already finished; nothing to do")
         return run.summary()
-
-    obs, chunks, demo_meta = load_dataset(cfg)
+    obs, chunks, demo_meta = load_dataset(cfg)  # bad data fails here, before the run folder is touched
+    run = runs.RunDir.open(out, cfg, resume=resume, kind="base", must_match=must_match)
     n = chunks.shape[0]
     act_dim = chunks.shape[-1]
     if isinstance(obs, dict):
@@ -162,7 +203,7 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
                       start_step=step, seed=cfg.seed, threads=cfg.threads,
                       image_shift=cfg.image_shift if cfg.obs == "image" else 0)
     policy.eval()
-    meta = {"task": cfg.task, "obs": cfg.obs, "backbone": cfg.backbone, "demos": str(cfg.data),
+    meta = {"task": cfg.task, "obs": cfg.obs, "backbone": cfg.backbone, "demos": runs.relative_to_run(out, cfg.data),
             "env_kwargs": (demo_meta.get("env_args") or {}).get("env_kwargs"), "n_chunks": int(n),
             "n_demos": int(demo_meta.get("n_demos", 0)) or None}
     save_backbone(policy, backbone_path(out), extra=meta)
@@ -172,6 +213,6 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
     summary = {"task": cfg.task, "backbone": cfg.backbone, "obs": cfg.obs, "grad_steps": step,
                "final_loss": float(np.mean(losses[-cfg.log_every:])) if losses else None,
                "train_seconds_this_session": time.perf_counter() - t0, "n_chunks": int(n),
-               "backbone_file": str(backbone_path(out))}
+               "backbone_file": backbone_path(out).name}
     run.mark_done(**summary)
     return summary

@@ -180,7 +180,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     from tqdm import tqdm
 
     from lpds_sim.curves import plot_steer_curves
-    from lpds_sim.evaluation import evaluate_grid, info_at, make_env, make_train_envs
+    from lpds_sim.evaluation import check_policy_fits, evaluate_grid, info_at, make_env, make_train_envs
 
     cfg.check()
     torch.set_num_threads(cfg.threads)
@@ -200,9 +200,14 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     env_kwargs = {"privileged_state": True} if cfg.critic_state else {}
+    eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
+    try:  # before any worker process starts
+        check_policy_fits(eval_env, backbone.act_dim, None, f"base run {cfg.base}", cfg.task)
+    except runs.UserError:
+        eval_env.close()
+        raise
     envs, obs_space, act_space = make_train_envs(cfg.task, base_cfg["obs"], cfg.n_envs, backbone.horizon,
                                                  cfg.gamma, cfg.seed, vector=cfg.vector, **env_kwargs)
-    eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
     agent = make_agent(cfg.algo, backbone, obs_space=obs_space, action_space=act_space, config=cfg.agent_config())
     replay = ReplayBuffer(min(cfg.buffer_capacity, cfg.env_steps), backbone.noise_shape, seed=cfg.seed)
     # image observations go into the replay as the frozen encoder's features (exact: the encoder never changes),
@@ -255,6 +260,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
         if env_steps >= next_eval:
             res = evaluate(cfg.eval_trials_per_cell)
             log.log(env_steps, "eval", success=res["success_rate"], **{"return": res["mean_return"]})
+            ck.save_best(env_steps, res["success_rate"], {"agent": agent.state_dict()})  # RUN/checkpoints/best.pt
             bar.set_postfix(success=f"{res['success_rate']:.2f}")
             next_eval += cfg.eval_every
         eps_scale = None if cfg.explore_eps_scale is None else np.random.uniform(*cfg.explore_eps_scale, cfg.n_envs)
@@ -304,6 +310,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     bar.close()
     res = evaluate(cfg.eval_trials_per_cell)
     log.log(env_steps, "eval", success=res["success_rate"], **{"return": res["mean_return"]})
+    ck.save_best(env_steps, res["success_rate"], {"agent": agent.state_dict()})
     checkpoint()
     envs.close()
     eval_env.close()
@@ -314,7 +321,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
                "updates": updates, "final_success_periodic_eval": res["success_rate"],
                "final_return_periodic_eval": res["mean_return"],
                "train_seconds_this_session": time.perf_counter() - t0,
-               "train_seconds": wall_before + time.perf_counter() - t0, "base": str(cfg.base)}
+               "train_seconds": wall_before + time.perf_counter() - t0, "base": runs.relative_to_run(out, cfg.base)}
     run.mark_done(**summary)
     return summary
 

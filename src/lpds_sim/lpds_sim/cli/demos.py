@@ -14,6 +14,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-attempts", type=int, default=None, help="give up after this many episodes (default 3n)")
     p.add_argument("--control-hz", type=float, default=10.0)
     p.add_argument("--sensor-noise", action="store_true", help="emulate RealSense noise in image observations")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (default: refuse)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -25,6 +26,19 @@ def run(args: argparse.Namespace) -> int:
     from lpds_sim.demos_io import write_demos
     from lpds_sim.tasks import get_task
 
+    from pathlib import Path
+
+    from lpds_core.errors import ConfigError, RunError
+
+    from lpds_sim.tasks import TASKS
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise RunError(f"--out {out} is a folder; pass a file name such as {out / 'demos.hdf5'}")
+    if out.exists() and not args.overwrite:
+        raise RunError(f"--out {out} already exists; pass --overwrite to replace it or choose another --out")
+    if args.task not in TASKS:
+        raise ConfigError(f"unknown task {args.task!r}; choose one of {', '.join(sorted(TASKS))}")
     spec = get_task(args.task)
     n = args.n if args.n is not None else spec.default_demos
     if n < 1:

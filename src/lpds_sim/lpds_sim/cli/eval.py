@@ -17,28 +17,67 @@ def register(subparsers) -> None:
     p.add_argument("--trials", type=int, default=None, help="trials per cell")
     p.add_argument("--obs", choices=["state", "image"], default="state")
     p.add_argument("--sensor-noise", action="store_true")
+    p.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
+                   help="for a train-steer run folder: latest (agent.pt), best (checkpoints/best.pt, the best "
+                        "periodic evaluation) or a checkpoint file (default latest)")
+    p.add_argument("--max-trials", dest="max_trials", type=int, default=None,
+                   help="stop after this many trials: the grid is saved as partial (cells not reached: 'not run')")
+    p.add_argument("--overwrite", action="store_true", help="replace the grid results already in --out")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from lpds_core.grid_protocol import GridProtocol
-    from lpds_sim.policies import resolve_policy
-    from lpds_sim.tasks import get_task, make_env
+GRID_FILES = ("grid_results.json", "grid_cells.csv", "grid_trials.csv", "grid_heatmap.png")
 
+
+def check_out(out: str, overwrite: bool) -> None:
+    """Refuse to write over earlier results (or into a file) unless --overwrite: nothing is lost by accident."""
+    from pathlib import Path
+
+    from lpds_core.errors import RunError
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"--out {out} is a file; pass a folder for the grid results")
+    found = [f for f in GRID_FILES if (path / f).exists()]
+    if found and not overwrite:
+        raise RunError(f"--out {out} already holds grid results ({', '.join(found)}); pass --overwrite to replace "
+                       f"them or choose another --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from lpds_core.grid_protocol import GridProtocol
+    from lpds_sim.evaluation import make_env
+    from lpds_sim.policies import resolve_policy
+    from lpds_sim.tasks import TASKS, get_task
+
+    from lpds_core.errors import ConfigError
+
+    check_out(args.out, args.overwrite)
+    if args.task not in TASKS:
+        raise ConfigError(f"unknown task {args.task!r}; choose one of {', '.join(sorted(TASKS))}")
     spec = get_task(args.task)
     rows, cols, trials = (args.rows or spec.grid[0], args.cols or spec.grid[1], args.trials or spec.grid[2])
     kw = {"obs_mode": args.obs}
     if args.obs == "image":
         kw["sensor_noise"] = args.sensor_noise
     env = make_env(args.task, **kw)
-    policy = resolve_policy(args.policy, env, args.task, seed=args.seed)
-    proto = GridProtocol(rows, cols, trials, seed=args.seed)
-    res = proto.run(env, policy, progress=not args.no_progress,
-                    meta={"task": args.task, "policy": args.policy, "title": f"{args.task} / {args.policy}",
-                          "env": env.unwrapped.settings()})
+    try:
+        policy = resolve_policy(args.policy, env, args.task, seed=args.seed, checkpoint=args.checkpoint)
+        proto = GridProtocol(rows, cols, trials, seed=args.seed)
+        res = proto.run(env, policy, progress=not args.no_progress, max_trials=args.max_trials,
+                        keep_on_interrupt=True,
+                        meta={"task": args.task, "policy": args.policy, "checkpoint": args.checkpoint,
+                              "title": f"{args.task} / {args.policy}", "env": env.unwrapped.settings()})
+    finally:
+        env.close()
     paths = res.write(args.out)
-    env.close()
     print(res.summary())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
+    if res.stopped == "interrupted":
+        print(f"interrupted: the partial grid ({len(res.trials)} of {res.planned} trials) is saved in {args.out}",
+              file=sys.stderr)
+        return 130
     return 0

@@ -2,26 +2,26 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a steer (or base) run to ONNX, with a torch-vs-onnxruntime parity check")
-    p.add_argument("--run", required=True, help="finished train-steer run folder (a train-base run exports the base)")
-    p.add_argument("--out", required=True, help="output folder for the .onnx files")
+    p = sub.add_parser("export", help="export a steer (or base) run to ONNX, with a torch-vs-onnxruntime parity check",
+                       description="Builds the export in a temporary folder beside --out and installs it only when "
+                                   "the parity check passes; an --out holding anything but an earlier export is "
+                                   "refused, and a failed export leaves an existing one untouched.")
+    p.add_argument("--run", required=True, help="train-steer run folder (a train-base run exports the base)")
+    p.add_argument("--out", required=True, help="output folder for the .onnx files (new, empty or an earlier export)")
     p.add_argument("--tol", type=float, default=1e-4, help="max |torch − onnxruntime| allowed (default 1e-4)")
+    p.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
+                   help="which agent of a steer run: latest (the finished run's agent.pt), best (the best periodic "
+                        "evaluation, checkpoints/best.pt) or a checkpoint file (default latest)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lpds_sim import runs
-    from lpds_sim.export_run import ParityError, export_run
+    from lpds_sim.export_run import export_run
 
-    try:
-        info = export_run(args.run, args.out, tol=args.tol)
-    except (*runs.USER_ERRORS, ParityError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"exported {args.run} → {args.out}: max |torch − onnxruntime| = {info['max_abs_diff']:.2e} "
-          f"(tolerance {args.tol:g})")
+    info = export_run(args.run, args.out, tol=args.tol, checkpoint=args.checkpoint)
+    print(f"exported {args.run} ({args.checkpoint}) → {args.out}: max |torch − onnxruntime| = "
+          f"{info['max_abs_diff']:.2e} (tolerance {args.tol:g})")
     return 0

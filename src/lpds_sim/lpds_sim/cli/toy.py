@@ -30,15 +30,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
+    from lpds_core import jsonio
 
     import torch
 
     from lpds_sim.toy.base_policy import toy_base_policy
     from lpds_sim.toy.experiment import run_toy
 
+    from pathlib import Path
+
+    from lpds_core.errors import RunError
+
     if args.steps <= 0 or args.delta <= 0:
         raise SystemExit("lpds toy: --steps and --delta must be > 0")
+    for flag, value in (("--out", args.out), ("--cache-dir", args.cache_dir)):
+        if value and Path(value).exists() and not Path(value).is_dir():
+            raise RunError(f"{flag} {value} is a file; pass a folder")
     torch.set_num_threads(args.threads)
     backbone, path = toy_base_policy(cache_dir=args.cache_dir, progress=not args.no_progress,
                                      retrain=args.retrain_base,
@@ -51,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
                 progress=not args.no_progress)
     summary = {k: m[k] for k in ("algo", "delta", "return_base", "return_final", "success_final", "mode_fractions",
                                  "entropy_base", "entropy_final")}
-    print(json.dumps(summary, indent=1))
+    print(jsonio.dumps(summary, indent=1))
     print(f"wrote {args.out}/metrics.json, rollouts.png, mode_coverage.png, training.png")
     return 0

@@ -4,7 +4,6 @@ Shared by `lpds toy` and `bench/toy.py`, so both measure exactly the same way.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lpds_core import jsonio
 from lpds_core.agents import make_agent
 from lpds_core.backbone import FrozenDecoder
 from lpds_core.training import train_steering
@@ -81,7 +81,7 @@ def run_toy(algo: str, backbone: FrozenDecoder, *, delta: float = 0.05, steps: i
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=1))
         if plots:
             from .plots import plot_mode_coverage, plot_rollouts, plot_training
             plot_rollouts(env, {f"base (return {base_eval['return']:.1f})": base_eval["paths"],
