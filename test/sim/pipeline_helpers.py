@@ -14,7 +14,7 @@ def make_base_run(root: Path, task: str = "pick_place", obs: str = "state") -> P
     from lpds_core.checkpoint import save_backbone
     from lpds_core.flow_matching import FlowMatchingPolicy
 
-    from lpds_sim.train_base import BaseConfig, backbone_path
+    from lpds_sim.train_base import BaseConfig, BCConfig, backbone_path
 
     torch.manual_seed(0)
     if obs == "image":
@@ -26,7 +26,7 @@ def make_base_run(root: Path, task: str = "pick_place", obs: str = "state") -> P
         pol = FlowMatchingPolicy(18, 4, 4, hidden=64, n_layers=2, num_steps=3)
         fit_obs = torch.randn(64, 18)
     pol.fit_normalizers(fit_obs, torch.rand(64, 4, 4) * 2 - 1)
-    run = runs.RunDir.open(root, BaseConfig(task=task, data="none.hdf5", horizon=4, obs=obs), resume=False,
+    run = runs.RunDir.open(root, BaseConfig(task=task, data="none.hdf5", obs=obs, bc=BCConfig(horizon=4)), resume=False,
                            kind="base")
     save_backbone(pol, backbone_path(root), extra={"task": task, "obs": obs})
     run.mark_done(test=True)

@@ -21,7 +21,9 @@ def _finished_steer_run(tmp_path, base):
     from lpds_sim.train_base import backbone_path
     from lpds_sim.train_steer import SteerConfig
 
-    cfg = SteerConfig(base=str(base), task="pick_place", algo="lpds", delta=0.5, env_steps=10, hidden=64)
+    cfg = runs.config_from_dict(SteerConfig, {"base": str(base), "task": "pick_place", "algo": "lpds", "delta": 0.5,
+                                              "env_steps": 10, "warmup_steps": 0, "hidden": [64, 64],
+                                              "critic_hidden": [64, 64]})
     run = runs.RunDir.open(tmp_path / "steer", cfg, resume=False, kind="steer")
     env = make_env("pick_place", "state")
     agent = make_agent("lpds", load_backbone(backbone_path(base)), obs_space=env.observation_space,

@@ -6,6 +6,7 @@ Budgets are counted in *env* steps (not chunks), so agents with different chunk 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -14,9 +15,48 @@ import torch
 
 from .agents.base import Agent
 from .chunking import ActionChunkWrapper
+from .config import setting
+from .errors import ConfigError
 from .replay import ReplayBuffer
 
 Callback = Callable[[int, Agent, dict[str, Any]], Any]
+
+
+@dataclass
+class LoopConfig:
+    """The steering loop's settings (collect / update / evaluate / checkpoint), the same for every env and agent."""
+
+    env_steps: int = setting(100_000, "env-step budget of steering, warm-up included", min=1)
+    warmup_steps: int = setting(2_000, "env steps of the base policy (w ~ N(0, I)) before any update (0 = none)",
+                                min=0)
+    utd: int = setting(1, "gradient updates per collected chunk and env (update-to-data ratio)", min=1)
+    batch_size: int = setting(128, "minibatch size of every update", min=1)
+    buffer_capacity: int = setting(200_000, "replay capacity in chunks (capped at env_steps)", min=1)
+    n_envs: int = setting(2, "parallel envs of the vector env", min=1)
+    seed: int = setting(0, "seed of envs, networks and replay sampling", min=0)
+    eval_every: int = setting(10_000, "env steps between periodic evaluations", min=1)
+    eval_trials: int = setting(1, "trials of every periodic evaluation (per grid cell on the RAI tasks: 1 = 8 "
+                                  "trials on the 2×4 grid)", min=1)
+    ckpt_every: int = setting(5_000, "env steps between checkpoints", min=1)
+    vector: str = setting("async", "vector env: async (one process per env; RAI PhysX needs it) or sync",
+                          choices=("sync", "async"))
+    # exploration over the noise temperature (agents that decode ε + Δ): each collected chunk decodes c·ε with
+    # c ~ U(lo, hi), so the replay holds the same kinds of states at several noise levels and the critic sees
+    # what the noise level does; the actor still optimises E over ε ~ N(0, I), which is what is deployed.
+    explore_eps_scale: list[float] | None = setting(
+        None, "collect each chunk with c·ε, c ~ U(LO, HI) (lpds, lpds-a; none: plain ε)", min=0)
+
+    def check(self) -> "LoopConfig":
+        if self.explore_eps_scale is not None:
+            lo_hi = [float(v) for v in self.explore_eps_scale]
+            if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
+                raise ConfigError(f"explore_eps_scale must be [lo, hi] with 0 <= lo <= hi, got {lo_hi}")
+            self.explore_eps_scale = lo_hi
+        if self.warmup_steps >= self.env_steps:
+            raise ConfigError(f"warmup_steps={self.warmup_steps} is at or above the budget env_steps="
+                              f"{self.env_steps}: no update would ever run; lower --warmup-steps or raise "
+                              f"--env-steps")
+        return self
 
 
 def as_chunk_env(env: gym.Env, horizon: int, act_dim: int, gamma: float) -> gym.Env:
@@ -32,7 +72,8 @@ def as_chunk_env(env: gym.Env, horizon: int, act_dim: int, gamma: float) -> gym.
 
 def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: int | None = None,
                    utd: int | None = None, batch_size: int | None = None, buffer: ReplayBuffer | None = None,
-                   seed: int = 0, callback: Callback | None = None, callback_every: int = 1000,
+                   seed: int = 0, buffer_capacity: int | None = None, callback: Callback | None = None,
+                   callback_every: int = 1000,
                    log_every: int = 100, progress: bool = True, verbose: bool = True,
                    start_env_steps: int = 0) -> dict[str, list]:
     """Train `agent` for `env_steps` env steps; returns the history (lists keyed by metric).
@@ -46,9 +87,11 @@ def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: 
     already done; `env_steps` stays the total), and warm-up is skipped for the steps already taken.
     """
     c = agent.config
-    warmup = c.warmup_steps if warmup_steps is None else int(warmup_steps)
-    utd = c.utd if utd is None else int(utd)
-    batch_size = c.batch_size if batch_size is None else int(batch_size)
+    d = LoopConfig()  # the one home of the loop's defaults
+    warmup = d.warmup_steps if warmup_steps is None else int(warmup_steps)
+    utd = d.utd if utd is None else int(utd)
+    batch_size = d.batch_size if batch_size is None else int(batch_size)
+    capacity = d.buffer_capacity if buffer_capacity is None else int(buffer_capacity)
     if env_steps <= start_env_steps or start_env_steps < 0:
         raise ValueError(f"env_steps ({env_steps}) must exceed start_env_steps ({start_env_steps}) >= 0")
     h, a = agent.noise_shape
@@ -56,7 +99,7 @@ def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: 
         print(f"{agent.describe()}; {env_steps} env steps, warm-up {warmup}, utd {utd}, batch {batch_size}",
               flush=True)
     env = as_chunk_env(env, h, a, c.gamma)
-    buffer = buffer if buffer is not None else ReplayBuffer(c.buffer_capacity, agent.noise_shape, seed=seed)
+    buffer = buffer if buffer is not None else ReplayBuffer(capacity, agent.noise_shape, seed=seed)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
 

@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-dir", default="", help="ONNX export folder (decoder.onnx + perturbation.onnx)")
     p.add_argument("--runner", default=None, help="onnx | scripted | package.module:factory "
                                                   "(default: onnx with --model-dir, else scripted)")
-    p.add_argument("--obs-mode", default="state", choices=["state", "image"])
+    p.add_argument("--obs", dest="obs_mode", default="state", choices=["state", "image"], help="observation mode")
     p.add_argument("--backend", default="rai", choices=["rai", "kinematic"], help="sim robot backend")
     p.add_argument("--rate", type=float, default=10.0, help="control rate in Hz (the policy's training rate)")
     p.add_argument("--speedup", type=float, default=1.0, help="run the sim robot's clock this much faster than "

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from lpds_core.config import flatten
 from lpds_core.errors import UserError
 
 from lpds_sim import runs
@@ -125,6 +126,7 @@ def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
+    cfg = flatten(cfg)  # steer run configs keep the agent's settings in their `agent:` section
     meta = {"task": cfg["task"], "algo": cfg.get("algo", "base"), "delta": cfg.get("delta"),
             "perturbation_space": space, "run": str(Path(run).resolve()),
             "tr_norm": cfg.get("tr_norm"), "control_hz": 10.0}

@@ -6,10 +6,11 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a steer (or base) run to ONNX, with a torch-vs-onnxruntime parity check")
+    p = sub.add_parser("export", help="export a steer (or base) run to ONNX, with a torch-vs-onnxruntime parity check",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--run", required=True, help="finished train-steer run folder (a train-base run exports the base)")
     p.add_argument("--out", required=True, help="output folder for the .onnx files")
-    p.add_argument("--tol", type=float, default=1e-4, help="max |torch − onnxruntime| allowed (default 1e-4)")
+    p.add_argument("--tol", type=float, default=1e-4, help="max |torch − onnxruntime| allowed")
     p.set_defaults(func=run)
 
 
