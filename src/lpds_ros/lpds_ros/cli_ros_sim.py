@@ -13,7 +13,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ros-sim", help="run the ROS 2 graph (policy node + sim robot) for N grid trials")
+    p = sub.add_parser("ros-sim", help="run the ROS 2 graph (policy node + sim robot) for N grid trials",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", default="pick_place", choices=["pick_place", "mug_hang"])
     p.add_argument("--episodes", type=int, default=0, help="stop after N grid trials (0: all rows x cols x trials)")
     p.add_argument("--trials", type=int, default=5, help="trials per grid cell")
