@@ -180,7 +180,7 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
         "",
         "| policy | grid success | mean return |",
         "|---|---|---|",
-        f"| base ({cfg.backbone}, torch) | {base['n_success']}/{base['n_trials']} | {base['mean_return']:.2f} |",
+        f"| base ({cfg.bc.backbone}, torch) | {base['n_success']}/{base['n_trials']} | {base['mean_return']:.2f} |",
         f"| steered ({cfg.algo}, exported ONNX) | {steered['n_success']}/{steered['n_trials']} | "
         f"{steered['mean_return']:.2f} |",
         "",

@@ -15,7 +15,7 @@ import numpy as np
 
 from lpds_core.agents.base import AgentConfig
 from lpds_core.config import nested, setting, validate
-from lpds_core.training import LoopConfig
+from lpds_core.training import LoopConfig, LoopState, run_steering
 
 from lpds_sim import runs
 from lpds_sim.train_base import TASKS, backbone_path
@@ -138,14 +138,24 @@ def load_replay_state(buf: Any, st: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def _stack_obs(obs_list: list[Any]) -> Any:
-    if isinstance(obs_list[0], dict):
-        return {k: np.stack([o[k] for o in obs_list]) for k in obs_list[0]}
-    return np.stack(obs_list)
+class _RunSink:
+    """The run folder as the loop's sink: scalars to TensorBoard + scalars.jsonl, checkpoints with the agent, the
+    replay buffer and the RNG states beside the loop's counters."""
 
+    def __init__(self, log: Any, ck: Any, agent: Any, replay: Any, delta: float):
+        self.log_, self.ck, self.agent, self.replay, self.delta = log, ck, agent, replay, delta
 
-def _row(obs: Any, i: int) -> Any:
-    return {k: v[i] for k, v in obs.items()} if isinstance(obs, dict) else obs[i]
+    def log(self, step: int, group: str, values: dict[str, float]) -> None:
+        if group == "train":
+            self.log_.log(step, "train", **{_tb_name(k): v for k, v in values.items()}, delta=self.delta)
+        elif group == "eval":
+            self.log_.log(step, "eval", **values)
+
+    def checkpoint(self, st: Any) -> None:
+        self.log_.flush()
+        self.ck.save(st.env_steps, {"agent": self.agent.state_dict(), "replay": replay_state(self.replay),
+                                    "rng": runs.rng_state(), "episodes": st.episodes, "chunks": st.chunks,
+                                    "updates": st.updates, "wall_s": st.wall_s})
 
 
 def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -153,10 +163,9 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     import torch
     from lpds_core.agents import make_agent
     from lpds_core.replay import ReplayBuffer
-    from tqdm import tqdm
 
     from lpds_sim.curves import plot_steer_curves
-    from lpds_sim.evaluation import evaluate_grid, info_at, make_env, make_train_envs
+    from lpds_sim.evaluation import evaluate_grid, make_env, make_train_envs
 
     validate(cfg)
     torch.set_num_threads(cfg.agent.threads)
@@ -178,7 +187,8 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     np.random.seed(cfg.train.seed)
     env_kwargs = {"privileged_state": True} if cfg.critic_state else {}
     envs, obs_space, act_space = make_train_envs(cfg.task, base_cfg["obs"], cfg.train.n_envs, backbone.horizon,
-                                                 cfg.agent.gamma, cfg.train.seed, vector=cfg.train.vector, **env_kwargs)
+                                                 cfg.agent.gamma, cfg.train.seed, vector=cfg.train.vector,
+                                                 **env_kwargs)
     eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
     agent = make_agent(cfg.algo, backbone, obs_space=obs_space, action_space=act_space, config=cfg.agent_config())
     replay = ReplayBuffer(min(cfg.train.buffer_capacity, cfg.train.env_steps), backbone.noise_shape,
@@ -186,116 +196,48 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     # image observations go into the replay as the frozen encoder's features (exact: the encoder never changes),
     # plus the privileged state for the critic: ≈ 100 kB less per transition and no CNN pass per update
     keep = (PRIVILEGED_KEY,) if cfg.critic_state else ()
-    encode = (lambda o: agent.encoded(o, keep)) if image else (lambda o: o)  # a batch of observations
-    encode_one = (lambda o: _row(encode(_stack_obs([o])), 0)) if image else (lambda o: o)
+    encode = (lambda o: agent.encoded(o, keep)) if image else None  # a batch of observations
     print(f"steering {cfg.task} with {agent.describe()}; δ={cfg.agent.delta} ({cfg.agent.tr_norm} norm), "
           f"{cfg.train.env_steps} env steps on {cfg.train.n_envs} envs")
 
     ck = run.checkpointer()
-    env_steps, episodes, chunks_seen, updates = 0, 0, 0, 0
-    wall_before = 0.0  # wall time of earlier sessions of this run (restored on resume)
+    loop_state = LoopState()
     state = ck.load_latest() if resume else None
     if state is not None:
         agent.load_state_dict(state["agent"])
         load_replay_state(replay, state["replay"])
         runs.set_rng_state(state["rng"])
-        env_steps, episodes = int(state["step"]), int(state["episodes"])
-        chunks_seen, updates = int(state["chunks"]), int(state["updates"])
-        wall_before = float(state.get("wall_s", 0.0))
-        print(f"resumed {out} at env step {env_steps} ({len(replay)} transitions in replay) from {ck.latest()}")
-    log = runs.ScalarLog(out, resume_step=env_steps if state is not None else None)
+        loop_state = LoopState(int(state["step"]), int(state["episodes"]), int(state["chunks"]),
+                               int(state["updates"]), float(state.get("wall_s", 0.0)))
+        print(f"resumed {out} at env step {loop_state.env_steps} ({len(replay)} transitions in replay) "
+              f"from {ck.latest()}")
+    log = runs.ScalarLog(out, resume_step=loop_state.env_steps if state is not None else None)
+    sink = _RunSink(log, ck, agent, replay, cfg.agent.delta)
+    final: dict[str, Any] = {}
 
-    def checkpoint() -> None:
-        ck.save(env_steps, {"agent": agent.state_dict(), "replay": replay_state(replay), "rng": runs.rng_state(),
-                            "episodes": episodes, "chunks": chunks_seen, "updates": updates,
-                            "wall_s": wall_before + time.perf_counter() - t0})
-
-    def evaluate(trials_per_cell: int, out_dir: Path | None = None) -> dict[str, Any]:
+    def evaluate(env_steps: int) -> dict[str, float]:
+        """The task's grid with the current policy (8 trials on the 2×4 grid by default)."""
         agent.eval()
         res = evaluate_grid(cfg.task, base_cfg["obs"], lambda o: agent.act(o), backbone.horizon,
-                            trials_per_cell=trials_per_cell, seed=10_000 + cfg.train.seed, out=out_dir, env=eval_env)
+                            trials_per_cell=cfg.train.eval_trials, seed=10_000 + cfg.train.seed, env=eval_env)
         agent.train()
-        return res
+        final.update(res)
+        return {"success": res["success_rate"], "return": res["mean_return"]}
 
-    # the env is reset on resume: a half-finished episode is the only thing a kill loses besides the interval
-    obs, _ = envs.reset(seed=cfg.train.seed + 7919 * (env_steps // max(cfg.train.ckpt_every, 1)))
-    obs = encode(obs)
-    ep_ret = np.zeros(cfg.train.n_envs)
-    recent_returns: list[float] = []
-    recent_success: list[float] = []
-    next_eval = (env_steps // cfg.train.eval_every + 1) * cfg.train.eval_every if env_steps else 0
-    next_ckpt = (env_steps // cfg.train.ckpt_every + 1) * cfg.train.ckpt_every
     t0 = time.perf_counter()
-    bar = tqdm(total=cfg.train.env_steps, initial=env_steps, desc=f"{cfg.algo} δ={cfg.agent.delta}",
-               unit="step",
-               disable=not progress, dynamic_ncols=True)
-    stats: dict[str, float] = {}
-    while env_steps < cfg.train.env_steps:
-        if env_steps >= next_eval:
-            res = evaluate(cfg.train.eval_trials)
-            log.log(env_steps, "eval", success=res["success_rate"], **{"return": res["mean_return"]})
-            bar.set_postfix(success=f"{res['success_rate']:.2f}")
-            next_eval += cfg.train.eval_every
-        eps_scale = (None if cfg.train.explore_eps_scale is None
-                     else np.random.uniform(*cfg.train.explore_eps_scale, cfg.train.n_envs))
-        if env_steps < cfg.train.warmup_steps:  # warm-up: the base policy itself, w ~ N(0, I)
-            with torch.no_grad():
-                t, _ = agent.obs_to_tensor(obs)
-                feats = agent.features(t)
-                noise_t = agent.sample_eps(feats.shape[0], False, eps_scale)
-                chunk, noise = agent.decode(feats, noise_t).numpy(), noise_t.numpy()
-        else:
-            chunk, noise = agent.act_with_noise(obs, eps_scale=eps_scale)
-        next_obs, reward, term, trunc, info = envs.step(chunk)
-        next_obs = encode(next_obs)
-        step_inc = 0
-        for i in range(cfg.train.n_envs):
-            done = bool(term[i] or trunc[i])
-            nxt = encode_one(info["final_obs"][i]) if done else _row(next_obs, i)
-            n_i = int(info_at(info, "chunk_steps", i, done, backbone.horizon))
-            replay.add(_row(obs, i), chunk[i], noise[i], float(reward[i]), nxt,
-                       float(info_at(info, "chunk_discount", i, done, cfg.agent.gamma ** n_i)), bool(term[i]))
-            ep_ret[i] += float(info_at(info, "chunk_return_undiscounted", i, done, reward[i]))
-            step_inc += n_i
-            if done:
-                episodes += 1
-                recent_returns.append(float(ep_ret[i]))
-                recent_success.append(float(bool(info_at(info, "success", i, done, False))))
-                ep_ret[i] = 0.0
-        obs = next_obs
-        env_steps += step_inc
-        chunks_seen += cfg.train.n_envs
-        bar.update(step_inc)
-        if env_steps >= cfg.train.warmup_steps and len(replay) >= cfg.train.batch_size:
-            for _ in range(cfg.train.utd * cfg.train.n_envs):
-                stats = agent.update(replay.sample(cfg.train.batch_size))
-                updates += 1
-            if chunks_seen % (10 * cfg.train.n_envs) == 0 and stats:
-                extra = {}
-                if recent_returns:
-                    extra["episode_return"] = float(np.mean(recent_returns[-20:]))
-                    extra["episode_success"] = float(np.nanmean(recent_success[-20:]))
-                log.log(env_steps, "train", **{_tb_name(k): v for k, v in stats.items()},
-                        delta=cfg.agent.delta, **extra)
-        if env_steps >= next_ckpt:
-            log.flush()
-            checkpoint()
-            next_ckpt += cfg.train.ckpt_every
-    bar.close()
-    res = evaluate(cfg.train.eval_trials)
-    log.log(env_steps, "eval", success=res["success_rate"], **{"return": res["mean_return"]})
-    checkpoint()
+    loop_state = run_steering(envs, agent, cfg.train, replay, evaluate=evaluate, sink=sink, encode=encode,
+                              state=loop_state, progress=progress, desc=f"{cfg.algo} δ={cfg.agent.delta}")
+    res = final
     envs.close()
     eval_env.close()
     torch.save(agent.state_dict(), Path(out) / "agent.pt")
     log.close()
     plot_steer_curves(out)
-    summary = {"task": cfg.task, "algo": cfg.algo, "delta": cfg.agent.delta, "env_steps": env_steps,
-               "episodes": episodes,
-               "updates": updates, "final_success_periodic_eval": res["success_rate"],
-               "final_return_periodic_eval": res["mean_return"],
-               "train_seconds_this_session": time.perf_counter() - t0,
-               "train_seconds": wall_before + time.perf_counter() - t0, "base": str(cfg.base)}
+    summary = {"task": cfg.task, "algo": cfg.algo, "delta": cfg.agent.delta, "env_steps": loop_state.env_steps,
+               "episodes": loop_state.episodes, "updates": loop_state.updates,
+               "final_success_periodic_eval": res["success_rate"], "final_return_periodic_eval": res["mean_return"],
+               "train_seconds_this_session": time.perf_counter() - t0, "train_seconds": loop_state.wall_s,
+               "base": str(cfg.base)}
     run.mark_done(**summary)
     return summary
 
