@@ -297,8 +297,7 @@ def test_training_resumes_from_agent_and_buffer_checkpoints(tmp_path):
     dec = TinyDecoder()
     agent = make_agent("lpds", dec, env.observation_space, SMALL, env.action_space)
     buf = ReplayBuffer(1000, (4, 2), seed=0)
-    loop = dict(LOOP, batch_size=16)  # updates start once warm-up is over and the replay holds a batch
-    train_steering(env, agent, 96, buffer=buf, progress=False, **loop, verbose=False)
+    train_steering(env, agent, 96, buffer=buf, progress=False, **LOOP, verbose=False)
     torch.save(agent.state_dict(), tmp_path / "a.pt")
     buf.save(str(tmp_path / "rb.npz"))
     again = make_agent("lpds", dec, env.observation_space, SMALL, env.action_space)
@@ -307,7 +306,7 @@ def test_training_resumes_from_agent_and_buffer_checkpoints(tmp_path):
     rb = ReplayBuffer.load(str(tmp_path / "rb.npz"))
     n0, u0 = len(rb), again.updates
     assert u0 > 0
-    hist = train_steering(env, again, 160, buffer=rb, start_env_steps=96, progress=False, **loop, verbose=False)
+    hist = train_steering(env, again, 160, buffer=rb, start_env_steps=96, progress=False, **LOOP, verbose=False)
     assert len(rb) == n0 + 16 and again.updates == u0 + 16 * LOOP["utd"]  # 64 more steps = 16 chunks
     assert hist["env_steps"][0] > 96
     with pytest.raises(ValueError, match="must exceed"):

@@ -5,8 +5,8 @@ observation of a finished episode is in `info["final_obs"]`), an agent, the loop
 buffer, an `evaluate(env_steps)` callback and a sink for scalars and checkpoints. It owns nothing env-specific: the
 toy (`train_steering`, any single Gymnasium env) and the RAI runs (`lpds_sim.train_steer`) are thin glue around it.
 Budgets are counted in *env* steps (not chunks), so agents with different chunk sizes compare fairly; warm-up acts
-with the base policy (w ~ N(0, I)); updates start once warm-up is over and the replay holds a batch; every collected
-chunk of every env is followed by `utd` updates.
+with the base policy (w ~ N(0, I)); once warm-up is over, every collected chunk of every env is followed by `utd`
+updates.
 """
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
             vec_steps += 1
             if bar is not None:
                 bar.update(step_inc)
-            if st.env_steps >= loop.warmup_steps and len(replay) >= loop.batch_size:
+            if st.env_steps >= loop.warmup_steps:  # (the replay samples with replacement: any size works)
                 agent.train()
                 for _ in range(loop.utd * n_envs):
                     for k, v in agent.update(replay.sample(loop.batch_size)).items():

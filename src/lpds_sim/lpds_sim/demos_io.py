@@ -93,7 +93,7 @@ def load_demos(path: str | os.PathLike) -> DemoSet:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"demo file {path} does not exist; create it with "
-                                "`lpds demos --task pick_place --n 29 --obs state --out {path}`")
+                                "`lpds demos --task pick_place --n-demos 29 --obs state --out {path}`")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
