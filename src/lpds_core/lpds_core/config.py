@@ -238,11 +238,11 @@ def _check_value(f: dataclasses.Field, value: Any, key: str, where: str) -> None
         if v is None or isinstance(v, (bool, str)):
             continue
         if m.get("min") is not None and v < m["min"]:
-            raise ConfigError(f"{where}: {key} must be >= {m['min']:g}, got {v!r} ({doc_of(f)})")
+            raise ConfigError(f"{where}: {key} must be >= {m['min']:g}, got {v!r} — {doc_of(f)}")
         if m.get("max") is not None and v > m["max"]:
-            raise ConfigError(f"{where}: {key} must be <= {m['max']:g}, got {v!r} ({doc_of(f)})")
+            raise ConfigError(f"{where}: {key} must be <= {m['max']:g}, got {v!r} — {doc_of(f)}")
         if m.get("above") is not None and not v > m["above"]:
-            raise ConfigError(f"{where}: {key} must be > {m['above']:g}, got {v!r} ({doc_of(f)})")
+            raise ConfigError(f"{where}: {key} must be > {m['above']:g}, got {v!r} — {doc_of(f)}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
