@@ -24,7 +24,7 @@ agent = make_agent(scfg.algo, backbone, obs_space=steering_obs_space(scfg, env),
 ck = run.joinpath("checkpoints"); p = sorted(ck.iterdir())[-1]
 st = runs.load_checkpoint(p)
 agent.load_state_dict(st["agent"])
-rb = ReplayBuffer(scfg.env_steps, backbone.noise_shape, seed=1); load_replay_state(rb, st["replay"])
+rb = ReplayBuffer(scfg.train.env_steps, backbone.noise_shape, seed=1); load_replay_state(rb, st["replay"])
 torch.manual_seed(0)
 b = rb.sample(1024)
 with torch.no_grad():

@@ -95,14 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    pcfg = PipelineConfig(task=args.task, obs=args.obs, n_demos=args.n_demos, bc_steps=args.bc_steps,
-                          seed=args.seed, trials_per_cell=args.trials_per_cell)
+    pcfg = runs.config_from_dict(PipelineConfig, {"task": args.task, "obs": args.obs, "n_demos": args.n_demos,
+                                                  "bc_steps": args.bc_steps, "seed": args.seed,
+                                                  "trials": args.trials_per_cell})
     demos, base = out / "demos.hdf5", out / "base"
     # training runs in `lpds` subprocesses: this process holds exactly one RAI env (the evaluation env)
     if not demos_valid(demos, args.task, args.n_demos, args.obs):
         record_demos(pcfg, demos)
     if not run_done(base):
-        lpds("train-base", "--task", args.task, "--data", str(demos), "--obs", args.obs, "--grad-steps",
+        lpds("train-base", "--task", args.task, "--data", str(demos), "--obs", args.obs, "--bc-steps",
              str(args.bc_steps), "--seed", str(args.seed), "--out", str(base), "--no-progress",
              *(["--resume"] if (base / "config.yaml").is_file() else []))
     steer_runs = []

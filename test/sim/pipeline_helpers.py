@@ -14,7 +14,7 @@ def make_base_run(root: Path, task: str = "pick_place", obs: str = "state") -> P
     from lpds_core.checkpoint import save_backbone
     from lpds_core.flow_matching import FlowMatchingPolicy
 
-    from lpds_sim.train_base import BaseConfig, backbone_path
+    from lpds_sim.train_base import BaseConfig, BCConfig, backbone_path
 
     torch.manual_seed(0)
     if obs == "image":
@@ -26,7 +26,7 @@ def make_base_run(root: Path, task: str = "pick_place", obs: str = "state") -> P
         pol = FlowMatchingPolicy(18, 4, 4, hidden=64, n_layers=2, num_steps=3)
         fit_obs = torch.randn(64, 18)
     pol.fit_normalizers(fit_obs, torch.rand(64, 4, 4) * 2 - 1)
-    run = runs.RunDir.open(root, BaseConfig(task=task, data="none.hdf5", horizon=4, obs=obs), resume=False,
+    run = runs.RunDir.open(root, BaseConfig(task=task, data="none.hdf5", obs=obs, bc=BCConfig(horizon=4)), resume=False,
                            kind="base")
     save_backbone(pol, backbone_path(root), extra={"task": task, "obs": obs})
     run.mark_done(test=True)
@@ -42,7 +42,9 @@ def make_steer_run(root: Path, base: Path, seed: int = 1) -> Path:
     from lpds_sim.train_base import backbone_path
     from lpds_sim.train_steer import SteerConfig
 
-    cfg = SteerConfig(base=str(base), task="pick_place", algo="lpds", delta=0.5, env_steps=10, hidden=64)
+    cfg = runs.config_from_dict(SteerConfig, {"base": str(base), "task": "pick_place", "algo": "lpds", "delta": 0.5,
+                                              "env_steps": 10, "warmup_steps": 0, "hidden": [64, 64],
+                                              "critic_hidden": [64, 64]})
     run = runs.RunDir.open(root, cfg, resume=False, kind="steer")
     env = make_env("pick_place", "state")
     agent = make_agent("lpds", load_backbone(backbone_path(base)), obs_space=env.observation_space,

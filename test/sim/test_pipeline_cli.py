@@ -18,6 +18,7 @@ def test_unknown_config_key_is_a_clear_error(tmp_path, capsys, command):
 
 def test_train_steer_rejects_a_folder_that_is_not_a_base_run(tmp_path, capsys):
     rc = main(["train-steer", "--base", str(tmp_path), "--algo", "lpds", "--delta", "0.05", "--env-steps", "10",
+               "--warmup-steps", "0",
                "--out", str(tmp_path / "steer")])
     assert rc == 2
     assert "not a run folder" in capsys.readouterr().err

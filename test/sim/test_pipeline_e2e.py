@@ -16,7 +16,7 @@ pytest.importorskip("robotic")
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / "src" / p) for p in ("lpds_core", "lpds_sim"))}
 TINY = ["--n-demos", "2", "--bc-steps", "40", "--env-steps", "400", "--eval-every", "400", "--warmup-steps", "200",
-        "--trials-per-cell", "1"]
+        "--trials", "1"]
 
 
 def _pipeline(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -38,7 +38,8 @@ def test_pipeline_runs_end_to_end_and_rerun_skips_finished_stages(tmp_path):
     assert "| base (flow, torch) |" in report and "/8 |" in report and "parity" in report
     assert json.loads((out / "export" / "parity.json").read_text())["max_abs_diff"] <= 1e-4
     steer_cfg = yaml.safe_load((out / "steer" / "config.yaml").read_text())  # the pipeline's LP-DS settings arrived
-    assert (steer_cfg["use_eps"], steer_cfg["eps_form"], steer_cfg["explore_eps_scale"]) == (True, "shrink", [0.0, 1.0])
+    assert (steer_cfg["agent"]["use_eps"], steer_cfg["agent"]["eps_form"], steer_cfg["agent"]["delta"],
+            steer_cfg["train"]["explore_eps_scale"]) == (True, "shrink", 8.0, [0.0, 1.0])
     assert "Δθ(s, ε) = h(s) − g(s)⊙ε" in report
 
     shutil.rmtree(out / "eval" / "steered")

@@ -15,7 +15,7 @@ from lpds_core.grid_protocol import GridProtocol  # noqa: E402
 def test_demos_cli_roundtrip_state(tmp_path):
     from lpds_sim.cli import main
     out = tmp_path / "d.hdf5"
-    assert main(["demos", "--task", "pick_place", "--n", "2", "--obs", "state", "--out", str(out),
+    assert main(["demos", "--task", "pick_place", "--n-demos", "2", "--obs", "state", "--out", str(out),
                  "--no-progress"]) == 0
     demos = load_demos(out)
     assert len(demos) == 2

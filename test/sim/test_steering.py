@@ -15,7 +15,8 @@ from lpds_core.training import train_steering
 from lpds_core.trust_region import LagrangianTrustRegion
 from steering_helpers import TinyDecoder
 
-SMALL = dict(hidden=(32, 32), critic_hidden=(32, 32), batch_size=32, utd=2, warmup_steps=40)
+SMALL = dict(hidden=(32, 32), critic_hidden=(32, 32))  # agent settings
+LOOP = dict(batch_size=32, utd=2, warmup_steps=40)  # loop settings (lpds_core.training.LoopConfig)
 
 
 class LineEnv(gym.Env):
@@ -195,7 +196,7 @@ def test_gradient_reaches_perturbation_but_backbone_stays_bit_identical():
     assert agent.perturbation.net[0].weight.grad is not None
     assert agent.perturbation.net[0].weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in dec.parameters())
-    train_steering(env, agent, 200, seed=0, progress=False)
+    train_steering(env, agent, 200, seed=0, progress=False, **LOOP)
     after = dec.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "backbone weights changed"
     assert any(not torch.equal(a, b) for a, b in zip(p_before, agent.perturbation.parameters()))
@@ -210,7 +211,7 @@ def test_each_agent_trains_on_the_toy_env_and_round_trips(name, tmp_path):
     fm.fit_normalizers(torch.randn(64, 2), torch.rand(64, 4, 2) * 2 - 1)
     before = [p.clone() for p in fm.parameters()]
     agent = make_agent(name, fm, env.observation_space, dict(SMALL, action_magnitude=1.5), env.action_space)
-    hist = train_steering(env, agent, 160, seed=1, progress=False, log_every=16)
+    hist = train_steering(env, agent, 160, seed=1, progress=False, **LOOP, log_every=16)
     assert hist["env_steps"] and all(np.isfinite(v) for v in hist["critic_loss"])
     assert agent.updates > 0
     assert all(torch.equal(a, b) for a, b in zip(before, fm.parameters()))
@@ -239,7 +240,7 @@ def test_bad_inputs_give_clear_errors():
         agent.act(np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="unknown steering algorithm"):
         make_agent("ppo", TinyDecoder(), env.observation_space)
-    with pytest.raises(ValueError, match="unknown agent config key"):
+    with pytest.raises(ValueError, match="agent config: unknown config key .detla."):
         AgentConfig.from_dict({"detla": 0.1})
     with pytest.raises(ValueError, match="missing"):
         agent.update({"obs": torch.zeros(2, 2)})
@@ -248,7 +249,7 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(TypeError, match="FrozenDecoder"):
         make_agent("lpds", torch.nn.Linear(2, 2), env.observation_space)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="matches neither"):
-        train_steering(ActionChunkWrapper(env, 3), agent, 10, progress=False)
+        train_steering(ActionChunkWrapper(env, 3), agent, 10, progress=False, **LOOP)
 
 
 def test_agent_registry_complete():
@@ -296,7 +297,7 @@ def test_training_resumes_from_agent_and_buffer_checkpoints(tmp_path):
     dec = TinyDecoder()
     agent = make_agent("lpds", dec, env.observation_space, SMALL, env.action_space)
     buf = ReplayBuffer(1000, (4, 2), seed=0)
-    train_steering(env, agent, 96, buffer=buf, progress=False, verbose=False)
+    train_steering(env, agent, 96, buffer=buf, progress=False, **LOOP, verbose=False)
     torch.save(agent.state_dict(), tmp_path / "a.pt")
     buf.save(str(tmp_path / "rb.npz"))
     again = make_agent("lpds", dec, env.observation_space, SMALL, env.action_space)
@@ -304,11 +305,12 @@ def test_training_resumes_from_agent_and_buffer_checkpoints(tmp_path):
     assert float(again.trust_region.lam) == float(agent.trust_region.lam) and again.updates == agent.updates
     rb = ReplayBuffer.load(str(tmp_path / "rb.npz"))
     n0, u0 = len(rb), again.updates
-    hist = train_steering(env, again, 160, buffer=rb, start_env_steps=96, progress=False, verbose=False)
-    assert len(rb) == n0 + 16 and again.updates == u0 + 16 * SMALL["utd"]  # 64 more steps = 16 chunks
+    assert u0 > 0
+    hist = train_steering(env, again, 160, buffer=rb, start_env_steps=96, progress=False, **LOOP, verbose=False)
+    assert len(rb) == n0 + 16 and again.updates == u0 + 16 * LOOP["utd"]  # 64 more steps = 16 chunks
     assert hist["env_steps"][0] > 96
     with pytest.raises(ValueError, match="must exceed"):
-        train_steering(env, again, 96, start_env_steps=96, progress=False)
+        train_steering(env, again, 96, start_env_steps=96, progress=False, **LOOP)
 
 
 def test_agent_acts_on_image_observations_single_and_batched():
@@ -422,7 +424,7 @@ def test_asymmetric_critic_errors_name_the_fix():
 def test_averaged_perturbation_trails_the_online_one_and_is_what_eval_and_export_use():
     env = _toy_env()
     dec = TinyDecoder()
-    cfg = dict(SMALL, use_eps=True, eps_form="shrink", actor_avg_rate=0.1, warmup_steps=0, batch_size=16)
+    cfg = dict(SMALL, use_eps=True, eps_form="shrink", actor_avg_rate=0.1)
     agent = make_agent("lpds", dec, env.observation_space, cfg, env.action_space)
     assert make_agent("lpds", dec, env.observation_space, SMALL, env.action_space).perturbation_avg is None
     rb = ReplayBuffer(256, agent.noise_shape, seed=0)

@@ -51,9 +51,9 @@ def test_demos_reach_all_four_goals_but_imperfectly():
 @pytest.mark.slow
 def test_lpds_toy_short_run_writes_metrics_and_figures(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lpds_sim.cli", "toy", "--algo", "lpds", "--delta", "0.05", "--steps", "320",
-           "--seed", "0", "--out", str(out), "--eval-episodes", "40", "--eval-every", "160", "--bc-steps", "150",
-           "--warmup", "100", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    cmd = [sys.executable, "-m", "lpds_sim.cli", "toy", "--algo", "lpds", "--delta", "0.05", "--env-steps", "320",
+           "--seed", "0", "--out", str(out), "--trials", "40", "--eval-every", "160", "--bc-steps", "150",
+           "--warmup-steps", "100", "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     m = json.loads((out / "metrics.json").read_text())

@@ -41,7 +41,7 @@ def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path):
     base = make_base_run(tmp_path / "base")
     out = tmp_path / "steer"
     cfg = tmp_path / "small.yaml"
-    cfg.write_text("batch_size: 32\nhidden: 64\neval_trials_per_cell: 1\n")
+    cfg.write_text("batch_size: 32\nhidden: [64, 64]\ncritic_hidden: [64, 64]\neval_trials: 1\n")
     proc = subprocess.Popen(_steer_cmd(base, out, "--config", str(cfg)), env=ENV, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ck = runs.Checkpointer(out / "checkpoints")
@@ -77,7 +77,7 @@ def test_resume_refuses_a_different_base_task(tmp_path, capsys):
 
     base = make_base_run(tmp_path / "mugbase", task="mug_hang")
     rc = main(["train-steer", "--base", str(base), "--task", "pick_place", "--algo", "lpds", "--delta", "0.05",
-               "--env-steps", "10", "--out", str(tmp_path / "steer")])
+               "--env-steps", "10", "--warmup-steps", "0", "--out", str(tmp_path / "steer")])
     assert rc == 2
     err = capsys.readouterr().err
     assert "task 'mug_hang'" in err and "'pick_place'" in err
@@ -90,13 +90,13 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "steer"
     from lpds_sim.train_steer import SteerConfig
 
-    cfg = SteerConfig(base=str(base), task="pick_place", env_steps=10)
+    cfg = runs.config_from_dict(SteerConfig, {"base": str(base), "task": "pick_place", "env_steps": 10,
+                                              "warmup_steps": 0})
     runs.RunDir.open(out, cfg, resume=False, kind="steer")
     bad = out / "checkpoints" / "ckpt_0000000400.pt"
     runs.save_checkpoint(bad, {"x": torch.zeros(1000)})
     bad.write_bytes(bad.read_bytes()[:-100])  # truncated, as a copy cut short would leave it
-    rc = main(["train-steer", "--base", str(base), "--algo", "lpds", "--delta", "0.05", "--env-steps", "10",
-               "--out", str(out), "--resume"])
+    rc = main(["train-steer", "--out", str(out), "--resume"])  # the saved config.yaml gives the rest
     assert rc == 2
     err = capsys.readouterr().err
     assert "ckpt_0000000400.pt" in err and "corrupt" in err
@@ -105,28 +105,47 @@ def test_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path, capsys):
 def test_steer_config_checks_eps_form_and_exploration_keys():
     from lpds_sim.train_steer import SteerConfig
 
-    ok = SteerConfig(base="b", algo="lpds", explore_eps_scale=[0, 1], eps_form="shrink").check()
-    assert ok.explore_eps_scale == [0.0, 1.0]
+    def steer(**kw):
+        return runs.config_from_dict(SteerConfig, {"base": "b", **kw}, "test")
+
+    ok = steer(algo="lpds", explore_eps_scale=[0, 1], eps_form="shrink")
+    assert ok.train.explore_eps_scale == [0.0, 1.0] and ok.agent.eps_form == "shrink"
     with pytest.raises(runs.ConfigError, match="eps_form"):
-        SteerConfig(base="b", eps_form="free").check()
+        steer(eps_form="free")
     with pytest.raises(runs.ConfigError, match=r"\[lo, hi\]"):
-        SteerConfig(base="b", explore_eps_scale=[1.0, 0.5]).check()
+        steer(explore_eps_scale=[1.0, 0.5])
     with pytest.raises(runs.ConfigError, match="dsrl-na samples its own noise"):
-        SteerConfig(base="b", algo="dsrl-na", explore_eps_scale=[0, 1]).check()
+        steer(algo="dsrl-na", explore_eps_scale=[0, 1])
 
 
 def test_resume_accepts_a_run_started_before_a_config_key_existed(tmp_path):
     from lpds_sim.train_steer import SteerConfig
 
-    cfg = SteerConfig(base="b", task="pick_place")
+    cfg = runs.config_from_dict(SteerConfig, {"base": "b", "task": "pick_place"})
     run = runs.RunDir.open(tmp_path / "r", cfg, resume=False, kind="steer")
     saved = yaml.safe_load(run.config_path.read_text())
-    del saved["eps_form"]  # as written by a version without the key
+    del saved["agent"]["eps_form"]  # as written by a version without the key
     run.config_path.write_text(yaml.safe_dump(saved))
     runs.RunDir.open(tmp_path / "r", cfg, resume=True, kind="steer", must_match=("eps_form", "use_eps"))
+    shrink = runs.config_from_dict(SteerConfig, {"base": "b", "task": "pick_place", "eps_form": "shrink"})
     with pytest.raises(runs.RunError, match="eps_form"):
-        runs.RunDir.open(tmp_path / "r", SteerConfig(base="b", task="pick_place", eps_form="shrink"), resume=True,
-                         kind="steer", must_match=("eps_form",))
+        runs.RunDir.open(tmp_path / "r", shrink, resume=True, kind="steer", must_match=("eps_form",))
+
+
+def test_resume_reads_a_flat_run_config_written_before_the_schema(tmp_path):
+    """Run folders from before the `agent:`/`train:` sections (flat keys, `hidden: 256`, `critic_state`) still
+    resume: their config reads as today's, and only a flag that really differs is a conflict."""
+    from lpds_sim.train_steer import SteerConfig
+
+    old = {"kind": "steer", "base": "b", "task": "pick_place", "algo": "lpds", "delta": 8.0, "hidden": 64,
+           "critic_state": False, "threads": 1, "eval_trials_per_cell": 1, "final_trials_per_cell": 5,
+           "env_steps": 1000, "warmup_steps": 100}
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.yaml").write_text(yaml.safe_dump(old))
+    saved = runs.config_from_dict(SteerConfig, old, "old run", kind="steer")
+    assert saved.agent.hidden == (64, 64) and saved.agent.critic_hidden == (64, 64)
+    assert saved.agent.critic_obs is None and saved.train.eval_trials == 1
+    runs.RunDir.open(tmp_path / "r", saved, resume=True, kind="steer", must_match=("delta", "hidden"))
 
 
 @pytest.mark.slow
@@ -138,7 +157,7 @@ def test_image_steering_stores_encoded_features_and_gives_the_critic_the_sim_sta
     base = make_base_run(tmp_path / "base", obs="image")
     out = tmp_path / "steer"
     cmd = [sys.executable, "-m", "lpds_sim.cli", "train-steer", "--base", str(base), "--algo", "lpds",
-           "--delta", "8", "--use-eps", "--eps-form", "shrink", "--critic-state", "--out", str(out),
+           "--delta", "8", "--use-eps", "--eps-form", "shrink", "--critic-obs", "state", "--out", str(out),
            "--warmup-steps", "96", "--batch-size", "16", "--ckpt-every", "160", "--eval-every", "100000",
            "--no-progress"]
     r = subprocess.run([*cmd, "--env-steps", "160"], env=ENV, capture_output=True, text=True, timeout=300)
@@ -171,4 +190,4 @@ def test_image_steering_stores_encoded_features_and_gives_the_critic_the_sim_sta
     assert (tmp_path / "onnx" / "perturbation.onnx").is_file()
     r = subprocess.run([*cmd[:-1], "--env-steps", "160", "--out", str(tmp_path / "bad"), "--algo", "dsrl-na"],
                        env=ENV, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "critic_state applies to lpds" in r.stderr
+    assert r.returncode == 2 and "critic_obs applies to lpds" in r.stderr

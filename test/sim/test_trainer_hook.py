@@ -12,7 +12,7 @@ from pipeline_helpers import make_base_run
 def test_pipeline_hook_trains_exports_and_announces_the_model(tmp_path):
     base = make_base_run(tmp_path / "base")
     config = {"base": str(base), "env_steps": 120, "warmup_steps": 40, "eval_every": 120, "ckpt_every": 60,
-              "final_trials_per_cell": 1, "eval_trials_per_cell": 1, "batch_size": 16}
+              "eval_trials": 1, "batch_size": 16}
     progress = list(pipeline_train_steer("pick_place", str(tmp_path / "trainer"), config))
 
     assert [p["stage"] for p in progress] == ["training", "exported"]

@@ -103,7 +103,7 @@ def test_policy_folder_that_is_neither_run_nor_export(tmp_path, capsys):
 
 def test_demos_refuses_existing_out(tmp_path, capsys):
     (tmp_path / "demos.hdf5").write_bytes(b"my earlier demos")
-    fails(capsys, ["demos", "--out", str(tmp_path / "demos.hdf5"), "--n", "1", "--no-progress"], tmp_path,
+    fails(capsys, ["demos", "--out", str(tmp_path / "demos.hdf5"), "--n-demos", "1", "--no-progress"], tmp_path,
           "already exists", "--overwrite")
 
 
@@ -196,7 +196,7 @@ def test_truncated_run_checkpoint_on_resume(tmp_path, capsys):
     from lpds_sim.train_base import BaseConfig
 
     data = write_tiny_demos(tmp_path / "d.hdf5")
-    run = runs.RunDir.open(tmp_path / "b", BaseConfig(task="pick_place", data=str(data), horizon=4), resume=False,
+    run = runs.RunDir.open(tmp_path / "b", runs.config_from_dict(BaseConfig, {"task": "pick_place", "data": str(data), "horizon": 4}), resume=False,
                            kind="base")
     path = run.checkpointer().save(2, {"model": {}, "x": list(range(100))})
     _truncate(path)
@@ -260,7 +260,7 @@ def test_pipeline_stage_error_is_one_line(tmp_path, capsys, monkeypatch):
     root.mkdir()
     from lpds_sim.pipeline import PipelineConfig
 
-    runs.save_config(root / "pipeline.yaml", PipelineConfig(n_demos=2, bc_steps=2))  # a pipeline run whose demos
+    runs.save_config(root / "pipeline.yaml", runs.config_from_dict(PipelineConfig, {"n_demos": 2, "bc_steps": 2}))  # a pipeline run whose demos
     write_tiny_demos(root / "demos.hdf5", n=2, bad=(1, "actions"))  # stage finished with a damaged file
     fails(capsys, ["pipeline", "--n-demos", "2", "--bc-steps", "2", "--out", str(root)], tmp_path,
           "stage `lpds train-base` failed", "data/demo_1", "NaN/Inf", "finished stages are kept")

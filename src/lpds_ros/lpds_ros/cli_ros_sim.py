@@ -15,14 +15,15 @@ from lpds_core import jsonio
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ros-sim", help="run the ROS 2 graph (policy node + sim robot) for N grid trials")
+    p = sub.add_parser("ros-sim", help="run the ROS 2 graph (policy node + sim robot) for N grid trials",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", default="pick_place", choices=["pick_place", "mug_hang"])
     p.add_argument("--episodes", type=int, default=0, help="stop after N grid trials (0: all rows x cols x trials)")
     p.add_argument("--trials", type=int, default=5, help="trials per grid cell")
     p.add_argument("--model-dir", default="", help="ONNX export folder (decoder.onnx + perturbation.onnx)")
     p.add_argument("--runner", default=None, help="onnx | scripted | package.module:factory "
                                                   "(default: onnx with --model-dir, else scripted)")
-    p.add_argument("--obs-mode", default="state", choices=["state", "image"])
+    p.add_argument("--obs", dest="obs_mode", default="state", choices=["state", "image"], help="observation mode")
     p.add_argument("--backend", default="rai", choices=["rai", "kinematic"], help="sim robot backend")
     p.add_argument("--rate", type=float, default=10.0, help="control rate in Hz (the policy's training rate)")
     p.add_argument("--speedup", type=float, default=1.0, help="run the sim robot's clock this much faster than "

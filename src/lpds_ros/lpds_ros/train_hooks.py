@@ -20,9 +20,12 @@ def pipeline_train_steer(task: str, out_dir: str, config: dict[str, Any]) -> Ite
     from lpds_sim.export_run import export_run
     from lpds_sim.train_steer import SteerConfig, train_steer
 
-    cfg = SteerConfig(**{"task": task, **config})
+    from lpds_sim.runs import config_from_dict
+
+    cfg = config_from_dict(SteerConfig, {"task": task, **config}, "trainer config")
     run_dir = Path(out_dir) / "steer"
-    yield {"stage": "training", "run": str(run_dir), "algo": cfg.algo, "delta": cfg.delta, "env_steps": cfg.env_steps}
+    yield {"stage": "training", "run": str(run_dir), "algo": cfg.algo, "delta": cfg.agent.delta,
+           "env_steps": cfg.train.env_steps}
     summary = train_steer(cfg, run_dir, resume=(run_dir / "config.yaml").exists(), progress=False)
     onnx_dir = Path(out_dir) / "onnx"
     info = export_run(str(run_dir), str(onnx_dir))

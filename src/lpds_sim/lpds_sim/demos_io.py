@@ -99,7 +99,7 @@ def load_demos(path: str | os.PathLike) -> DemoSet:
     regen = f"regenerate it with `lpds demos --task TASK --out {path} --overwrite`"
     if not path.exists():
         raise DataError(f"demo file {path} does not exist; check the path, or create it with "
-                        f"`lpds demos --task pick_place --n 29 --obs state --out {path}`")
+                        f"`lpds demos --task pick_place --n-demos 29 --obs state --out {path}`")
     if path.is_dir():
         raise DataError(f"demo file {path} is a folder; pass the .hdf5 file written by `lpds demos`")
     try:

@@ -80,17 +80,6 @@ def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: 
     return envs, envs.single_observation_space, envs.single_action_space
 
 
-def info_at(info: dict[str, Any], key: str, i: int, done: bool, default: Any = None) -> Any:
-    """Env i's value of `key` in a vector-env info (for a finished env, from its final step, not its reset)."""
-    src = info.get("final_info", info) if done else info
-    if key not in src:
-        return default
-    mask = src.get(f"_{key}")
-    if mask is not None and not mask[i]:
-        return default
-    return src[key][i]
-
-
 class ChunkExecutor:
     """Per-step policy from a chunk policy: plans a chunk, replays it open loop, replans when it runs out.
 

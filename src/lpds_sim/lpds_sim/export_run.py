@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from lpds_core.config import flatten
 from lpds_core.errors import UserError
 
 from lpds_sim import runs
@@ -182,6 +183,7 @@ def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int
         obs = sample_observations(env, n_check, seed=12345)
     finally:
         env.close()
+    cfg = flatten(cfg)  # steer run configs keep the agent's settings in their `agent:` section
     meta = {"task": cfg["task"], "algo": cfg.get("algo", "base"), "delta": cfg.get("delta"),
             "perturbation_space": space, "run": str(Path(run).resolve()), "checkpoint": cfg.get("checkpoint"),
             "tr_norm": cfg.get("tr_norm"), "control_hz": 10.0}

@@ -15,66 +15,63 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lpds_core.agents.base import AgentConfig
+from lpds_core.config import flatten, nested, setting, to_dict, validate
+from lpds_core.training import LoopConfig
+
 from lpds_sim import runs
 from lpds_sim.stages import Stage, run_stages
-from lpds_sim.train_base import TASKS, BaseConfig
-from lpds_sim.train_steer import SteerConfig
+from lpds_sim.train_base import OBS_MODES, TASKS, BaseConfig, BCConfig
+from lpds_sim.train_steer import ALGOS, PRIVILEGED_KEY, SteerConfig
 
 
 @dataclasses.dataclass
 class PipelineConfig:
-    task: str = "pick_place"
-    obs: str = "state"
-    backbone: str = "flow"
-    n_demos: int = 29
-    demo_seed: int = 0
-    bc_steps: int = 3000
-    bc_batch_size: int = 256
-    horizon: int = 8
-    algo: str = "lpds"
-    delta: float = 8.0  # E‖Δ‖² summed over the 8×4 noise dims: room for a gain g = 0.5 on every dim (w = ε/2)
-    env_steps: int = 100_000  # the issue's budget; `make demo` (whole pipeline) stays within 15 min on 2 cores
-    eval_every: int = 10_000
-    warmup_steps: int = 5_000
-    utd: int = 1
-    batch_size: int = 128  # steering minibatch
+    """`lpds pipeline`: its own settings, plus the `bc:`, `agent:` and `train:` sections it passes to
+    `lpds train-base` / `lpds train-steer` (each setting declared once; the pipeline only picks its defaults)."""
+
+    task: str = setting("pick_place", "task", choices=TASKS)
+    obs: str = setting("state", "observation mode", choices=OBS_MODES)
+    n_demos: int = setting(29, "emulated-teleoperation demos to record", min=1)
+    demo_seed: int = setting(0, "seed of the demo recording", min=0)
+    algo: str = setting("lpds", "steering algorithm", choices=ALGOS)
+    trials: int = setting(5, "final grid trials per cell: 2×4×5 = 40 (pick-and-place), 2×2×5 = 20 (mug)", min=1)
+    bc: BCConfig = nested(BCConfig, bc_steps=3000)
     # LP-DS settings that made the pick_place gain (bench/RESULTS.md, "noise gain"): Δθ(s, ε) = h(s) − g(s)⊙ε,
-    # chunks collected at noise levels c·ε with c ~ U(0, 1), a slow dual step, a faster critic
-    use_eps: bool = True
-    eps_form: str = "shrink"
-    explore_eps_scale: list[float] | None = dataclasses.field(default_factory=lambda: [0.0, 1.0])
-    eta_lambda: float = 0.001
-    lr_critic: float = 0.001
-    tau: float = 0.02
-    critic_state: bool = True  # image obs, lpds/lpds-a: the critic reads the simulator state (asymmetric actor-critic)
-    n_envs: int = 2
-    trials_per_cell: int = 5  # final grid: 2×4×5 = 40 trials for pick-and-place, 2×2×5 = 20 for mug hanging
-    seed: int = 0
-    threads: int = 1
+    # chunks collected at noise levels c·ε with c ~ U(0, 1), a slow dual step, a faster critic; δ = 8 on E‖Δ‖²
+    # summed over the 8×4 noise dims: room for a gain g = 0.5 on every dim (w = ε/2). The critic reads the
+    # simulator state with image observations (asymmetric actor-critic). The same as config/agents/lpds_pipeline.yaml.
+    agent: AgentConfig = nested(AgentConfig, delta=8.0, use_eps=True, eps_form="shrink", eta_lambda=0.001,
+                                lr_critic=0.001, tau=0.02, critic_obs=PRIVILEGED_KEY)
+    # the issue's budget; `make demo` (whole pipeline) stays within 15 min on 2 cores
+    train: LoopConfig = nested(LoopConfig, env_steps=100_000, warmup_steps=5_000, utd=1, batch_size=128,
+                               eval_every=10_000, ckpt_every=10_000, explore_eps_scale=[0.0, 1.0])
+
+    @classmethod
+    def legacy_keys(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """pipeline.yaml files written before the schema read as today's (so their folders still continue)."""
+        data = dict(data)
+        if "trials_per_cell" in data:
+            data.setdefault("trials", data.pop("trials_per_cell"))
+        if "critic_state" in data:
+            data.setdefault("critic_obs", PRIVILEGED_KEY if data.pop("critic_state") is True else None)
+        return data
 
     def check(self) -> "PipelineConfig":
-        if self.task not in TASKS:
-            raise runs.ConfigError(f"task={self.task!r} is not valid; choose one of {', '.join(TASKS)}")
-        if self.n_demos < 1:
-            raise runs.ConfigError(f"n_demos must be >= 1, got {self.n_demos}")
         return self
 
     def base_config(self, data: Path) -> BaseConfig:
-        return BaseConfig(task=self.task, data=str(data), backbone=self.backbone, obs=self.obs, horizon=self.horizon,
-                          grad_steps=self.bc_steps, batch_size=self.bc_batch_size, seed=self.seed,
-                          threads=self.threads)
+        return BaseConfig(task=self.task, data=str(data), obs=self.obs, seed=self.train.seed,
+                          threads=self.agent.threads, bc=dataclasses.replace(self.bc))
 
     def steer_config(self, base: Path) -> SteerConfig:
-        """The `lpds train-steer` settings; the Δθ(s, ε) form and the noise-level exploration only for LP-DS."""
+        """The `lpds train-steer` settings; the Δθ(s, ε) form, the noise-level exploration and the state critic
+        only where they apply (LP-DS / LP-DS-A; the state critic for image observations)."""
         noise_steer = self.algo in ("lpds", "lpds-a")
-        return SteerConfig(base=str(base), task=self.task, algo=self.algo, delta=self.delta,
-                           env_steps=self.env_steps, eval_every=self.eval_every, warmup_steps=self.warmup_steps,
-                           utd=self.utd, batch_size=self.batch_size, n_envs=self.n_envs, seed=self.seed,
-                           threads=self.threads, ckpt_every=max(1000, self.env_steps // 10),
-                           use_eps=self.use_eps and noise_steer, eps_form=self.eps_form,
-                           explore_eps_scale=self.explore_eps_scale if noise_steer else None,
-                           eta_lambda=self.eta_lambda, lr_critic=self.lr_critic, tau=self.tau,
-                           critic_state=self.critic_state and noise_steer and self.obs == "image").check()
+        agent = dataclasses.replace(self.agent, use_eps=self.agent.use_eps and noise_steer,
+                                    critic_obs=self.agent.critic_obs if noise_steer and self.obs == "image" else None)
+        train = dataclasses.replace(self.train, explore_eps_scale=self.train.explore_eps_scale if noise_steer else None)
+        return validate(SteerConfig(base=str(base), task=self.task, algo=self.algo, agent=agent, train=train))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -108,7 +105,7 @@ def record_demos(cfg: PipelineConfig, path: Path) -> None:
     """`lpds demos` into a temporary name, renamed when complete (an interrupted recording is never 'valid')."""
     tmp = path.with_name(path.stem + ".partial.hdf5")
     tmp.unlink(missing_ok=True)
-    lpds("demos", "--task", cfg.task, "--n", str(cfg.n_demos), "--obs", cfg.obs, "--seed", str(cfg.demo_seed),
+    lpds("demos", "--task", cfg.task, "--n-demos", str(cfg.n_demos), "--obs", cfg.obs, "--seed", str(cfg.demo_seed),
          "--out", str(tmp), "--no-progress")
     os.replace(tmp, path)
 
@@ -135,14 +132,14 @@ def n_grid_trials(cfg: PipelineConfig) -> int:
     from lpds_sim.evaluation import grid_shape
 
     rows, cols, _ = grid_shape(cfg.task)
-    return rows * cols * cfg.trials_per_cell
+    return rows * cols * cfg.trials
 
 
 def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path) -> None:
     """`lpds eval` on the task's grid: the same seed (cell jitter) for base and steered. The stage's own folder:
     results there are stale (the stage is invalid), so they are replaced."""
     lpds("eval", "--task", cfg.task, "--policy", str(policy), "--obs", cfg.obs, "--out", str(out),
-         "--seed", str(20_000 + cfg.seed), "--trials", str(cfg.trials_per_cell), "--no-progress", "--overwrite")
+         "--seed", str(20_000 + cfg.train.seed), "--trials", str(cfg.trials), "--no-progress", "--overwrite")
 
 
 def _grid(path: Path) -> dict[str, Any]:
@@ -158,13 +155,13 @@ def steer_description(cfg: PipelineConfig) -> str:
     if sc.algo not in ("lpds", "lpds-a"):
         return f"Steering: {sc.algo} (noise-space SAC baseline)."
     form = {"shrink": "Δθ(s, ε) = h(s) − g(s)⊙ε (shift + per-dimension noise gain)",
-            "mlp": "Δθ(s, ε) (an MLP of state and noise)"}[sc.eps_form] if sc.use_eps else "Δθ(s)"
-    explore = (f"; chunks collected at noise levels c·ε, c ~ U({sc.explore_eps_scale[0]:g}, "
-               f"{sc.explore_eps_scale[1]:g})" if sc.explore_eps_scale else "")
+            "mlp": "Δθ(s, ε) (an MLP of state and noise)"}[sc.agent.eps_form] if sc.agent.use_eps else "Δθ(s)"
+    lo_hi = sc.train.explore_eps_scale
+    explore = f"; chunks collected at noise levels c·ε, c ~ U({lo_hi[0]:g}, {lo_hi[1]:g})" if lo_hi else ""
     critic = ("; the critic reads the simulator state (training only), Δθ the image features"
               if sc.critic_state else "")
-    return (f"Steering: {sc.algo} with {form}, trust region E‖Δθ‖² ≤ {sc.delta:g} (dual step η_λ = "
-            f"{sc.eta_lambda:g}){explore}{critic}; deployed with ε ~ N(0, I).")
+    return (f"Steering: {sc.algo} with {form}, trust region E‖Δθ‖² ≤ {sc.agent.delta:g} (dual step η_λ = "
+            f"{sc.agent.eta_lambda:g}){explore}{critic}; deployed with ε ~ N(0, I).")
 
 
 def write_report(cfg: PipelineConfig, root: Path) -> Path:
@@ -176,17 +173,17 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
     plots = sorted((root / "steer" / "plots").glob("*.png")) + sorted((root / "base" / "plots").glob("*.png"))
     grid_pngs = sorted((root / "eval").glob("*/*.png"))
     lines = [
-        f"# LP-DS pipeline report: {cfg.task} ({cfg.obs} observations, {cfg.backbone} backbone)",
+        f"# LP-DS pipeline report: {cfg.task} ({cfg.obs} observations, {cfg.bc.backbone} backbone)",
         "",
-        f"{cfg.n_demos} emulated demos → behaviour cloning ({cfg.bc_steps} gradient steps) → {cfg.algo} with "
-        f"δ = {cfg.delta} for {steer_done['env_steps']} env steps → ONNX export → grid evaluation "
+        f"{cfg.n_demos} emulated demos → behaviour cloning ({cfg.bc.bc_steps} gradient steps) → {cfg.algo} with "
+        f"δ = {cfg.agent.delta} for {steer_done['env_steps']} env steps → ONNX export → grid evaluation "
         f"({n_grid_trials(cfg)} trials each, same seeds).",
         "",
         steer_description(cfg),
         "",
         "| policy | grid success | mean return |",
         "|---|---|---|",
-        f"| base ({cfg.backbone}, torch) | {base['n_success']}/{base['n_trials']} | {base['mean_return']:.2f} |",
+        f"| base ({cfg.bc.backbone}, torch) | {base['n_success']}/{base['n_trials']} | {base['mean_return']:.2f} |",
         f"| steered ({cfg.algo}, exported ONNX) | {steered['n_success']}/{steered['n_trials']} | "
         f"{steered['mean_return']:.2f} |",
         "",
@@ -202,10 +199,9 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
     return path
 
 
-def write_steer_config(sc: SteerConfig, root: Path) -> Path:
-    """Every steering setting in one YAML beside the run (`lpds train-steer --config` reads it)."""
-    path = root / "steer_config.yaml"
-    runs.save_config(path, sc)
+def write_stage_config(cfg: Any, path: Path) -> Path:
+    """Every setting of a stage in one YAML beside the run (`lpds train-base/train-steer --config` reads it)."""
+    runs.save_config(path, cfg)
     return path
 
 
@@ -213,7 +209,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     """Run (or continue) the pipeline in `out`; returns the names of the stages that ran and the report path."""
     from lpds_sim.export_run import export_valid
 
-    cfg.check()
+    validate(cfg)
     root = Path(out)
     saved = root / "pipeline.yaml"
     if root.is_file() or (root.is_dir() and any(root.iterdir()) and not saved.is_file()):
@@ -221,12 +217,12 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
                             f"nothing was changed: choose a new or empty folder")
     root.mkdir(parents=True, exist_ok=True)
     if saved.exists() and _has_outputs(root):  # settings of a start that produced nothing may change freely
-        old = runs.load_yaml_config(saved, PipelineConfig)
-        changed = [f.name for f in dataclasses.fields(cfg) if getattr(old, f.name) != getattr(cfg, f.name)]
+        old, new = flatten(runs.load_yaml_config(saved, PipelineConfig)), flatten(cfg)
+        changed = [k for k in new if old.get(k) != new[k]]
         if changed:
             raise runs.RunError(f"{root} was run with different settings ({', '.join(changed)}); "
                                 f"use a new --out, or delete the stages that depend on them")
-    if not saved.is_file() or runs.read_yaml_mapping(saved) != dataclasses.asdict(cfg):  # unchanged: left alone
+    if not saved.is_file() or runs.read_yaml_mapping(saved) != to_dict(cfg):  # unchanged: left alone
         runs.save_config(saved, cfg)
     demos, base, steer, export = root / "demos.hdf5", root / "base", root / "steer", root / "export"
     ev_base, ev_steered = root / "eval" / "base", root / "eval" / "steered"
@@ -235,13 +231,11 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     stages = [
         Stage("demos", lambda: demos_valid(demos, cfg.task, cfg.n_demos, cfg.obs), lambda: record_demos(cfg, demos)),
         Stage("base", lambda: run_done(base), lambda: lpds(
-            "train-base", "--task", cfg.task, "--data", str(demos), "--backbone", cfg.backbone, "--obs", cfg.obs,
-            "--horizon", str(b.horizon), "--grad-steps", str(b.grad_steps), "--batch-size", str(cfg.bc_batch_size),
-            "--seed", str(cfg.seed),
-            "--threads", str(cfg.threads), "--out", str(base), "--no-progress", *_resume(base))),
+            "train-base", "--config", str(write_stage_config(b, root / "base_config.yaml")), "--out", str(base),
+            "--no-progress", *_resume(base))),
         Stage("steer", lambda: run_done(steer), lambda: lpds(
-            "train-steer", "--config", str(write_steer_config(sc, root)), "--out", str(steer), "--no-progress",
-            *_resume(steer))),
+            "train-steer", "--config", str(write_stage_config(sc, root / "steer_config.yaml")), "--out", str(steer),
+            "--no-progress", *_resume(steer))),
         Stage("export", lambda: export_valid(export),
               lambda: lpds("export", "--run", str(steer), "--out", str(export))),
         Stage("eval-base", lambda: eval_valid(ev_base, n_trials, base), lambda: evaluate_policy(cfg, base, ev_base)),

@@ -46,6 +46,7 @@ PROVENANCE_FILE = "provenance.json"
 PROVENANCE_PACKAGES = ("lpds_core", "lpds_sim", "lpds_ros", "torch", "numpy", "gymnasium", "robotic", "onnxruntime")
 
 
+from lpds_core import config as _schema
 from lpds_core import jsonio
 from lpds_core.errors import CheckpointError, ConfigError, DataError, RunError, UserError  # noqa: F401  (re-exported)
 
@@ -62,6 +63,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
 # configs
 # --------------------------------------------------------------------------------------------------------------
 C = TypeVar("C")
+# The schema machinery is lpds_core.config's (one home); these are the run-folder-facing names for it.
+read_yaml_mapping = _schema.read_yaml
 
 
 def check_keys(given: Iterable[str], valid: Iterable[str], where: str) -> None:
@@ -75,55 +78,62 @@ def check_keys(given: Iterable[str], valid: Iterable[str], where: str) -> None:
         )
 
 
-def config_from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C:
-    """Build a config dataclass from a mapping, refusing keys the dataclass does not have."""
+def config_from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config", kind: str | None = None) -> C:
+    """A config from a mapping (sections or flat keys; a run's saved config with its `kind`), every value
+    converted to its field's type and checked; unknown keys are one ConfigError listing the valid ones."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where} must be a mapping of key: value, got {type(data).__name__}")
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    check_keys(data.keys(), names, where)
-    return cls(**dict(data))  # type: ignore[call-arg]
+    return _schema.build(cls, _schema.strip_meta(data, kind, where), where)
 
 
-def read_yaml_mapping(path: str | os.PathLike) -> Mapping[str, Any]:
-    """A YAML config file as a mapping, with a ConfigError that names the file for every way it can be wrong."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"config file {path} must hold a mapping of key: value")
-    return raw
+def load_yaml_config(path: str | os.PathLike, cls: type[C], kind: str | None = None) -> C:
+    return config_from_dict(cls, read_yaml_mapping(path), where=str(path), kind=kind)
 
 
-def load_yaml_config(path: str | os.PathLike, cls: type[C]) -> C:
-    return config_from_dict(cls, read_yaml_mapping(path), where=str(path))
-
-
-def merge_config(cls: type[C], defaults: C, file: str | os.PathLike | None, overrides: Mapping[str, Any]) -> C:
+def merge_config(cls: type[C], defaults: C, file: str | os.PathLike | None, overrides: Mapping[str, Any],
+                 kind: str | None = None) -> C:
     """defaults < config file < command-line overrides (None means 'not given'); unknown keys are an error."""
-    data = dataclasses.asdict(defaults)  # type: ignore[call-overload]
-    if file:
-        raw = read_yaml_mapping(file)
-        check_keys(raw.keys(), data.keys(), str(file))
-        data.update(raw)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return config_from_dict(cls, data, where=str(file) if file else "command line")
+    return _schema.resolve(cls, file, {k: v for k, v in overrides.items() if v is not None}, kind=kind,
+                           base=defaults)
 
 
-def config_from_args(cls: type[C], args: Any) -> C:
-    """A CLI's settings: defaults < `--config` file < every flag named like a field of `cls` (None = not given).
+def add_config_flags(parser: Any, cls: type, *, skip: Iterable[str] = (), required: Iterable[str] = ()) -> None:
+    """`--config FILE.yaml` plus one flag per setting of `cls` (derived from the schema, defaults in --help)."""
+    parser.add_argument("--config", metavar="FILE.yaml",
+                        help=f"YAML with any {cls.__name__} keys (flat, or in sections); a run's own config.yaml "
+                             f"works too; unknown keys are an error. Flags win over the file")
+    _schema.add_flags(parser, cls, skip=skip, required=required)
 
-    The flags are found by name, so a new config field only needs its argparse option, never a second list."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    flags = {k: v for k, v in vars(args).items() if k in names}
-    return merge_config(cls, cls(), getattr(args, "config", None), flags)
+
+def config_from_args(cls: type[C], args: Any, kind: str | None = None, base: C | None = None) -> C:
+    """A CLI's settings: defaults (or `base`) < `--config` file < every flag of the schema that was given."""
+    return _schema.resolve(cls, getattr(args, "config", None), _schema.given_flags(cls, args), kind=kind, base=base,
+                           read=read_config_file)
+
+
+def read_config_file(path: str | os.PathLike) -> Mapping[str, Any]:
+    """A `--config` YAML; a run's own config.yaml (it names its `kind`) has its paths resolved against its folder,
+    where they are stored relative, so it works as --config from any working directory."""
+    data = dict(_schema.read_yaml(path))
+    if "kind" in data:
+        run = Path(path).parent
+        for key in PATH_KEYS:
+            if isinstance(data.get(key), str) and data[key]:
+                data[key] = resolve_run_path(run, key, data[key])
+    return data
+
+
+def resume_base(cls: type[C], args: Any, kind: str) -> C | None:
+    """With `--resume`, the settings saved in `--out`/config.yaml (so `--resume --out RUN` is enough; flags given
+    as well are checked against them when the run reopens); None for a fresh run."""
+    path = Path(args.out) / "config.yaml"
+    if not getattr(args, "resume", False) or not path.is_file():
+        return None
+    return config_from_dict(cls, read_config_dict(args.out), str(path), kind=kind)
 
 
 def save_config(path: str | os.PathLike, cfg: Any) -> None:
-    data = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+    data = _schema.to_dict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
     atomic_write_bytes(Path(path), yaml.safe_dump(data, sort_keys=False).encode())
 
 
@@ -449,13 +459,13 @@ class RunDir:
         """Create RUN (fresh) or reopen it (resume). On resume, keys in `must_match` must equal the saved config.
         A folder left by a failed start (config.yaml but no work) is reused by a fresh start."""
         run = cls(root)
-        given = {"kind": kind, **(dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg))}
+        given = {"kind": kind, **(_schema.to_dict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg))}
         if run.config_path.exists():
             if not resume and run.holds_work():
                 raise RunError(f"run folder {run.root} already holds a run; pass --resume to continue it "
                                f"or choose another --out")
             if resume:
-                run._check_resumable(cfg, given, kind, must_match)
+                run._check_resumable(cfg, kind, must_match)
         stored = {k: relative_to_run(run.root, v) if k in PATH_KEYS and isinstance(v, str) else v
                   for k, v in given.items()}
         run.root.mkdir(parents=True, exist_ok=True)
@@ -475,21 +485,25 @@ class RunDir:
         except (OSError, yaml.YAMLError):
             return None
 
-    def _check_resumable(self, cfg: Any, given: Mapping[str, Any], kind: str, must_match: Iterable[str]) -> None:
-        saved = read_config_dict(self.root)
+    def _check_resumable(self, cfg: Any, kind: str, must_match: Iterable[str]) -> None:
+        """The saved settings, read back through the schema (a key added after the run was started counts as its
+        default; older layouts are converted by legacy_keys), must equal `cfg` on `must_match`: one message lists
+        every conflict. Paths count as equal when they name the same file or folder."""
+        saved = read_config_dict(self.root)  # its paths resolved against the run folder
         if saved.get("kind") != kind:
             raise RunError(f"{self.root} is a '{saved.get('kind')}' run, not a '{kind}' run")
-        defaults = {f.name: f.default for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else {}
-        for key in must_match:
-            # a key added after the run was started counts as its default (older runs stay resumable)
-            old, new = saved.get(key, defaults.get(key)), given.get(key)
+        before = (config_from_dict(type(cfg), saved, str(self.config_path), kind=kind)
+                  if dataclasses.is_dataclass(cfg) else saved)
+
+        def same(key: str, old: Any, new: Any) -> bool:
             if key in PATH_KEYS and isinstance(old, str) and isinstance(new, str):
-                same = os.path.realpath(old) == os.path.realpath(new)
-            else:
-                same = old == new
-            if not same:
-                raise RunError(f"cannot resume {self.root}: it was started with {key}={old!r}, "
-                               f"now {key}={new!r}; use the same setting or a new --out")
+                return os.path.realpath(old) == os.path.realpath(new)
+            return old == new
+
+        bad = _schema.conflicts(before, cfg, must_match, same=same)
+        if bad:
+            raise RunError(f"cannot resume {self.root} with other settings: {'; '.join(bad)}; drop those "
+                           f"flags (--resume reads the run's config.yaml) or use a new --out")
 
     def record_provenance(self, resume: bool, paths: Mapping[str, str]) -> None:
         """Append this session (git commit, package versions, command line, absolute paths) to provenance.json;

@@ -12,11 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from lpds_core.config import nested, setting, validate
+
 from lpds_sim import runs
 
 TASKS = ("pick_place", "mug_hang")
 BACKBONES = ("flow", "diffusion")
 OBS_MODES = ("state", "image")
+
 
 def obs_keys(obs_mode: str) -> tuple[str, ...]:
     """The observation keys BC reads from each demo's obs/ group (the image encoder's own list for images)."""
@@ -26,39 +29,51 @@ def obs_keys(obs_mode: str) -> tuple[str, ...]:
 
 
 @dataclasses.dataclass
+class BCConfig:
+    """The base policy and its behaviour cloning (shared by `lpds train-base` and `lpds pipeline`)."""
+
+    backbone: str = setting("flow", "generative backbone: flow matching or diffusion (DDIM)", choices=BACKBONES)
+    horizon: int = setting(8, "H: action-chunk length", min=1)
+    num_steps: int = setting(10, "K: Euler (flow) / DDIM (diffusion) decoding steps", min=1)
+    bc_hidden: int = setting(256, "width of the backbone's MLP", min=1)
+    n_layers: int = setting(3, "layers of the backbone's MLP", min=1)
+    embed_dim: int = setting(64, "image embedding size (image observations only)", min=1)
+    image_shift: int = setting(4, "image obs: random shift of ±N pixels per BC minibatch (0 = off)", min=0)
+    bc_steps: int = setting(4000, "behaviour-cloning gradient steps", min=1)
+    bc_batch_size: int = setting(256, "behaviour-cloning minibatch size", min=1)
+    bc_lr: float = setting(3e-4, "behaviour-cloning AdamW step size", above=0)
+    weight_decay: float = setting(1e-6, "behaviour-cloning AdamW weight decay", min=0)
+
+
+@dataclasses.dataclass
 class BaseConfig:
-    task: str = "pick_place"
-    data: str = ""
-    backbone: str = "flow"
-    obs: str = "state"
-    horizon: int = 8  # H: action-chunk length
-    num_steps: int = 10  # K: Euler (flow) / DDIM (diffusion) steps
-    hidden: int = 256
-    n_layers: int = 3
-    embed_dim: int = 64  # image embedding size (image obs only)
-    image_shift: int = 4  # image obs: random shift of ±N pixels per BC minibatch (0: off); see lpds_core.augment
-    grad_steps: int = 4000
-    batch_size: int = 256
-    lr: float = 3e-4
-    weight_decay: float = 1e-6
-    seed: int = 0
-    ckpt_every: int = 500  # gradient steps between checkpoints
-    log_every: int = 50
-    threads: int = 1
+    """`lpds train-base`: the run's own settings; the backbone and BC settings are the `bc:` section."""
+
+    task: str = setting("pick_place", "task the demos were recorded on", choices=TASKS)
+    data: str = setting("", "demo file from `lpds demos` (robomimic-style HDF5)")
+    obs: str = setting("state", "observation mode", choices=OBS_MODES)
+    seed: int = setting(0, "seed of the networks and minibatches", min=0)
+    ckpt_every: int = setting(500, "gradient steps between checkpoints", min=1)
+    log_every: int = setting(50, "gradient steps between logged losses", min=1)
+    threads: int = setting(1, "torch CPU threads (the machine is shared)", min=1)
+    bc: BCConfig = nested(BCConfig)
+
+    @classmethod
+    def legacy_keys(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Base-run configs written before the schema (grad_steps, batch_size, lr, hidden) read as today's."""
+        data = dict(data)
+        for old, new in (("grad_steps", "bc_steps"), ("batch_size", "bc_batch_size"), ("lr", "bc_lr"),
+                         ("hidden", "bc_hidden")):
+            if old in data:
+                data.setdefault(new, data.pop(old))
+        return data
 
     def check(self) -> "BaseConfig":
-        for name, value, allowed in (("task", self.task, TASKS), ("backbone", self.backbone, BACKBONES),
-                                     ("obs", self.obs, OBS_MODES)):
-            if value not in allowed:
-                raise runs.ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(allowed)}")
         if not self.data:
             raise runs.ConfigError("no demonstration file: pass --data FILE.hdf5 (make one with `lpds demos`)")
         if not Path(self.data).is_file():
             raise runs.DataError(f"demonstration file {self.data} does not exist; check --data, or make one with "
                                  f"`lpds demos --task {self.task} --out {self.data}`")
-        for name in ("horizon", "num_steps", "grad_steps", "batch_size", "ckpt_every", "log_every", "threads"):
-            if int(getattr(self, name)) < 1:
-                raise runs.ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         return self
 
 
@@ -84,7 +99,7 @@ def load_dataset(cfg: BaseConfig) -> tuple[Any, Any, dict[str, Any]]:
     keys = obs_keys(cfg.obs)
     episodes = [((ep.obs["state"] if cfg.obs == "state" else {k: ep.obs[k] for k in keys}), ep.actions)
                 for ep in demos]
-    obs, chunks = make_chunks(episodes, cfg.horizon, names=[ep.name for ep in demos],
+    obs, chunks = make_chunks(episodes, cfg.bc.horizon, names=[ep.name for ep in demos],
                               where=f"demo file {cfg.data}", obs_name="state")
     if isinstance(obs, dict):
         obs_t: Any = {k: torch.as_tensor(v) for k, v in obs.items()}
@@ -128,12 +143,12 @@ def check_layout(cfg: BaseConfig, demos: Any) -> None:
 
 
 def build_backbone(cfg: BaseConfig, obs_dim: int, act_dim: int, image_size: tuple[int, int] = (84, 84)):
-    if cfg.backbone == "flow":
+    if cfg.bc.backbone == "flow":
         from lpds_core.flow_matching import FlowMatchingPolicy as cls
     else:
         from lpds_core.diffusion import DiffusionPolicy as cls  # type: ignore[no-redef]
-    return cls(obs_dim, act_dim, cfg.horizon, obs_type=cfg.obs, image_size=image_size, embed_dim=cfg.embed_dim,
-               hidden=cfg.hidden, n_layers=cfg.n_layers, num_steps=cfg.num_steps)
+    return cls(obs_dim, act_dim, cfg.bc.horizon, obs_type=cfg.obs, image_size=image_size, embed_dim=cfg.bc.embed_dim,
+               hidden=cfg.bc.bc_hidden, n_layers=cfg.bc.n_layers, num_steps=cfg.bc.num_steps)
 
 
 def backbone_path(run: str | Path) -> Path:
@@ -148,9 +163,9 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
 
     from lpds_sim.curves import plot_base_curve
 
-    cfg.check()
+    validate(cfg)
     torch.set_num_threads(cfg.threads)
-    must_match = ("task", "backbone", "obs", "horizon", "num_steps", "hidden", "n_layers")
+    must_match = ("task", "backbone", "obs", "horizon", "num_steps", "bc_hidden", "n_layers", "seed", "ckpt_every")
     if resume and runs.RunDir(out).is_done() and backbone_path(out).is_file():
         run = runs.RunDir.open(out, cfg, resume=True, kind="base", must_match=must_match)
         print(f"base run {out} already finished; nothing to do")
@@ -168,7 +183,7 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
     np.random.seed(cfg.seed)
     policy = build_backbone(cfg, obs_dim, act_dim, image_size)  # type: ignore[arg-type]
     policy.fit_normalizers(obs, chunks)
-    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.bc.bc_lr, weight_decay=cfg.bc.weight_decay)
 
     ck = run.checkpointer()
     step = 0
@@ -194,23 +209,23 @@ def train_base(cfg: BaseConfig, out: str | Path, resume: bool = False, progress:
         if step % cfg.log_every == 0:
             log.log(step, "train", loss=float(np.mean(window)))
             window.clear()
-        if step % cfg.ckpt_every == 0 and step < cfg.grad_steps:
+        if step % cfg.ckpt_every == 0 and step < cfg.bc.bc_steps:
             log.flush()
             checkpoint()
 
-    losses = train_bc(policy, obs, chunks, cfg.grad_steps, batch_size=cfg.batch_size, lr=cfg.lr,
+    losses = train_bc(policy, obs, chunks, cfg.bc.bc_steps, batch_size=cfg.bc.bc_batch_size, lr=cfg.bc.bc_lr,
                       progress=progress, callback=on_step, optimizer=opt, fit_normalizers=False,
                       start_step=step, seed=cfg.seed, threads=cfg.threads,
-                      image_shift=cfg.image_shift if cfg.obs == "image" else 0)
+                      image_shift=cfg.bc.image_shift if cfg.obs == "image" else 0)
     policy.eval()
-    meta = {"task": cfg.task, "obs": cfg.obs, "backbone": cfg.backbone, "demos": runs.relative_to_run(out, cfg.data),
+    meta = {"task": cfg.task, "obs": cfg.obs, "backbone": cfg.bc.backbone, "demos": runs.relative_to_run(out, cfg.data),
             "env_kwargs": (demo_meta.get("env_args") or {}).get("env_kwargs"), "n_chunks": int(n),
             "n_demos": int(demo_meta.get("n_demos", 0)) or None}
     save_backbone(policy, backbone_path(out), extra=meta)
     checkpoint()
     log.close()
     plot_base_curve(out)
-    summary = {"task": cfg.task, "backbone": cfg.backbone, "obs": cfg.obs, "grad_steps": step,
+    summary = {"task": cfg.task, "backbone": cfg.bc.backbone, "obs": cfg.obs, "grad_steps": step,
                "final_loss": float(np.mean(losses[-cfg.log_every:])) if losses else None,
                "train_seconds_this_session": time.perf_counter() - t0, "n_chunks": int(n),
                "backbone_file": backbone_path(out).name}

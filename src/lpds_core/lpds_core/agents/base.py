@@ -15,63 +15,59 @@ import torch
 from torch import nn
 
 from ..backbone import FrozenDecoder, Obs
+from ..config import build, setting
 
 FEATURES_KEY = "features"  # dict-observation key of already-encoded backbone features (see `Agent.features`)
 
 
 @dataclass
 class AgentConfig:
-    """Hyper-parameters of all steering agents (each agent reads the ones it uses)."""
+    """Hyper-parameters of all steering agents (each agent reads the ones it uses). The loop's settings (budget,
+    warm-up, UTD, batch, replay size) are `lpds_core.training.LoopConfig`'s; every field has one home."""
 
     # networks
-    hidden: tuple[int, ...] = (256, 256)          # perturbation / SAC actor
-    critic_hidden: tuple[int, ...] = (256, 256)   # twin critics (LayerNorm MLPs)
-    lr_actor: float = 3e-4
-    lr_critic: float = 3e-4
+    hidden: tuple[int, ...] = setting((256, 256), "hidden sizes of the perturbation / SAC actor MLP", min=1)
+    critic_hidden: tuple[int, ...] = setting((256, 256), "hidden sizes of the twin critics (LayerNorm MLPs)", min=1)
+    lr_actor: float = setting(3e-4, "Adam step size of the actor (perturbation / noise policy)", above=0)
+    lr_critic: float = setting(3e-4, "Adam step size of the critics", above=0)
     # RL
-    gamma: float = 0.99          # per env step; a chunk of n steps bootstraps with gamma**n
-    tau: float = 0.005           # Polyak rate of the target critics
-    batch_size: int = 256
-    utd: int = 4                 # gradient updates per collected chunk (update-to-data ratio)
-    warmup_steps: int = 1000     # env steps of the base policy before any update
-    buffer_capacity: int = 200_000
-    actor_every: int = 1         # actor (and dual) update every k critic updates
+    gamma: float = setting(0.99, "discount per env step; a chunk of n steps bootstraps with gamma**n", above=0,
+                           max=1)
+    tau: float = setting(0.005, "Polyak rate of the target critics", above=0, max=1)
+    actor_every: int = setting(1, "actor (and dual) update every k critic updates", min=1)
     # LP-DS / LP-DS-A trust region
-    delta: float = 0.05
-    eta_lambda: float = 1.0      # dual ascent step
-    lambda_init: float = 0.0
-    tr_norm: str = "sum"         # "sum" (paper) or "per_dim"
-    use_eps: bool = False        # Δθ(s, ε) instead of Δθ(s)
-    eps_form: str = "mlp"        # form of Δθ(s, ε): "mlp" (free MLP of s, ε) or "shrink" (h(s) − g(s)⊙ε)
-    actor_q_normalize: bool = True  # divide the actor's Q term by mean|Q| (scale-free, so eta_lambda transfers)
+    delta: float = setting(0.05, "trust-region budget δ on E‖Δθ(s)‖² (lpds, lpds-a)", above=0)
+    eta_lambda: float = setting(1.0, "dual-ascent step η_λ of the Lagrange multiplier λ", min=0)
+    lambda_init: float = setting(0.0, "initial Lagrange multiplier λ", min=0)
+    tr_norm: str = setting("sum", "trust-region norm: squared norm summed over noise dims (paper) or per dim",
+                           choices=("sum", "per_dim"))
+    use_eps: bool = setting(False, "perturbation Δθ(s, ε) instead of Δθ(s)")
+    eps_form: str = setting("mlp", "form of Δθ(s, ε): free MLP of (s, ε), or shrink h(s) − g(s)⊙ε",
+                            choices=("mlp", "shrink"))
+    actor_q_normalize: bool = setting(True, "divide the actor's Q term by mean|Q| (so eta_lambda transfers)")
     # asymmetric actor-critic (LP-DS): the critic reads this key of a dict observation (standardised) instead of
     # the backbone features, e.g. the simulator's state beside the camera image. Only the perturbation ships to the
     # robot, and it still sees the backbone features, so the critic may use what the robot cannot observe.
-    critic_obs: str | None = None
+    critic_obs: str | None = setting(None, "observation key the critic reads instead of the features (none: off)")
     # Polyak average of the perturbation's weights (LP-DS), rate per actor update; 0 = off. With it, evaluation
     # and export use the average (acting in eval mode) and data collection the online network: the last iterate
     # of an actor-critic wanders by several grid trials between nearby checkpoints, the average does less.
-    actor_avg_rate: float = 0.0
+    actor_avg_rate: float = setting(0.0, "Polyak rate of the averaged Δθ used for eval/export (0 = off)", min=0,
+                                    max=1)
     # DSRL baselines
-    action_magnitude: float = 1.5  # noise bound of the tanh actor
-    target_entropy: float | None = 0.0  # DSRL default 0; None → −noise_dim
-    alpha_init: float = 1.0
-    lr_alpha: float = 3e-4
-    noise_critic_steps: int = 1   # DSRL-NA distillation steps per update (DSRL uses 10)
+    action_magnitude: float = setting(1.5, "noise bound of the DSRL tanh actor", above=0)
+    target_entropy: float | None = setting(0.0, "DSRL SAC target entropy (none: −noise_dim)")
+    alpha_init: float = setting(1.0, "initial SAC temperature α", above=0)
+    lr_alpha: float = setting(3e-4, "Adam step size of α", above=0)
+    noise_critic_steps: int = setting(1, "DSRL-NA noise-critic distillation steps per update (DSRL uses 10)",
+                                      min=1)
     # misc
-    num_threads: int = 1
+    threads: int = setting(1, "torch CPU threads (the machine is shared)", min=1)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "AgentConfig":
-        d = dict(d or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        bad = sorted(set(d) - names)
-        if bad:
-            raise ValueError(f"unknown agent config key(s) {bad}; valid keys: {sorted(names)}")
-        for k in ("hidden", "critic_hidden"):
-            if k in d:
-                d[k] = tuple(int(x) for x in d[k])
-        return cls(**d)
+        """Keys converted and checked by the schema (lpds_core.config); an unknown key is a ConfigError."""
+        return build(cls, dict(d or {}), "agent config")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
@@ -112,7 +108,7 @@ class Agent(nn.Module):
         if not isinstance(backbone, FrozenDecoder):
             raise TypeError(f"backbone must be a lpds_core.backbone.FrozenDecoder, got {type(backbone).__name__}")
         self.config = config if isinstance(config, AgentConfig) else AgentConfig.from_dict(config)
-        torch.set_num_threads(self.config.num_threads)
+        torch.set_num_threads(self.config.threads)
         # kept outside the module tree on purpose: no optimiser, .train() or state_dict() reaches it
         self.__dict__["backbone"] = backbone.freeze()
         self.obs_space = obs_space

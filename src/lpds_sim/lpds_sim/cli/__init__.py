@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES + _plugin_modules():
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():  # `--n` must not silently mean `--n-demos`: flags are spelled out
+        command.allow_abbrev = False
     return parser
 
 

@@ -5,32 +5,31 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demos", help="record emulated-teleoperation demos (robomimic-style HDF5)")
+    p = subparsers.add_parser("demos", help="record emulated-teleoperation demos (robomimic-style HDF5)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", default="pick_place", help="task name from lpds_sim.tasks (pick_place, mug_hang, ...)")
-    p.add_argument("--n", type=int, default=None, help="number of successful demos to keep (default: task's, 29)")
-    p.add_argument("--obs", choices=["state", "image"], default="state")
+    p.add_argument("--n-demos", type=int, default=None,
+                   help="number of successful demos to keep (none: the task's, 29 for pick_place)")
+    p.add_argument("--obs", choices=["state", "image"], default="state", help="observation mode")
     p.add_argument("--out", required=True, help="output .hdf5 file")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-attempts", type=int, default=None, help="give up after this many episodes (default 3n)")
-    p.add_argument("--control-hz", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the emulated operator and the scene")
+    p.add_argument("--max-attempts", type=int, default=None, help="give up after this many episodes (none: 3n)")
+    p.add_argument("--control-hz", type=float, default=10.0, help="control rate of the recording")
     p.add_argument("--sensor-noise", action="store_true", help="emulate RealSense noise in image observations")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (default: refuse)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (otherwise: refuse)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
-
-    from lpds_sim.collect import collect_demos
-    from lpds_sim.demos_io import write_demos
-    from lpds_sim.tasks import get_task
-
     from pathlib import Path
 
+    from lpds_core.config import require_count
     from lpds_core.errors import ConfigError, RunError
-
-    from lpds_sim.tasks import TASKS
+    from lpds_sim.collect import collect_demos
+    from lpds_sim.demos_io import write_demos
+    from lpds_sim.tasks import TASKS, get_task
 
     out = Path(args.out)
     if out.is_dir():
@@ -39,11 +38,12 @@ def run(args: argparse.Namespace) -> int:
         raise RunError(f"--out {out} already exists; pass --overwrite to replace it or choose another --out")
     if args.task not in TASKS:
         raise ConfigError(f"unknown task {args.task!r}; choose one of {', '.join(sorted(TASKS))}")
+    require_count(args.n_demos, "--n-demos")
+    require_count(args.max_attempts, "--max-attempts")
+    if not args.control_hz > 0:
+        raise ConfigError(f"--control-hz must be > 0, got {args.control_hz}")
     spec = get_task(args.task)
-    n = args.n if args.n is not None else spec.default_demos
-    if n < 1:
-        print("--n must be >= 1", file=sys.stderr)
-        return 2
+    n = args.n_demos if args.n_demos is not None else spec.default_demos
     env_kwargs = {"control_hz": args.control_hz}
     if args.obs == "image":
         env_kwargs["sensor_noise"] = args.sensor_noise

@@ -5,25 +5,26 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="evaluate a policy with the grid protocol (JSON, CSV, heatmap)")
-    p.add_argument("--task", default="pick_place")
+    p = subparsers.add_parser("eval", help="evaluate a policy with the grid protocol (JSON, CSV, heatmap)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", default="pick_place", help="task name from lpds_sim.tasks")
     p.add_argument("--policy", default="scripted",
                    help="'scripted' (emulated teleop operator), 'random', or a policy path with a registered loader")
-    p.add_argument("--protocol", choices=["grid"], default="grid")
+    p.add_argument("--protocol", choices=["grid"], default="grid", help="evaluation protocol")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rows", type=int, default=None)
-    p.add_argument("--cols", type=int, default=None)
-    p.add_argument("--trials", type=int, default=None, help="trials per cell")
-    p.add_argument("--obs", choices=["state", "image"], default="state")
-    p.add_argument("--sensor-noise", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of the in-cell jitter (same seed: same start states)")
+    p.add_argument("--rows", type=int, default=None, help="grid rows (none: the task's, 2)")
+    p.add_argument("--cols", type=int, default=None, help="grid columns (none: the task's, 4 for pick_place)")
+    p.add_argument("--trials", type=int, default=None, help="trials per grid cell (none: the task's, 5)")
+    p.add_argument("--obs", choices=["state", "image"], default="state", help="observation mode")
+    p.add_argument("--sensor-noise", action="store_true", help="emulate RealSense noise in image observations")
     p.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
                    help="for a train-steer run folder: latest (agent.pt), best (checkpoints/best.pt, the best "
-                        "periodic evaluation) or a checkpoint file (default latest)")
+                        "periodic evaluation) or a checkpoint file")
     p.add_argument("--max-trials", dest="max_trials", type=int, default=None,
                    help="stop after this many trials: the grid is saved as partial (cells not reached: 'not run')")
     p.add_argument("--overwrite", action="store_true", help="replace the grid results already in --out")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -48,16 +49,17 @@ def check_out(out: str, overwrite: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from lpds_core.grid_protocol import GridProtocol
-    from lpds_sim.evaluation import make_env
-    from lpds_sim.policies import resolve_policy
-    from lpds_sim.tasks import TASKS, get_task
-
+    from lpds_core.config import require_count
     from lpds_core.errors import ConfigError
+    from lpds_core.grid_protocol import GridProtocol
+    from lpds_sim.policies import resolve_policy
+    from lpds_sim.tasks import TASKS, get_task, make_env
 
     check_out(args.out, args.overwrite)
     if args.task not in TASKS:
         raise ConfigError(f"unknown task {args.task!r}; choose one of {', '.join(sorted(TASKS))}")
+    for flag in ("rows", "cols", "trials", "max_trials"):
+        require_count(getattr(args, flag), f"--{flag.replace('_', '-')}")
     spec = get_task(args.task)
     rows, cols, trials = (args.rows or spec.grid[0], args.cols or spec.grid[1], args.trials or spec.grid[2])
     kw = {"obs_mode": args.obs}

@@ -6,15 +6,16 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a steer (or base) run to ONNX, with a torch-vs-onnxruntime parity check",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Builds the export in a temporary folder beside --out and installs it only when "
                                    "the parity check passes; an --out holding anything but an earlier export is "
                                    "refused, and a failed export leaves an existing one untouched.")
     p.add_argument("--run", required=True, help="train-steer run folder (a train-base run exports the base)")
     p.add_argument("--out", required=True, help="output folder for the .onnx files (new, empty or an earlier export)")
-    p.add_argument("--tol", type=float, default=1e-4, help="max |torch − onnxruntime| allowed (default 1e-4)")
+    p.add_argument("--tol", type=float, default=1e-4, help="max |torch − onnxruntime| allowed")
     p.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
                    help="which agent of a steer run: latest (the finished run's agent.pt), best (the best periodic "
-                        "evaluation, checkpoints/best.pt) or a checkpoint file (default latest)")
+                        "evaluation, checkpoints/best.pt) or a checkpoint file")
     p.set_defaults(func=run)
 
 

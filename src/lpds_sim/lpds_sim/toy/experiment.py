@@ -5,6 +5,7 @@ Shared by `lpds toy` and `bench/toy.py`, so both measure exactly the same way.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,52 +13,84 @@ import numpy as np
 import torch
 
 from lpds_core import jsonio
-from lpds_core.agents import make_agent
+from lpds_core.agents import AgentConfig, make_agent
 from lpds_core.backbone import FrozenDecoder
-from lpds_core.training import train_steering
+from lpds_core.config import build, nested, setting, to_dict
+from lpds_core.errors import ConfigError
+from lpds_core.training import LoopConfig, train_steering
 
 from .evaluate import evaluate
 from .multigoal import MultiGoalEnv
 
-# toy-task hyper-parameters (the library defaults follow DSRL's larger-scale settings)
-TOY_AGENT_CONFIG: dict[str, Any] = dict(hidden=(128, 128), critic_hidden=(128, 128), gamma=0.95, tau=0.02,
-                                        utd=4, batch_size=256, warmup_steps=600, eta_lambda=1.0)
 ALGOS = ("lpds", "dsrl-na", "dsrl-sac", "lpds-a")
+
+
+@dataclass
+class ToyConfig:
+    """`lpds toy`: one steering run on the 2-D four-goal task (the toy's choices override a few library defaults:
+    the library's follow DSRL's larger-scale settings)."""
+
+    algo: str = setting("lpds", "steering algorithm", choices=ALGOS + ("base",))
+    out: str = setting("runs/toy", "output folder for metrics.json and PNGs")
+    trials: int = setting(1000, "evaluation episodes of the base and of the final policy", min=1)
+    bc_steps: int | None = setting(None, "behaviour-cloning steps of the toy base (none: the cached default, 6000)",
+                                   min=1)
+    cache_dir: str | None = setting(None, "where the toy base policy is cached (none: ~/.cache/lpds)")
+    retrain_base: bool = setting(False, "ignore the cached base policy and train it again")
+    agent: AgentConfig = nested(AgentConfig, hidden=(128, 128), critic_hidden=(128, 128), gamma=0.95, tau=0.02)
+    train: LoopConfig = nested(LoopConfig, env_steps=3000, warmup_steps=600, utd=4, batch_size=256,
+                               eval_every=600, eval_trials=100, n_envs=1)
+
+    def check(self) -> "ToyConfig":
+        if self.train.n_envs != 1:
+            raise ConfigError(f"n_envs={self.train.n_envs}: the toy task runs one env; use --n-envs 1")
+        return self
 
 
 def _weights_digest(model: torch.nn.Module) -> list[float]:
     return [float(p.detach().double().sum()) for p in model.parameters()]
 
 
-def run_toy(algo: str, backbone: FrozenDecoder, *, delta: float = 0.05, steps: int = 3000, seed: int = 0,
-            out: str | Path | None = None, eval_episodes: int = 1000, eval_every: int = 600,
-            coverage_episodes: int = 100, config: dict[str, Any] | None = None, progress: bool = True,
-            base_eval: dict[str, Any] | None = None, plots: bool = True) -> dict[str, Any]:
-    """Steer `backbone` with `algo` for `steps` env steps; returns (and writes to out/metrics.json) the metrics."""
-    if algo not in ALGOS and algo != "base":
-        raise ValueError(f"unknown algo {algo!r}; choose one of {ALGOS}")
+def run_toy(algo: str, backbone: FrozenDecoder, *, delta: float | None = None, steps: int | None = None,
+            seed: int | None = None, out: str | Path | None = None, eval_episodes: int | None = None,
+            eval_every: int | None = None, coverage_episodes: int | None = None, config: dict[str, Any] | None = None,
+            progress: bool = True, base_eval: dict[str, Any] | None = None, plots: bool = True) -> dict[str, Any]:
+    """`toy_experiment` with a few settings by keyword (bench/toy.py); `config` holds any other ToyConfig keys."""
+    given = {"algo": algo, "delta": delta, "env_steps": steps, "seed": seed, "trials": eval_episodes,
+             "eval_every": eval_every, "eval_trials": coverage_episodes}
+    cfg = build(ToyConfig, {**(config or {}), **{k: v for k, v in given.items() if v is not None}}, "run_toy")
+    return toy_experiment(cfg, backbone, out=out, progress=progress, base_eval=base_eval, plots=plots)
+
+
+def toy_experiment(cfg: ToyConfig, backbone: FrozenDecoder, *, out: str | Path | None = None,
+                   progress: bool = True, base_eval: dict[str, Any] | None = None,
+                   plots: bool = True) -> dict[str, Any]:
+    """Steer `backbone` with `cfg.algo` for `cfg.train.env_steps` env steps; returns (and writes to
+    out/metrics.json) the metrics."""
+    algo, delta, steps, seed = cfg.algo, cfg.agent.delta, cfg.train.env_steps, cfg.train.seed
+    eval_episodes, loop = cfg.trials, cfg.train
     env = MultiGoalEnv()
-    cfg = dict(TOY_AGENT_CONFIG, delta=delta, **(config or {}))
     torch.manual_seed(seed)
     np.random.seed(seed)
     if base_eval is None:
-        base_eval = evaluate(make_agent("base", backbone, env.observation_space, cfg, env.action_space),
+        base_eval = evaluate(make_agent("base", backbone, env.observation_space, cfg.agent, env.action_space),
                              eval_episodes, seed=10_000 + seed)
-    agent = make_agent(algo, backbone, env.observation_space, cfg, env.action_space)
+    agent = make_agent(algo, backbone, env.observation_space, cfg.agent, env.action_space)
     before = _weights_digest(backbone)
     coverage_steps: list[int] = [0]
     coverage: list[list[float]] = [list(base_eval["mode_fractions"])]
 
     def on_eval(step: int, ag: Any, hist: dict) -> None:
-        e = evaluate(ag, coverage_episodes, seed=20_000 + seed + step)
+        e = evaluate(ag, loop.eval_trials, seed=20_000 + seed + step)
         coverage_steps.append(step)
         coverage.append(e["mode_fractions"])
 
     t0 = time.perf_counter()
     history: dict[str, list] = {}
     if algo != "base":
-        history = train_steering(env, agent, steps, seed=seed, callback=on_eval, callback_every=eval_every,
-                                 progress=progress, verbose=True)
+        history = train_steering(env, agent, steps, seed=seed, callback=on_eval, callback_every=loop.eval_every,
+                                 warmup_steps=loop.warmup_steps, utd=loop.utd, batch_size=loop.batch_size,
+                                 buffer_capacity=loop.buffer_capacity, progress=progress, verbose=True)
     train_s = time.perf_counter() - t0
     if _weights_digest(backbone) != before:
         raise RuntimeError("the frozen backbone's weights changed during steering; this is a bug")
@@ -76,7 +109,7 @@ def run_toy(algo: str, backbone: FrozenDecoder, *, delta: float = 0.05, steps: i
         "coverage_steps": coverage_steps, "coverage_fractions": coverage,
         "history": {k: history.get(k, []) for k in ("env_steps", "lambda", "delta_sq", "gap", "alpha", "q_pi",
                                                      "critic_loss", "episode_env_steps", "episode_return")},
-        "config": agent.config.to_dict(),
+        "config": agent.config.to_dict(), "loop": to_dict(loop),
     }
     if out is not None:
         out = Path(out)
