@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .agents.base import Agent
-from .chunking import ActionChunkWrapper
+from .chunking import ActionChunkWrapper, bootstrap_discount
 from .replay import ReplayBuffer
 
 Callback = Callable[[int, Agent, dict[str, Any]], Any]
@@ -83,7 +83,7 @@ def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: 
                 chunk, noise = agent.act_with_noise(obs)
             next_obs, r, terminated, truncated, info = env.step(chunk)
             n = int(info.get("chunk_steps", h))
-            buffer.add(obs, chunk, noise, r, next_obs, info.get("chunk_discount", c.gamma ** n), terminated)
+            buffer.add(obs, chunk, noise, r, next_obs, info.get("chunk_discount", bootstrap_discount(c.gamma, n)), terminated)
             ep_ret += float(info.get("chunk_return_undiscounted", r))
             steps += n
             if bar is not None:

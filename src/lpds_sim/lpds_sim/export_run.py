@@ -88,11 +88,7 @@ def _torch_reference(backbone: Any, agent: Any, obs: Any, eps: np.ndarray, space
         e = torch.as_tensor(eps)
         if agent is None:
             return backbone.decode_features(feats, e).numpy()
-        pert, _ = agent.deployable_perturbation()
-        d = pert(feats, e) if pert.takes_eps else pert(feats)
-        if space == "action":
-            return (backbone.decode_features(feats, e) + d).numpy()
-        return backbone.decode_features(feats, e + d).numpy()
+        return agent.steered(feats, e, averaged=True)[0].numpy()  # the agent's own action, its clipping included
 
 
 def sample_observations(env: Any, n: int, seed: int) -> Any:
@@ -131,7 +127,7 @@ def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
-    export_onnx(backbone, pert, tmp, metadata=meta)
+    export_onnx(backbone, pert, tmp, metadata=meta, action_bounds=None if agent is None else agent.action_bounds())
 
     obs = sample_observations(env, n_check, seed=12345)
     env.close()

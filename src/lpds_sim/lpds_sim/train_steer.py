@@ -177,6 +177,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     import torch
     from lpds_core.agents import make_agent
     from lpds_core.replay import ReplayBuffer
+    from lpds_core.chunking import bootstrap_discount
     from tqdm import tqdm
 
     from lpds_sim.curves import plot_steer_curves
@@ -274,7 +275,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
             nxt = encode_one(info["final_obs"][i]) if done else _row(next_obs, i)
             n_i = int(info_at(info, "chunk_steps", i, done, backbone.horizon))
             replay.add(_row(obs, i), chunk[i], noise[i], float(reward[i]), nxt,
-                       float(info_at(info, "chunk_discount", i, done, cfg.gamma ** n_i)), bool(term[i]))
+                       float(info_at(info, "chunk_discount", i, done, bootstrap_discount(cfg.gamma, n_i))), bool(term[i]))
             ep_ret[i] += float(info_at(info, "chunk_return_undiscounted", i, done, reward[i]))
             step_inc += n_i
             if done:

@@ -6,6 +6,7 @@ An agent never owns the backbone's weights: the backbone is kept outside the mod
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,9 @@ import torch
 from torch import nn
 
 from ..backbone import FrozenDecoder, Obs
+from ..errors import ConfigError
+from ..perturbation import EPS_FORMS
+from ..trust_region import NORMS
 
 FEATURES_KEY = "features"  # dict-observation key of already-encoded backbone features (see `Agent.features`)
 
@@ -29,7 +33,7 @@ class AgentConfig:
     lr_actor: float = 3e-4
     lr_critic: float = 3e-4
     # RL
-    gamma: float = 0.99          # per env step; a chunk of n steps bootstraps with gamma**n
+    gamma: float = 0.99          # per env step: a chunk of n steps bootstraps with gamma**n (lpds_core.chunking)
     tau: float = 0.005           # Polyak rate of the target critics
     batch_size: int = 256
     utd: int = 4                 # gradient updates per collected chunk (update-to-data ratio)
@@ -57,9 +61,47 @@ class AgentConfig:
     target_entropy: float | None = 0.0  # DSRL default 0; None → −noise_dim
     alpha_init: float = 1.0
     lr_alpha: float = 3e-4
-    noise_critic_steps: int = 1   # DSRL-NA distillation steps per update (DSRL uses 10)
+    noise_critic_steps: int = 10  # DSRL-NA noise-critic distillation steps per update, each on fresh w ~ N(0, I)
     # misc
     num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> "AgentConfig":
+        """Refuse values no agent can run with, naming the field and its valid range (the one place for this)."""
+        def num(name: str) -> float:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"agent config {name}={v!r} must be a finite number")
+            return float(v)
+
+        def need(name: str, ok: bool, valid: str) -> None:
+            if not ok:
+                raise ConfigError(f"agent config {name}={getattr(self, name)!r} is out of range: {valid}")
+
+        for name in ("utd", "batch_size", "buffer_capacity", "actor_every", "noise_critic_steps", "num_threads"):
+            v = getattr(self, name)
+            need(name, isinstance(v, int) and not isinstance(v, bool) and v >= 1, "must be an integer >= 1")
+        v = self.warmup_steps
+        need("warmup_steps", isinstance(v, int) and not isinstance(v, bool) and v >= 0, "must be an integer >= 0")
+        for name in ("lr_actor", "lr_critic", "lr_alpha", "delta", "action_magnitude", "alpha_init"):
+            need(name, num(name) > 0, "must be > 0")
+        need("gamma", 0 < num("gamma") <= 1, "must be in (0, 1]")
+        need("tau", 0 < num("tau") <= 1, "must be in (0, 1]")
+        need("actor_avg_rate", 0 <= num("actor_avg_rate") <= 1, "must be in [0, 1] (0 = off)")
+        for name in ("eta_lambda", "lambda_init"):
+            need(name, num(name) >= 0, "must be >= 0")
+        if self.target_entropy is not None:
+            num("target_entropy")
+        need("tr_norm", self.tr_norm in NORMS, f"choose one of {', '.join(NORMS)}")
+        need("eps_form", self.eps_form in EPS_FORMS, f"choose one of {', '.join(EPS_FORMS)}")
+        for name in ("hidden", "critic_hidden"):
+            v = getattr(self, name)
+            need(name, isinstance(v, (tuple, list)) and len(v) > 0
+                 and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in v),
+                 "must be a non-empty list of layer widths >= 1")
+        return self
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "AgentConfig":
@@ -67,7 +109,7 @@ class AgentConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(d) - names)
         if bad:
-            raise ValueError(f"unknown agent config key(s) {bad}; valid keys: {sorted(names)}")
+            raise ConfigError(f"unknown agent config key(s) {bad}; valid keys: {sorted(names)}")
         for k in ("hidden", "critic_hidden"):
             if k in d:
                 d[k] = tuple(int(x) for x in d[k])
@@ -200,6 +242,14 @@ class Agent(nn.Module):
         return out
 
     # ---- actions ------------------------------------------------------------------------------
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(low, high) per chunk entry (H, A) that `clip` holds actions to, or None when actions are not clipped;
+        `lpds_core.export.export_onnx(action_bounds=...)` makes the deployed policy clip the same way."""
+        if not self.clip_actions:
+            return None
+        return ((self.action_offset - self.action_scale).numpy().copy(),
+                (self.action_offset + self.action_scale).numpy().copy())
+
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
         if not self.clip_actions:
             return actions
