@@ -206,28 +206,23 @@ def _decorrelate_targets(agent):
     with torch.no_grad():
         for p in c.target_q2.parameters():
             p.add_(0.5 * torch.randn(p.shape, generator=g))
-        x = torch.cat([torch.randn(512, c.feature_dim, generator=g), torch.rand(512, c.input_dim, generator=g) * 2 - 1], 1)
+        x = torch.cat([torch.randn(512, c.feature_dim, generator=g),
+                       torch.rand(512, c.input_dim, generator=g) * 2 - 1], 1)
         c.target_q2[-1].bias.sub_((c.target_q2(x) - c.target_q1(x)).median())
 
 
 @pytest.mark.parametrize("name", ["lpds", "lpds-a"])
 def test_lpds_td_target_equals_a_hand_computation_over_a_chunk(name):
-    torch.manual_seed(0)
     g = 0.9
     dec = LinearDecoder(scale=0.3)
-    env = StepEnv()
-    agent = make_agent(name, dec, env.observation_space, dict(TINY, gamma=g), ActionChunkWrapper(env, H, g).action_space)
-    _decorrelate_targets(agent)
-    with torch.no_grad():
-        for p in agent.perturbation.net[-1].parameters():
-            p.normal_(0, 1.0)
+    agent = _lpds_for_td(name, dec, g)
     batch = _chunk_transitions(g)
     batch["noise"] = torch.randn(3 * ROWS_PER_CASE, H, A)
     batch["action"] = dec.decode_features(batch["obs"], batch["noise"]).clamp(-0.3, 0.3)
     seen = _capture_target(agent)
     torch.manual_seed(42)
     agent.update(batch)
-    y_hand = _hand_lpds_target(name, dec, env, g, batch)  # a fresh copy: the update has moved Δθ since
+    y_hand = _hand_lpds_target(name, dec, g, batch)  # on a fresh copy: the update has moved Δθ since
     assert torch.allclose(seen["y"], y_hand, atol=1e-5), (seen["y"], y_hand)
     # the cases differ the way the convention says: the terminated chunk is its reward alone
     term = slice(ROWS_PER_CASE, 2 * ROWS_PER_CASE)
@@ -235,15 +230,23 @@ def test_lpds_td_target_equals_a_hand_computation_over_a_chunk(name):
     assert batch["discount"].tolist() == pytest.approx([g**H] * 4 + [g] * 8)
 
 
-def _hand_lpds_target(name, dec, env, g, batch):
-    """Rebuild the same agent (same seed → same weights) and compute its TD target by hand:
-    y = r + γ^n (1 − done) min(Q1', Q2')(s', a'), a' from ε' (the update's first draw) + Δθ(s')."""
+def _lpds_for_td(name, dec, g):
+    """The same agent on every call (seeded), with actions bounded to ±0.3 and a Δθ far from 0."""
     torch.manual_seed(0)
-    agent = make_agent(name, dec, env.observation_space, dict(TINY, gamma=g), ActionChunkWrapper(env, H, g).action_space)
+    env = StepEnv()
+    agent = make_agent(name, dec, env.observation_space, dict(TINY, gamma=g),
+                       ActionChunkWrapper(env, H, g).action_space)
     _decorrelate_targets(agent)
     with torch.no_grad():
         for p in agent.perturbation.net[-1].parameters():
             p.normal_(0, 1.0)
+    return agent
+
+
+def _hand_lpds_target(name, dec, g, batch):
+    """Rebuild the same agent and compute its TD target by hand:
+    y = r + γ^n (1 − done) min(Q1', Q2')(s', a'), a' from ε' (the update's first draw) + Δθ(s')."""
+    agent = _lpds_for_td(name, dec, g)
     torch.manual_seed(42)
     eps_next = torch.randn(3 * ROWS_PER_CASE, H, A)
     with torch.no_grad():
@@ -299,6 +302,27 @@ def test_dsrl_soft_td_target_equals_a_hand_computation_over_a_chunk(name):
     assert torch.allclose(seen["y"], y, atol=1e-3), (seen["y"], y)  # 1e-6 guard inside the agent's log1p
     term = slice(ROWS_PER_CASE, 2 * ROWS_PER_CASE)
     assert torch.allclose(seen["y"][term], batch["reward"][term])
+
+
+@pytest.mark.parametrize("name", ["lpds", "lpds-a", "dsrl-na", "dsrl-sac"])
+def test_critic_step_fits_terminal_rewards_and_targets_follow_by_polyak(name):
+    """On terminated chunks y = r exactly, so the critic step must drive Q(s, a) (Q(s, w) for DSRL-SAC) to r,
+    and the target heads must move after the online ones."""
+    torch.manual_seed(0)
+    dec = LinearDecoder(scale=0.5)
+    agent = make_agent(name, dec, None, dict(TINY, lr_critic=1e-2, tau=0.05, actor_every=10**6, noise_critic_steps=1))
+    gen = torch.Generator().manual_seed(2)
+    batch = _batch(dec, 32, gen)
+    batch["done"] = torch.ones(32)
+    batch["reward"] = batch["obs"][:, 0] - batch["noise"].sum((1, 2)) * 0.3  # depends on s and on the chunk
+    target0 = [p.clone() for p in agent.critic.target_q1.parameters()]
+    losses = [agent.update(batch)["critic_loss"] for _ in range(150)]
+    assert losses[-1] < 0.1 * losses[0], f"critic loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+    inp = batch["noise"] if name == "dsrl-sac" else batch["action"]
+    with torch.no_grad():
+        q1, q2 = agent.critic(batch["obs"], inp)
+    assert torch.allclose(q1, batch["reward"], atol=0.3) and torch.allclose(q2, batch["reward"], atol=0.3)
+    assert any(not torch.allclose(a, b) for a, b in zip(target0, agent.critic.target_q1.parameters()))
 
 
 def test_training_loop_stores_termination_as_done_and_truncation_as_bootstrap():
