@@ -1,13 +1,31 @@
 """Run any Gymnasium env with action-chunk policies: one wrapper step = up to H env steps, open loop.
 
-The chunk reward is the discounted sum `Σ_{k<n} γ^k r_k` over the n ≤ H steps actually
-executed (the chunk stops early at termination or truncation). `info` carries
-`chunk_steps` (n), `chunk_discount` (γ^n, what the TD target bootstraps with),
-`chunk_return_undiscounted` (for logging returns in env units) and the last step's info.
+THE discounting convention of every agent over action chunks lives here, in `chunk_discounting`:
+γ is per *env step*; a chunk of the n ≤ H steps actually executed (it stops early at termination or
+truncation) has reward `Σ_{k<n} γ^k r_k` and bootstraps with `γ^n`, so every agent optimises the same
+per-step discounted return whatever its chunk size, and an early-ended chunk stays exact. (The DSRL
+reference instead sums the chunk's rewards undiscounted and discounts once per chunk with γ_c; on full
+chunks its bootstrap γ_c equals ours with γ = γ_c^(1/H).) `info` carries `chunk_steps` (n),
+`chunk_discount` (γ^n, what the TD target bootstraps with), `chunk_return_undiscounted` (for logging
+returns in env units) and the last step's info.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
+
+
+def bootstrap_discount(gamma: float, n_steps: int) -> float:
+    """γ^n: what a chunk transition of n executed env steps bootstraps with (stored as the replay's `discount`)."""
+    if not 0.0 < gamma <= 1.0 or n_steps < 0:
+        raise ValueError(f"gamma must be in (0, 1] and n_steps >= 0, got {gamma}, {n_steps}")
+    return float(gamma) ** int(n_steps)
+
+
+def chunk_discounting(rewards: Sequence[float], gamma: float) -> tuple[float, float]:
+    """(chunk reward Σ_{k<n} γ^k r_k, bootstrap discount γ^n) of the n = len(rewards) executed env steps.
+    The one definition the chunk wrapper and the training loops use for every agent."""
+    total = sum(bootstrap_discount(gamma, k) * float(r) for k, r in enumerate(rewards))
+    return total, bootstrap_discount(gamma, len(rewards))
 
 import gymnasium as gym
 import numpy as np
@@ -31,18 +49,15 @@ class ActionChunkWrapper(gym.Wrapper):
             raise ValueError(f"action chunk must have shape {self.action_space.shape} (H, A), got {chunk.shape}")
         if not np.isfinite(chunk).all():
             raise ValueError("action chunk contains NaN/inf; refusing to send it to the env")
-        total, undiscounted, disc = 0.0, 0.0, 1.0
+        rewards: list[float] = []
         terminated = truncated = False
         info: dict = {}
         obs = None
-        n = 0
         for a in chunk:
             obs, r, terminated, truncated, info = self.env.step(a)
-            total += disc * float(r)
-            undiscounted += float(r)
-            disc *= self.gamma
-            n += 1
+            rewards.append(float(r))
             if terminated or truncated:
                 break
-        info = dict(info, chunk_steps=n, chunk_discount=disc, chunk_return_undiscounted=undiscounted)
+        total, disc = chunk_discounting(rewards, self.gamma)
+        info = dict(info, chunk_steps=len(rewards), chunk_discount=disc, chunk_return_undiscounted=sum(rewards))
         return obs, total, terminated, truncated, info

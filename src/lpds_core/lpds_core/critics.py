@@ -1,10 +1,8 @@
 """Twin Q critics with target networks, and the chunk-level TD target.
 
-Discount convention for action chunks: one transition is one chunk of n ≤ H env steps.
-Its reward is the discounted sum `Σ_{k<n} γ^k r_k` (see `lpds_core.chunking`) and it
-bootstraps with `γ^n`, so a chunk policy optimises exactly the per-step discounted return.
-For a full chunk n = H, giving the familiar `r + γ^H (1 − done) min(Q1', Q2')`. The buffer
-stores `discount = γ^n` per transition, so early-ended chunks (truncation) stay exact.
+One transition is one chunk of n ≤ H env steps; its reward and its bootstrap discount `γ^n` follow the one
+convention of `lpds_core.chunking.chunk_discounting` (γ per env step) and are stored per transition, so the
+target is `r + γ^n (1 − done) min(Q1', Q2')` (done = termination only: a truncated chunk still bootstraps).
 """
 from __future__ import annotations
 

@@ -114,19 +114,35 @@ def _norm_meta(norm: nn.Module) -> dict[str, Any]:
     return {"mode": norm.mode, "shift": norm.shift.tolist(), "scale": norm.scale.tolist()}
 
 
+def _clip_meta(bounds: tuple[Any, Any] | None, horizon: int, act_dim: int) -> dict[str, Any] | None:
+    """{"low", "high"}: (H, A) nested lists of the action clipping bounds, or None for no clipping."""
+    if bounds is None:
+        return None
+    import numpy as np
+
+    low, high = (np.broadcast_to(np.asarray(b, np.float64), (horizon, act_dim)) for b in bounds)
+    if not (np.isfinite(low).all() and np.isfinite(high).all() and (high >= low).all()):
+        raise ValueError(f"action_bounds must be finite with high >= low, got {bounds}")
+    return {"low": low.tolist(), "high": high.tolist()}
+
+
 def export_onnx(
     backbone: ChunkPolicy,
     perturbation: nn.Module | None,
     out_dir: str | Path,
     metadata: Mapping[str, Any] | None = None,
     exporter: str = "torchscript",
+    action_bounds: tuple[Any, Any] | None = None,
 ) -> dict[str, Path]:
     """Write decoder.onnx (and perturbation.onnx unless `perturbation` is None) into `out_dir`.
 
     `perturbation`: an nn.Module with forward(features) → (B, H, A) or forward(features, eps) → (B, H, A), on
     `backbone.encode` features. `metadata`: JSON-able facts for the robot side, e.g. {"task": ..., "algo": ...,
     "delta": ..., "perturbation_space": "noise" | "action"} ("action": Δ is added to the decoded raw actions,
-    as in LP-DS-A; default "noise": w = ε + Δ). Returns {"decoder": path, "perturbation": path}.
+    as in LP-DS-A; default "noise": w = ε + Δ). `action_bounds`: (low, high), each (A,) or (H, A), that the
+    agent clips its actions to (`Agent.action_bounds()`); recorded as metadata["action_clip"] so that `OnnxPolicy`
+    clips exactly as training does: the decoded chunk, and in action space again after adding Δ.
+    Returns {"decoder": path, "perturbation": path}.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,6 +168,7 @@ def export_onnx(
         **dict(metadata or {}),
     }
     meta["perturbation_space"] = space
+    meta["action_clip"] = _clip_meta(action_bounds, backbone.horizon, backbone.act_dim)
     batch = 2  # an example batch > 1 so the exporter cannot specialise on 1
     obs_args = _example_obs(spec, batch)
     noise = torch.randn(batch, *backbone.noise_shape)

@@ -76,6 +76,9 @@ class OnnxPolicy:
         else:
             self.takes_eps = False
         self.perturbation_space = self.spec.get("perturbation_space", "noise")
+        clip = self.spec.get("action_clip")  # the agent's own action clipping (None: exported without it)
+        self.action_low = None if clip is None else np.asarray(clip["low"], np.float32)
+        self.action_high = None if clip is None else np.asarray(clip["high"], np.float32)
         self._rng = np.random.default_rng()
 
     # ---- loading checks -------------------------------------------------------------------------------------
@@ -168,11 +171,15 @@ class OnnxPolicy:
         pfeed = {**feed, "eps": eps} if self.takes_eps else feed
         return self._perturbation.run(None, pfeed)[0]
 
+    def _clip(self, a: np.ndarray) -> np.ndarray:
+        """Hold actions to the exported bounds, as the agent's `clip` did in training (NaN stays NaN)."""
+        return a if self.action_low is None else np.minimum(np.maximum(a, self.action_low), self.action_high)
+
     def decode(self, obs: Any, w: Any) -> np.ndarray:
-        """Φ(s, w): the bare decoder on explicit noise (no perturbation)."""
+        """Φ(s, w): the decoder on explicit noise (no perturbation), clipped to the exported action bounds."""
         feed, single = self._prepare(obs)
         batch = next(iter(feed.values())).shape[0]
-        a = self._decoder.run(None, {**feed, "w": self._noise(w, batch, single, None)})[0]
+        a = self._clip(self._decoder.run(None, {**feed, "w": self._noise(w, batch, single, None)})[0])
         return a[0] if single else a
 
     def act(self, obs: Any, eps: Any = None, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -182,10 +189,10 @@ class OnnxPolicy:
         batch = next(iter(feed.values())).shape[0]
         e = self._noise(eps, batch, single, rng)
         d = self._delta(feed, e, batch)
-        if self.perturbation_space == "action":
-            a = self._decoder.run(None, {**feed, "w": e})[0] + d
+        if self.perturbation_space == "action":  # LP-DS-A: clip(clip(Φ(s, ε)) + Δ), as in training
+            a = self._clip(self._clip(self._decoder.run(None, {**feed, "w": e})[0]) + d)
         else:
-            a = self._decoder.run(None, {**feed, "w": e + d})[0]
+            a = self._clip(self._decoder.run(None, {**feed, "w": e + d})[0])
         return a[0] if single else a
 
 

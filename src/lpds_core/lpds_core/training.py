@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .agents.base import Agent
-from .chunking import ActionChunkWrapper
+from .chunking import ActionChunkWrapper, bootstrap_discount
 from .config import setting
 from .errors import ConfigError
 from .replay import ReplayBuffer
@@ -186,7 +186,8 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
                 nxt = obs_row(encode(stack_obs([info["final_obs"][i]])), 0) if done else obs_row(next_obs, i)
                 n_i = int(info_at(info, "chunk_steps", i, done, horizon))
                 replay.add(obs_row(obs, i), chunk[i], noise[i], float(reward[i]), nxt,
-                           float(info_at(info, "chunk_discount", i, done, gamma ** n_i)), bool(term[i]))
+                           float(info_at(info, "chunk_discount", i, done, bootstrap_discount(gamma, n_i))),
+                           bool(term[i]))
                 ep_ret[i] += float(info_at(info, "chunk_return_undiscounted", i, done, reward[i]))
                 step_inc += n_i
                 if done:

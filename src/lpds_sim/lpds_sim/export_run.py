@@ -141,11 +141,7 @@ def _torch_reference(backbone: Any, agent: Any, obs: Any, eps: np.ndarray, space
         e = torch.as_tensor(eps)
         if agent is None:
             return backbone.decode_features(feats, e).numpy()
-        pert, _ = agent.deployable_perturbation()
-        d = pert(feats, e) if pert.takes_eps else pert(feats)
-        if space == "action":
-            return (backbone.decode_features(feats, e) + d).numpy()
-        return backbone.decode_features(feats, e + d).numpy()
+        return agent.steered(feats, e, averaged=True)[0].numpy()  # the agent's own action, its clipping included
 
 
 def sample_observations(env: Any, n: int, seed: int) -> Any:
@@ -190,7 +186,7 @@ def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))  # ours: removed on every exit
     try:
-        export_onnx(backbone, pert, tmp, metadata=meta)
+        export_onnx(backbone, pert, tmp, metadata=meta, action_bounds=None if agent is None else agent.action_bounds())
         eps = np.random.default_rng(0).standard_normal((n_check, *backbone.noise_shape)).astype(np.float32)
         ref = _torch_reference(backbone, agent, obs, eps, space)
         got = OnnxPolicy(tmp).act(obs, eps=eps)

@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 
 from ..backbone import FrozenDecoder
+from ..errors import ConfigError
 from .base import Agent, AgentConfig, BaseAgent
 from .dsrl import DSRLNAAgent, DSRLSACAgent
 from .lpds import LPDSActionAgent, LPDSAgent
@@ -29,7 +30,7 @@ def make_agent(name: str, backbone: FrozenDecoder, obs_space: gym.spaces.Space |
     """Build a steering agent around a frozen backbone. `action_space` (per step or per chunk) sets the
     critic's action normalisation and the clipping of decoded actions."""
     if name not in AGENTS:
-        raise ValueError(f"unknown steering algorithm {name!r}; choose one of {sorted(AGENTS)}")
+        raise ConfigError(f"unknown steering algorithm {name!r}; choose one of {sorted(AGENTS)}")
     return AGENTS[name](backbone, obs_space, config, action_space)
 
 

@@ -6,6 +6,7 @@ An agent never owns the backbone's weights: the backbone is kept outside the mod
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,10 @@ import torch
 from torch import nn
 
 from ..backbone import FrozenDecoder, Obs
-from ..config import build, setting
+from ..config import build, setting, validate
+from ..errors import ConfigError
+from ..perturbation import EPS_FORMS
+from ..trust_region import NORMS
 
 FEATURES_KEY = "features"  # dict-observation key of already-encoded backbone features (see `Agent.features`)
 
@@ -31,8 +35,8 @@ class AgentConfig:
     lr_actor: float = setting(3e-4, "Adam step size of the actor (perturbation / noise policy)", above=0)
     lr_critic: float = setting(3e-4, "Adam step size of the critics", above=0)
     # RL
-    gamma: float = setting(0.99, "discount per env step; a chunk of n steps bootstraps with gamma**n", above=0,
-                           max=1)
+    gamma: float = setting(0.99, "discount per env step; a chunk of n steps bootstraps with gamma**n "
+                           "(one convention for every agent: lpds_core.chunking)", above=0, max=1)
     tau: float = setting(0.005, "Polyak rate of the target critics", above=0, max=1)
     actor_every: int = setting(1, "actor (and dual) update every k critic updates", min=1)
     # LP-DS / LP-DS-A trust region
@@ -40,10 +44,10 @@ class AgentConfig:
     eta_lambda: float = setting(1.0, "dual-ascent step η_λ of the Lagrange multiplier λ", min=0)
     lambda_init: float = setting(0.0, "initial Lagrange multiplier λ", min=0)
     tr_norm: str = setting("sum", "trust-region norm: squared norm summed over noise dims (paper) or per dim",
-                           choices=("sum", "per_dim"))
+                           choices=NORMS)
     use_eps: bool = setting(False, "perturbation Δθ(s, ε) instead of Δθ(s)")
     eps_form: str = setting("mlp", "form of Δθ(s, ε): free MLP of (s, ε), or shrink h(s) − g(s)⊙ε",
-                            choices=("mlp", "shrink"))
+                            choices=EPS_FORMS)
     actor_q_normalize: bool = setting(True, "divide the actor's Q term by mean|Q| (so eta_lambda transfers)")
     # asymmetric actor-critic (LP-DS): the critic reads this key of a dict observation (standardised) instead of
     # the backbone features, e.g. the simulator's state beside the camera image. Only the perturbation ships to the
@@ -59,10 +63,21 @@ class AgentConfig:
     target_entropy: float | None = setting(0.0, "DSRL SAC target entropy (none: −noise_dim)")
     alpha_init: float = setting(1.0, "initial SAC temperature α", above=0)
     lr_alpha: float = setting(3e-4, "Adam step size of α", above=0)
-    noise_critic_steps: int = setting(1, "DSRL-NA noise-critic distillation steps per update (DSRL uses 10)",
-                                      min=1)
+    noise_critic_steps: int = setting(10, "DSRL-NA noise-critic distillation steps per update, each on fresh "
+                                          "w ~ N(0, I) (the DSRL reference uses 10)", min=1)
     # misc
     threads: int = setting(1, "torch CPU threads (the machine is shared)", min=1)
+
+    def __post_init__(self) -> None:
+        # built in code too (not only from YAML/flags): the schema's checks (types, bounds, choices) still apply
+        validate(self, "agent config")
+
+    def check(self) -> "AgentConfig":
+        """Rules the per-field checks cannot state (validate() calls this after them)."""
+        for name in ("hidden", "critic_hidden"):
+            if not getattr(self, name):
+                raise ConfigError(f"agent config: {name} must list at least one layer width (>= 1), got []")
+        return self
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "AgentConfig":
@@ -196,6 +211,14 @@ class Agent(nn.Module):
         return out
 
     # ---- actions ------------------------------------------------------------------------------
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(low, high) per chunk entry (H, A) that `clip` holds actions to, or None when actions are not clipped;
+        `lpds_core.export.export_onnx(action_bounds=...)` makes the deployed policy clip the same way."""
+        if not self.clip_actions:
+            return None
+        return ((self.action_offset - self.action_scale).numpy().copy(),
+                (self.action_offset + self.action_scale).numpy().copy())
+
     def clip(self, actions: torch.Tensor) -> torch.Tensor:
         if not self.clip_actions:
             return actions
