@@ -29,6 +29,13 @@ def command_qos():
     return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def latched_qos():
+    """Depth 1, reliable, transient local: a late subscriber still gets the current value (e.g. ~/hold_reason)."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
 def stamp_to_sec(stamp: Any) -> float:
     return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
 
