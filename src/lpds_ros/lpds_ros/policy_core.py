@@ -95,8 +95,9 @@ class PolicyController:
     """One tick: fresh, well-formed inputs -> at most one safe target, else a hold with its reasons.
 
     The expected observation is the runner's `obs_spec` when it declares one (onnx, scripted); a runner without one
-    is locked to the first observation it turned into a valid chunk. Nothing here keeps state that a bad message
-    can poison: every hold clears the chunk, and the next good tick plans afresh."""
+    gets every finite numeric observation (locking to the first one seen would let a malformed first message lock
+    the node up). Nothing here keeps state that a bad message can poison: every hold clears the chunk, and the next
+    good tick plans afresh."""
 
     def __init__(self, runner: PolicyRunner | None, limits: SafetyLimits, replan_after: int = 4,
                  max_input_age: float = 0.2, mapping: ActionMapping = ActionMapping()):
@@ -106,7 +107,6 @@ class PolicyController:
         self.mapping = mapping
         self.runner: PolicyRunner | None = None
         self.spec: RunnerSpec | None = None
-        self._locked_obs: dict[str, tuple[tuple[int, ...], str]] | None = None  # spec-less runners only
         self.streaming = False
         self._need_anchor = True
         if runner is not None:
@@ -132,14 +132,10 @@ class PolicyController:
         state names)."""
         spec = runner_spec(runner)
         running = self.spec if check_running else None
-        if running is not None and running.obs is None and self._locked_obs is not None:
-            running = RunnerSpec(self._locked_obs, running.act_dim, running.horizon)
         bad = spec_mismatch(spec, running)
         if bad:
             raise ValueError("; ".join(bad))
         self.runner, self.spec = runner, spec
-        if spec.obs is not None or not check_running:
-            self._locked_obs = None
         self._hold()
 
     def set_limits(self, limits: SafetyLimits) -> None:
@@ -172,7 +168,7 @@ class PolicyController:
                 return [f"observation {k} has implausible magnitude {float(np.max(np.abs(a))):.3g}"]
             got[k] = (tuple(a.shape), "uint8" if a.dtype == np.uint8 else "float32" if a.dtype.kind == "f"
                       else str(a.dtype))
-        want = self.spec.obs if self.spec is not None and self.spec.obs is not None else self._locked_obs
+        want = self.spec.obs if self.spec is not None else None
         if want is not None and got != want:
             return [f"observation shape {got} differs from the expected {want}"]
         return []
@@ -203,10 +199,6 @@ class PolicyController:
         if chunk.ndim != 2 or chunk.shape[0] < 1 or chunk.shape[1] != self.spec.act_dim:
             return f"policy returned a chunk of shape {chunk.shape}; need (H, {self.spec.act_dim})"
         self.scheduler.set_chunk(chunk)
-        if self.spec.obs is None and self._locked_obs is None:
-            arrays = obs if isinstance(obs, dict) else {"state": obs}
-            self._locked_obs = {k: (tuple(np.shape(v)), "uint8" if np.asarray(v).dtype == np.uint8 else "float32")
-                                for k, v in arrays.items()}
         return None
 
     def status(self, now: float) -> list[str]:

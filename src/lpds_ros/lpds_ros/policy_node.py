@@ -278,7 +278,9 @@ class PolicyNode(Node):
             return False
         # a robot state at or after the observation's stamp may still come and match it better: wait for it,
         # up to half a period (the supervisor ticks it then)
-        return waited or self.pairs.reached(1, pair[0])
+        if self.pairs.reached(1, pair[0]):
+            return True
+        return waited and time.perf_counter() - self._recv_time.get(pair[0], -np.inf) >= self.period / 2
 
     def _maybe_tick(self) -> None:
         if self.p["tick_source"] == "obs" and self._fresh_pair(now_sec(self), waited=False):
@@ -289,6 +291,12 @@ class PolicyNode(Node):
         if self.p["tick_source"] == "obs" and self._fresh_pair(now, waited=True):
             self._tick()
         reasons = self.controller.status(now)
+        lone = self.pairs.unmatched_a()
+        if not reasons and lone is not None and lone[0] > self._last_used_obs \
+                and time.perf_counter() - self._recv_time.get(lone[0], np.inf) > self.period:
+            nearest = "none yet" if lone[1] is None else f"nearest {lone[1]:.3f}"
+            reasons = [f"observation stamped {lone[0]:.3f} has no robot state within sync_slop "
+                       f"{self.pairs.slop} s ({nearest})"]
         if reasons and (self.p["tick_source"] == "obs" or self.controller.runner is None):
             self._hold_reason("; ".join(reasons))
         line = self.reasons.flush(time.monotonic())

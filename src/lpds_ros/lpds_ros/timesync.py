@@ -48,6 +48,17 @@ class ApproxTimePairBuffer(Generic[A, B]):
         q = self._queues[i]
         return bool(q) and q[-1][0] >= stamp
 
+    def unmatched_a(self) -> tuple[float, float | None] | None:
+        """(stamp of the newest A, stamp of the B nearest to it or None) when that A has no B within slop."""
+        qa, qb = self._queues
+        if not qa:
+            return None
+        sa = qa[-1][0]
+        if not qb:
+            return sa, None
+        sb = min((s for s, _ in qb), key=lambda s: abs(s - sa))
+        return None if abs(sb - sa) <= self.slop else (sa, sb)
+
     def sizes(self) -> tuple[int, int]:
         return len(self._queues[0]), len(self._queues[1])
 
