@@ -193,6 +193,9 @@ class PolicyNode(Node):
         if self._from_future("observation", stamp, now):
             return
         if self.pairs.add_a(stamp, obs, now=now):
+            # accepted although not newer than one already used: that one was stamped ahead of our clock and was
+            # dropped; everything older than this message counts as used, this one does not
+            self._last_used_obs = min(self._last_used_obs, float(np.nextafter(stamp, -np.inf)))
             t = time.perf_counter()
             self._recv_time[stamp] = t
             if self._last_recv is not None and t - self._last_recv > 1.5 * self.period and self.controller.streaming:
@@ -272,8 +275,6 @@ class PolicyNode(Node):
         pair = self.pairs.latest_pair()
         if pair is None:
             return False
-        if self._last_used_obs > now:  # the last one used was stamped ahead of our clock: do not wait for it
-            self._last_used_obs = -np.inf
         if pair[0] <= self._last_used_obs:
             return False
         # a robot state at or after the observation's stamp may still come and match it better: wait for it,
