@@ -271,7 +271,7 @@ class PolicyNode(Node):
         self._gripper_width = float(np.sum(msg.position)) if len(msg.position) else float("nan")
 
     # -- ticking ---------------------------------------------------------------------------------------------
-    def _fresh_pair(self, now: float, waited: bool) -> bool:
+    def _fresh_pair(self, waited: bool) -> bool:
         pair = self.pairs.latest_pair()
         if pair is None:
             return False
@@ -284,12 +284,12 @@ class PolicyNode(Node):
         return waited and time.perf_counter() - self._recv_time.get(pair[0], -np.inf) >= self.period / 2
 
     def _maybe_tick(self) -> None:
-        if self.p["tick_source"] == "obs" and self._fresh_pair(now_sec(self), waited=False):
+        if self.p["tick_source"] == "obs" and self._fresh_pair(waited=False):
             self._tick()
 
     def _supervise(self) -> None:
         now = now_sec(self)
-        if self.p["tick_source"] == "obs" and self._fresh_pair(now, waited=True):
+        if self.p["tick_source"] == "obs" and self._fresh_pair(waited=True):
             self._tick()
         reasons = self.controller.status(now)
         lone = self.pairs.unmatched_a()

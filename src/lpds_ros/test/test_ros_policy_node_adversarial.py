@@ -65,7 +65,8 @@ class Harness:
         from lpds_ros.ros_common import sensor_qos
 
         base = {"max_input_age": 0.3, "replan_after": 2, "control_rate": 20.0, "action_scale": 0.1,
-                "max_step": MAX_STEP, "max_lead": 0.0,  # max_lead off: the step limit alone must hold "box_min": list(BOX_MIN), "box_max": list(BOX_MAX),
+                "max_step": MAX_STEP, "max_lead": 0.0,  # max_lead off: the step limit alone must hold
+                "box_min": list(BOX_MIN), "box_max": list(BOX_MAX),
                 "obs_mode": obs_mode}
         base.update(params)
         self.policy = add(PolicyNode(runner=runner_obj, context=ctx, namespace=ns,
@@ -96,7 +97,8 @@ class Harness:
         pubs = obs_pubs + [self.pub_pose, self.pub_grip]  # matched on both sides: the very first message counts
         assert wait_for(lambda: self.policy.count_subscribers("lpds/target_pose") >= 1
                         and all(op.get_subscription_count() >= 1 for op in obs_pubs)
-                        and all(self.policy.count_publishers(op.topic_name) >= 1 for op in pubs) and self.pub_pose.get_subscription_count() >= 1
+                        and all(self.policy.count_publishers(op.topic_name) >= 1 for op in pubs)
+                        and self.pub_pose.get_subscription_count() >= 1
                         and self.pub_grip.get_subscription_count() >= 1
                         and self.policy.count_publishers("policy/hold_reason") >= 1, 10), "graph did not connect"
         time.sleep(0.2)  # let the reliable hold_reason subscription match too
@@ -188,7 +190,8 @@ class Harness:
         # the topic hears each change of reason; a repeat of the current one is not sent again
         ok = wait_for(lambda: any(any(s in r for s in needles) for r in self.reasons[mark:])
                       or (self.reasons and any(s in self.reasons[-1] for s in needles)), 2.0, 0.005)
-        assert ok, f"{label}: no hold reason naming {needles}; got {self.reasons[mark:]}; node: {list(self.policy.reasons.history)[-4:]}"
+        assert ok, (f"{label}: no hold reason naming {needles}; got {self.reasons[mark:]}; "
+                    f"node: {list(self.policy.reasons.history)[-4:]}")
         time.sleep(settle)
         assert len(self.targets) == n, f"{label}: {len(self.targets) - n} target(s) published on bad input"
 
@@ -489,22 +492,24 @@ def test_flood_of_mixed_messages_stays_bounded_and_safe(ros, monkeypatch):
             h.round()
         else:
             h.round(**kinds[rng.integers(len(kinds))][1])
-    dt = time.monotonic() - t0
     h.grip_sync = True
-    for _ in range(30):  # then a burst of good input, so the capped lists surely reach their caps
+    for _ in range(200):  # then good input until the capped lists surely reach their caps (however loaded the CPU)
         h.round()
         time.sleep(0.01)
+        if h.policy.stats["commands"] > 30:
+            break
     time.sleep(0.3)
     sizes = h.policy.sizes()
-    assert h.policy.stats["commands"] > 20
+    assert h.policy.stats["commands"] > 30
     caps = {"pairs_obs": 30, "pairs_state": 30, "images": 8, "recv_time": 64, "latencies": 20,
             "reason_history": 32}
     assert all(sizes[k] <= caps[k] for k in caps), (sizes, caps)
-    assert len(logged) <= 2 * (dt + 0.5) + 3, f"{len(logged)} hold-reason log lines in {dt:.1f} s"
+    dt = time.monotonic() - t0
+    assert len(logged) <= 2 * dt + 3, f"{len(logged)} hold-reason log lines in {dt:.1f} s"
     assert h.policy.reasons.changes > 20  # the flood really did change the reason many times
     for kw in (kinds[i][1] for i in rng.integers(len(kinds), size=20)):  # a last bad burst, then good input
         h.round(**kw)
-    time.sleep(0.1)
+    time.sleep(0.3)  # let the executor drain the burst
     rec = {"after 2000 mixed rounds": h.recover()}
     h.record("floods", rec)
 
