@@ -36,6 +36,14 @@ def run(args: argparse.Namespace) -> int:
 
     from lpds_core.errors import ConfigError, RunError
 
+    for flag, value, ok, want in (("--rate", args.rate, args.rate > 0, "a positive rate in Hz"),
+                                  ("--speedup", args.speedup, args.speedup > 0, "a positive factor"),
+                                  ("--trials", args.trials, args.trials >= 1, "at least 1"),
+                                  ("--episodes", args.episodes, args.episodes >= 0, "0 (all) or more"),
+                                  ("--episode-timeout", args.episode_timeout, args.episode_timeout > 0,
+                                   "a positive number of seconds")):
+        if not ok or value != value:  # also NaN
+            raise ConfigError(f"{flag} {value} is invalid: give {want}")
     runner = args.runner or ("onnx" if args.model_dir else "scripted")
     if runner == "onnx" and not args.model_dir:
         raise ConfigError("--runner onnx needs --model-dir (an `lpds export` folder)")

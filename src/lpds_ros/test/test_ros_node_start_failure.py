@@ -44,3 +44,23 @@ def test_ros_sim_reports_a_policy_node_that_failed_to_start(tmp_path):
     assert str(missing) in lines[0] and "policy.log" in lines[0]
     assert "did not answer" not in proc.stderr and "timeout" not in proc.stderr.lower()
     assert elapsed < 60, f"took {elapsed:.0f} s: the runner waited for a timeout instead of noticing the exit"
+
+
+@pytest.mark.parametrize("flags, needle", [(["--rate", "0"], "--rate 0.0 is invalid"),
+                                           (["--speedup", "-1"], "--speedup -1.0 is invalid"),
+                                           (["--trials", "0"], "--trials 0 is invalid"),
+                                           (["--episodes", "-1"], "--episodes -1 is invalid"),
+                                           (["--episode-timeout", "0"], "--episode-timeout 0.0 is invalid"),
+                                           (["--runner", "onnx"], "--runner onnx needs --model-dir")])
+def test_ros_sim_refuses_bad_flags_before_starting_any_node(flags, needle, tmp_path):
+    import argparse
+
+    from lpds_core.errors import ConfigError
+    from lpds_ros import cli_ros_sim
+
+    parser = argparse.ArgumentParser()
+    cli_ros_sim.register(parser.add_subparsers())
+    args = parser.parse_args(["ros-sim", "--out", str(tmp_path / "rs"), *flags])
+    with pytest.raises(ConfigError, match=needle):
+        args.func(args)
+    assert not (tmp_path / "rs").exists()  # nothing was started or written
