@@ -363,6 +363,24 @@ def test_bad_first_messages_never_lock_the_node(ros):
     assert set(rec.values()) == {1}, rec
 
 
+def test_hold_reason_is_latched_for_late_subscribers(ros):
+    """Before any input the node names why it holds, and a subscriber that joins later still gets the reason."""
+    from rclpy.node import Node
+    from std_msgs.msg import String
+
+    from lpds_ros.ros_common import latched_qos
+
+    ctx, add = ros
+    h = Harness(ctx, add, "latched", PushRunner())
+    late = add(Node("late_listener", namespace="latched", context=ctx))
+    got: list[str] = []
+    late.create_subscription(String, "policy/hold_reason", lambda m: got.append(m.data), latched_qos())
+    assert wait_for(lambda: got, 5), "a late subscriber got no hold reason"
+    assert "no observation received yet" in got[-1] and got[-1] == h.policy.reasons.current
+    h.warm_up()
+    assert wait_for(lambda: got[-1] == "", 2)  # "" once it streams
+
+
 def _recover_with(h, **kw) -> int:
     n = len(h.targets)
     h.round(**kw)
