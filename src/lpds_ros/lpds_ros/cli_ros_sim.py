@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from lpds_core import jsonio
@@ -38,10 +37,19 @@ def run(args: argparse.Namespace) -> int:
     from lpds_ros.graph import NodeSpec, grid_eval_graph
     from lpds_ros.process_graph import GraphProcesses
 
+    from lpds_core.errors import ConfigError, RunError
+
+    for flag, value, ok, want in (("--rate", args.rate, args.rate > 0, "a positive rate in Hz"),
+                                  ("--speedup", args.speedup, args.speedup > 0, "a positive factor"),
+                                  ("--trials", args.trials, args.trials >= 1, "at least 1"),
+                                  ("--episodes", args.episodes, args.episodes >= 0, "0 (all) or more"),
+                                  ("--episode-timeout", args.episode_timeout, args.episode_timeout > 0,
+                                   "a positive number of seconds")):
+        if not ok or value != value:  # also NaN
+            raise ConfigError(f"{flag} {value} is invalid: give {want}")
     runner = args.runner or ("onnx" if args.model_dir else "scripted")
     if runner == "onnx" and not args.model_dir:
-        print("error: --runner onnx needs --model-dir (an `lpds export` folder)", file=sys.stderr)
-        return 2
+        raise ConfigError("--runner onnx needs --model-dir (an `lpds export` folder)")
     out = Path(args.out)
     nodes, _ = grid_eval_graph(use_sim=True, episodes=args.episodes, out_dir=str(out), trials=args.trials,
                                model_dir=args.model_dir, runner=runner, obs_mode=args.obs_mode, task=args.task,
@@ -58,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         (out / "memory.json").write_text(jsonio.dumps({"peak_rss_mib": graph.peak_rss}, indent=2))
         print("peak resident memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(graph.peak_rss.items())))
     if rc != 0:
-        print(graph.log("grid_evaluator")[-2000:], file=sys.stderr)
-        return rc
+        from lpds_ros.process_graph import last_error_line
+
+        raise RunError(f"node grid_evaluator exited with code {rc}: {last_error_line(graph.log('grid_evaluator'))} "
+                       f"(log: {graph.log_dir / 'grid_evaluator.log'})")
     summary = json.loads((out / "grid_results.json").read_text())
     print(f"ROS grid ({args.task}, runner={runner}, backend={args.backend}): "
           f"{summary['successes']}/{summary['total']} successes; per cell {summary['success_table']}")

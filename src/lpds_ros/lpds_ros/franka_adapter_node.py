@@ -83,16 +83,21 @@ class FrankaAdapterNode(Node):
 
     def _on_joints(self, msg: JointState) -> None:
         idx = {n: i for i, n in enumerate(msg.name)}
-        if all(n in idx for n in JOINT_NAMES):
-            self._q = np.array([msg.position[idx[n]] for n in JOINT_NAMES])
+        if all(n in idx for n in JOINT_NAMES) and len(msg.position) == len(msg.name):
+            q = np.array([msg.position[idx[n]] for n in JOINT_NAMES], float)
+            if np.all(np.isfinite(q)):  # a malformed joint state must not seed the IK
+                self._q = q
 
     def _on_target(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        if not np.all(np.isfinite([p.x, p.y, p.z, o.x, o.y, o.z, o.w])):  # never forward NaN to the controller
+            self.get_logger().error("non-finite target pose dropped", throttle_duration_sec=1.0)
+            return
         if self.p["controller"] == "cartesian_impedance":
             self.pub_pose.publish(msg)
             return
-        p, o = msg.pose.position, msg.pose.orientation
         q, residual = ik(np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w]), self._q)
-        if residual > 1e-2:
+        if not (np.isfinite(residual) and residual <= 1e-2) or not np.all(np.isfinite(q)):
             self.get_logger().warning(f"IK residual {residual:.3g}: target not reachable, holding",
                                       throttle_duration_sec=1.0)
             return

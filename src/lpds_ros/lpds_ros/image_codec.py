@@ -12,6 +12,8 @@ ENCODINGS: dict[str, tuple[str, int]] = {
     "mono16": ("uint16", 1), "16UC1": ("uint16", 1), "32FC1": ("float32", 1),
 }
 
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+
 
 def image_to_numpy(msg: Any) -> np.ndarray:
     """(h, w, c) array (c kept even when 1) from a sensor_msgs/Image-like object; ValueError on inconsistent size."""
@@ -46,6 +48,8 @@ def rgb_from_image(msg: Any) -> np.ndarray:
 
 def depth_metres_from_image(msg: Any, depth_unit: float = 0.001) -> np.ndarray:
     """(h, w) float32 metres; 16UC1 is scaled by `depth_unit` (RealSense: mm), 32FC1 is already metres."""
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"depth image encoding {msg.encoding!r} is not a depth encoding; use one of {DEPTH_ENCODINGS}")
     arr = image_to_numpy(msg)[..., 0]
     if arr.dtype == np.float32:
         return arr.astype(np.float32)

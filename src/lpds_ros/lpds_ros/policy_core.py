@@ -54,22 +54,67 @@ def rotate_z(q_xyzw: np.ndarray, angle: float) -> np.ndarray:
     return np.array([c * x - s * y, c * y + s * x, c * z + s * w, c * w - s * z])
 
 
-MAX_POSE_OUTSIDE_BOX = 0.3  # a measured pose further than this outside the workspace box is not believed
+STOPPED = "stopped: call ~/start to stream"
+NO_MODEL = "no policy loaded yet: set model_dir and call ~/reload"
+MAX_OBS_MAGNITUDE = 1e4  # a float observation element beyond this is a broken sensor or message, not a state
+QUAT_NORM_TOL = 0.1  # a measured orientation must be a unit quaternion to within this
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """What a runner consumes and emits: obs {key: (shape, dtype)} (None: the runner does not say) and act_dim."""
+    obs: dict[str, tuple[tuple[int, ...], str]] | None
+    act_dim: int
+    horizon: int
+
+
+def runner_spec(runner: PolicyRunner) -> RunnerSpec:
+    """The runner's declared spec: `obs_spec` ({key: {"shape", "dtype"}}, as lpds exports write it) if it has one."""
+    raw = getattr(runner, "obs_spec", None)
+    obs = None if raw is None else {k: (tuple(int(d) for d in v["shape"]), str(v["dtype"])) for k, v in raw.items()}
+    return RunnerSpec(obs, int(runner.act_dim), int(runner.horizon))
+
+
+def spec_mismatch(new: RunnerSpec, running: RunnerSpec | None) -> list[str]:
+    """Why a runner cannot replace the running one (empty: it can). act_dim must be 4 (xyz, gripper) or 5 (+yaw)."""
+    out = []
+    if new.act_dim not in (4, 5):
+        out.append(f"the model's act_dim is {new.act_dim}; the node drives (dx, dy, dz[, dyaw], gripper): 4 or 5")
+    if new.horizon < 1:
+        out.append(f"the model's horizon is {new.horizon}; need >= 1")
+    if running is None:
+        return out
+    if new.act_dim != running.act_dim:
+        out.append(f"the model's act_dim {new.act_dim} differs from the running model's {running.act_dim}")
+    if new.obs is not None and running.obs is not None and new.obs != running.obs:
+        out.append(f"the model's observation spec {new.obs} differs from the running model's {running.obs}")
+    return out
 
 
 class PolicyController:
-    def __init__(self, runner: PolicyRunner, limits: SafetyLimits, replan_after: int = 4,
-                 max_input_age: float = 0.2, mapping: ActionMapping = ActionMapping(),
-                 obs_shape: Any = None):
-        self.runner = runner
+    """One tick: fresh, well-formed inputs -> at most one safe target, else a hold with its reasons.
+
+    The expected observation is the runner's `obs_spec` when it declares one (onnx, scripted); a runner without one
+    gets every finite numeric observation (locking to the first one seen would let a malformed first message lock
+    the node up). Nothing here keeps state that a bad message can poison: every hold clears the chunk, and the next
+    good tick plans afresh."""
+
+    def __init__(self, runner: PolicyRunner | None, limits: SafetyLimits, replan_after: int = 4,
+                 max_input_age: float = 0.2, mapping: ActionMapping = ActionMapping()):
         self.safety = SafetyFilter(limits)
         self.scheduler = ChunkScheduler(replan_after)
         self.watchdog = StaleWatchdog(max_input_age)
         self.mapping = mapping
-        self.obs_shape = obs_shape  # None: locked to the first good observation's shape
+        self.runner: PolicyRunner | None = None
+        self.spec: RunnerSpec | None = None
         self.streaming = False
         self._need_anchor = True
-        self._lo, self._hi = np.asarray(limits.box_min, float), np.asarray(limits.box_max, float)
+        if runner is not None:
+            self.set_runner(runner)
+
+    @property
+    def limits(self) -> SafetyLimits:
+        return self.safety.limits
 
     # -- control ---------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -81,9 +126,29 @@ class PolicyController:
         self.streaming = False
         self._hold()
 
-    def set_runner(self, runner: PolicyRunner) -> None:
-        self.runner = runner
+    def set_runner(self, runner: PolicyRunner, check_running: bool = True) -> None:
+        """Serve `runner` from the next tick; ValueError (and the old runner kept) when its spec does not fit the
+        running one (check_running=False: only that it is drivable, e.g. the scripted operator rebuilt for new
+        state names)."""
+        spec = runner_spec(runner)
+        running = self.spec if check_running else None
+        bad = spec_mismatch(spec, running)
+        if bad:
+            raise ValueError("; ".join(bad))
+        self.runner, self.spec = runner, spec
         self._hold()
+
+    def set_limits(self, limits: SafetyLimits) -> None:
+        """New box/step limits apply from the next tick: the filter restarts from the measured pose."""
+        self.safety = SafetyFilter(limits)
+        self._hold()
+
+    def set_max_input_age(self, max_age: float) -> None:
+        old = self.watchdog
+        self.watchdog = StaleWatchdog(max_age)
+        for name, stamp in old.stamps.items():
+            if stamp is not None:
+                self.watchdog.feed(name, stamp)
 
     def _hold(self) -> None:
         self.scheduler.clear()
@@ -92,43 +157,70 @@ class PolicyController:
     # -- checks ----------------------------------------------------------------------------------------------
     def _check_obs(self, obs: Any) -> list[str]:
         arrays = obs if isinstance(obs, dict) else {"state": obs}
-        shape = {k: np.shape(v) for k, v in arrays.items()}
+        got = {}
         for k, v in arrays.items():
             a = np.asarray(v)
             if a.dtype.kind not in "fiu":
                 return [f"observation {k} has non-numeric dtype {a.dtype}"]
             if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
                 return [f"observation {k} has NaN/Inf"]
-            if a.dtype.kind == "f" and np.any(np.abs(a) > 1e4):
+            if a.dtype.kind == "f" and a.size and np.max(np.abs(a)) > MAX_OBS_MAGNITUDE:
                 return [f"observation {k} has implausible magnitude {float(np.max(np.abs(a))):.3g}"]
-        if self.obs_shape is None:
-            self.obs_shape = shape
-        elif shape != self.obs_shape:
-            return [f"observation shape {shape} differs from the expected {self.obs_shape}"]
+            got[k] = (tuple(a.shape), "uint8" if a.dtype == np.uint8 else "float32" if a.dtype.kind == "f"
+                      else str(a.dtype))
+        want = self.spec.obs if self.spec is not None else None
+        if want is not None and got != want:
+            return [f"observation shape {got} differs from the expected {want}"]
         return []
 
     def _check_state(self, s: RobotState) -> list[str]:
         p, q = np.asarray(s.position, float), np.asarray(s.quaternion, float)
-        if p.shape != (3,) or q.shape != (4,) or not np.all(np.isfinite(p)) or not np.all(np.isfinite(q)) \
-                or not np.isfinite(s.gripper_width):
+        if p.shape != (3,) or q.shape != (4,) or not np.all(np.isfinite(p)) or not np.all(np.isfinite(q)):
             return ["robot state has NaN/Inf or a wrong shape"]
-        if np.linalg.norm(q) < 1e-6:
+        if not np.isfinite(s.gripper_width) or not -0.01 <= s.gripper_width <= 1.0:
+            return [f"robot state has NaN/Inf or an implausible gripper width {s.gripper_width:.3g} m"]
+        n = float(np.linalg.norm(q))
+        if n < 1e-6:
             return ["robot state has a zero quaternion"]
-        outside = float(np.linalg.norm(p - np.clip(p, self._lo, self._hi)))
-        if outside > MAX_POSE_OUTSIDE_BOX:
-            return [f"measured pose {np.round(p, 3).tolist()} is {outside:.2f} m outside the workspace box"]
+        if abs(n - 1.0) > QUAT_NORM_TOL:
+            return [f"robot state quaternion has norm {n:.3g}, not a unit quaternion"]
+        outside = self.safety.outside(p)
+        if outside >= self.limits.max_step:
+            return [f"measured pose {np.round(p, 3).tolist()} is {outside:.2f} m outside the workspace box "
+                    f"(more than max_step {self.limits.max_step} m): move the robot into the box"]
         return []
+
+    def _plan(self, obs: Any) -> str | None:
+        """A new chunk into the scheduler, or the reason there is none (a raising runner is a hold, not a crash)."""
+        try:
+            chunk = np.asarray(self.runner.act(obs), dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001 - a failing model must never take the safety layer down
+            return f"policy step failed: {type(exc).__name__}: {exc}"
+        if chunk.ndim != 2 or chunk.shape[0] < 1 or chunk.shape[1] != self.spec.act_dim:
+            return f"policy returned a chunk of shape {chunk.shape}; need (H, {self.spec.act_dim})"
+        self.scheduler.set_chunk(chunk)
+        return None
+
+    def status(self, now: float) -> list[str]:
+        """Why the node would hold now, without ticking (for the node's supervision when no input arrives)."""
+        if not self.streaming:
+            return [STOPPED]
+        if self.runner is None:
+            return [NO_MODEL]
+        return self.watchdog.stale(now)
 
     # -- one control tick ------------------------------------------------------------------------------------
     def tick(self, now: float, obs: Any, obs_stamp: float, state: RobotState | None) -> TickResult:
         if not self.streaming:
-            return TickResult(None, ["stopped"])
+            return TickResult(None, [STOPPED])
+        if self.runner is None:
+            return TickResult(None, [NO_MODEL])
         if obs is not None:
             self.watchdog.feed("observation", obs_stamp)
         if state is not None:
             self.watchdog.feed("robot_state", state.stamp)
         reasons = self.watchdog.stale(now)
-        if not reasons and obs is None:
+        if not reasons and (obs is None or state is None):
             reasons = ["no observation"]
         if not reasons:
             reasons = self._check_obs(obs) + self._check_state(state)
@@ -146,11 +238,10 @@ class PolicyController:
             self._need_anchor = False
         planned = False
         if self.scheduler.needs_plan():
-            chunk = np.asarray(self.runner.act(obs), dtype=np.float64)
-            if chunk.ndim != 2 or chunk.shape[1] < 4:
+            why = self._plan(obs)
+            if why is not None:
                 self._hold()
-                return TickResult(None, [f"policy returned a chunk of shape {chunk.shape}; need (H, >=4)"])
-            self.scheduler.set_chunk(chunk)
+                return TickResult(None, [why])
             planned = True
         a = self.scheduler.pop()
         if a is None:
@@ -166,5 +257,5 @@ class PolicyController:
         safe = self.safety.filter(target, quat, self.mapping.gripper_command(a[-1]), measured=state.position)
         if not safe.accepted:
             self._hold()
-            return TickResult(None, safe.reasons, planned)
+            return TickResult(None, ["model output: " + "; ".join(safe.reasons)], planned)
         return TickResult(safe, list(safe.reasons), planned)

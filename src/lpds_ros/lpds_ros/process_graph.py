@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,29 @@ import tempfile
 import time
 from pathlib import Path
 
+from lpds_core.errors import RunError
+
 from .graph import NodeSpec, process_command, write_params_file
+
+START_FAILURE = "failed to start:"  # the line ros_common.run_node prints when a node cannot be built
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+
+class NodeExited(RunError):
+    """A node of the graph exited before the node being waited for: its name and its own error, in one line."""
+
+
+def last_error_line(log: str) -> str:
+    """The line of a node's log that says why it died: run_node's start failure, else the last exception line
+    of a traceback, else the last line."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if START_FAILURE in ln:
+            return ln.split(START_FAILURE, 1)[1].strip()
+    for ln in reversed(lines):
+        if _EXCEPTION_LINE.match(ln):
+            return ln
+    return lines[-1] if lines else "(no output)"
 
 
 def isolated_ros_env(domain_id: int | None = None, base: dict | None = None) -> dict[str, str]:
@@ -59,14 +82,27 @@ class GraphProcesses:
         p = self.log_dir / f"{name}.log"
         return p.read_text() if p.exists() else ""
 
-    def wait(self, name: str, timeout: float | None = None) -> int:
-        """Exit code of one node (e.g. the evaluator, which exits when the protocol is done)."""
-        return self.procs[name].wait(timeout=timeout)
+    def wait(self, name: str, timeout: float | None = None, poll: float = 0.2) -> int:
+        """Exit code of one node (e.g. the evaluator, which exits when the protocol is done). Any other node that
+        exits first (a failed start, a crash) raises NodeExited with that node's own error, instead of leaving
+        the awaited node to time out on a service that will never come."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        proc = self.procs[name]
+        while True:
+            rc = proc.poll()
+            self.check_alive(exclude=name)
+            if rc is not None:
+                return rc
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            time.sleep(poll)
 
-    def check_alive(self) -> None:
+    def check_alive(self, exclude: str | None = None) -> None:
+        """NodeExited for the first node (other than `exclude`) that is no longer running."""
         for name, p in self.procs.items():
-            if p.poll() is not None and p.returncode != 0:
-                raise RuntimeError(f"node {name} exited with {p.returncode}:\n{self.log(name)[-3000:]}")
+            if name != exclude and p.poll() is not None:
+                raise NodeExited(f"node {name} exited with code {p.returncode}: {last_error_line(self.log(name))} "
+                                 f"(log: {self.log_dir / (name + '.log')})")
 
     def stop(self, timeout: float = 10.0) -> None:
         for name, p in self.procs.items():

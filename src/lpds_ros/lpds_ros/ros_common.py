@@ -29,6 +29,13 @@ def command_qos():
     return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
+def latched_qos():
+    """Depth 1, reliable, transient local: a late subscriber still gets the current value (e.g. ~/hold_reason)."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
 def stamp_to_sec(stamp: Any) -> float:
     return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
 
@@ -54,7 +61,15 @@ def run_node(factory: Callable[[], Any], args: list[str] | None = None, multithr
     node = None
     rc = 0
     try:
-        node = factory()
+        try:
+            node = factory()
+        except Exception as exc:  # noqa: BLE001 - one line the graph runner reports (process_graph.START_FAILURE)
+            import traceback
+
+            traceback.print_exc()
+            name = getattr(factory, "__name__", "node")
+            print(f"[{name}] failed to start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return 1
         executor = MultiThreadedExecutor(num_threads=2) if multithreaded else SingleThreadedExecutor()
         executor.add_node(node)
         while rclpy.ok() and not getattr(node, "done", False):

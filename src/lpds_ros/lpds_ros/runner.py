@@ -14,6 +14,8 @@ import numpy as np
 
 @runtime_checkable
 class PolicyRunner(Protocol):
+    """`obs_spec` ({key: {"shape": [...], "dtype": "float32" | "uint8"}}, state vectors under "state") is optional:
+    the node checks observations and reloads against it when present."""
     horizon: int
     act_dim: int
 
@@ -37,6 +39,7 @@ class OnnxRunner:
         self.policy = OnnxPolicy(model_dir)
         self.spec = self.policy.spec
         self.horizon, self.act_dim = int(self.policy.horizon), int(self.policy.act_dim)
+        self.obs_spec = self.policy.obs_spec  # checked by the node against the running model on ~/reload
         self._rng = np.random.default_rng(seed)
 
     def act(self, obs: Any) -> np.ndarray:
@@ -64,6 +67,7 @@ class ScriptedPickPlace:
         if missing:
             raise ValueError(f"scripted operator needs state fields {missing}; the observation has {self.obs_names}")
         self._idx = [self.obs_names.index(n) for n in self.names]
+        self.obs_spec = {"state": {"shape": [len(self.obs_names)], "dtype": "float32"}}
         self.scale, self.open_v, self.closed_v = action_scale, gripper_open_value, gripper_closed_value
         self.hover, self.grasp_depth, self.release_height = hover, grasp_depth, release_height
         self.held_width, self.min_held_width, self.gain = held_width, min_held_width, gain

@@ -28,6 +28,8 @@ class SafetyLimits:
             raise ValueError(f"workspace box_min {self.box_min} must be below box_max {self.box_max} on every axis")
         if not (np.isfinite(self.max_step) and self.max_step > 0):
             raise ValueError(f"max_step must be a positive finite distance in metres, got {self.max_step}")
+        if not (np.isfinite(self.max_lead) and self.max_lead >= 0):
+            raise ValueError(f"max_lead must be a finite distance >= 0 in metres (0: off), got {self.max_lead}")
         if not self.gripper_min < self.gripper_max:
             raise ValueError("gripper_min must be below gripper_max")
 
@@ -53,6 +55,7 @@ class SafetyFilter:
         self._lo = np.asarray(limits.box_min, float)
         self._hi = np.asarray(limits.box_max, float)
         self._last: SafeTarget | None = None
+        self._step_budget = limits.max_step  # the next step's limit (shorter right after anchoring outside the box)
 
     @property
     def anchored(self) -> bool:
@@ -62,13 +65,25 @@ class SafetyFilter:
     def last(self) -> SafeTarget | None:
         return self._last
 
+    def outside(self, position) -> float:
+        """Distance (m) of a point from the workspace box; 0 inside."""
+        p = np.asarray(position, float).reshape(-1)
+        return float(np.linalg.norm(p - np.clip(p, self._lo, self._hi)))
+
     def anchor(self, position, quaternion, gripper: float = 0.0) -> SafeTarget:
-        """Start from the measured pose (clipped into the box); refuses non-finite poses."""
+        """Start from the measured pose (clipped into the box); refuses non-finite poses and poses more than one
+        step outside the box. The first step after an anchor is shortened by the clipping distance, so the first
+        target is never more than max_step from where the robot is."""
         p, q = np.asarray(position, float).reshape(-1), np.asarray(quaternion, float).reshape(-1)
         if p.shape != (3,) or q.shape != (4,) or not _finite(p) or not _finite(q) or np.linalg.norm(q) < 1e-6:
             raise ValueError(f"cannot anchor the safety filter on a bad pose: position={p}, quaternion={q}")
+        d = self.outside(p)
+        if d >= self.limits.max_step:
+            raise ValueError(f"measured pose {np.round(p, 3).tolist()} is {d:.3f} m outside the workspace box "
+                             f"(more than max_step {self.limits.max_step} m): move the robot into the box")
         g = float(np.clip(gripper, self.limits.gripper_min, self.limits.gripper_max)) if np.isfinite(gripper) else 0.0
         self._last = SafeTarget(np.clip(p, self._lo, self._hi), q / np.linalg.norm(q), g, True)
+        self._step_budget = self.limits.max_step - d
         return self._last
 
     def reset(self) -> None:
@@ -102,10 +117,11 @@ class SafetyFilter:
                 reasons.append(f"target led the measured pose by {n:.3f} m (limit {self.limits.max_lead} m)")
         step = clipped - last.position
         dist = float(np.linalg.norm(step))
-        if dist > self.limits.max_step:
-            clipped = last.position + step * (self.limits.max_step / dist)
+        budget, self._step_budget = self._step_budget, self.limits.max_step
+        if dist > budget:
+            clipped = last.position + step * (budget / dist)
             clipped = np.clip(clipped, self._lo, self._hi)  # box is convex: stays inside, never longer
-            reasons.append(f"step {dist:.4f} m limited to {self.limits.max_step} m")
+            reasons.append(f"step {dist:.4f} m limited to {budget:.4f} m")
         g = float(np.clip(gripper, self.limits.gripper_min, self.limits.gripper_max))
         self._last = SafeTarget(clipped, q, g, True, reasons)
         return self._last

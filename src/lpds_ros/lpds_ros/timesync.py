@@ -1,8 +1,9 @@
 """Approximate-time matching of two stamped streams (our small stand-in for message_filters, which has no wheel).
 
 Each stream keeps a short queue ordered by stamp; a message older than or equal to the newest one already seen
-on its stream is rejected (out of order). `latest_pair` returns the newest pair whose stamps differ by at most
-`slop` seconds.
+on its stream is rejected (out of order) — unless the caller passes `now` and the newer ones lie after it: those
+came from a clock running ahead (or one that jumped back) and must not block the stream, so they are dropped.
+`latest_pair` returns the newest pair whose stamps differ by at most `slop` seconds.
 """
 from __future__ import annotations
 
@@ -21,23 +22,45 @@ class ApproxTimePairBuffer(Generic[A, B]):
         self._queues: tuple[deque, deque] = (deque(maxlen=queue_size), deque(maxlen=queue_size))
         self.rejected_out_of_order = 0
 
-    def _add(self, i: int, stamp: float, msg: Any) -> bool:
+    def _add(self, i: int, stamp: float, msg: Any, now: float | None) -> bool:
         q = self._queues[i]
         if stamp != stamp or stamp in (float("inf"), float("-inf")):  # NaN or Inf stamp
             self.rejected_out_of_order += 1
             return False
+        if q and stamp <= q[-1][0] and now is not None and q[-1][0] > now >= stamp:
+            while q and q[-1][0] > now:  # stamps from the future cannot hold back messages stamped now
+                q.pop()
         if q and stamp <= q[-1][0]:
             self.rejected_out_of_order += 1
             return False
         q.append((float(stamp), msg))
         return True
 
-    def add_a(self, stamp: float, msg: A) -> bool:
+    def add_a(self, stamp: float, msg: A, now: float | None = None) -> bool:
         """False when the stamp is not newer than the last one on stream A (message dropped)."""
-        return self._add(0, stamp, msg)
+        return self._add(0, stamp, msg, now)
 
-    def add_b(self, stamp: float, msg: B) -> bool:
-        return self._add(1, stamp, msg)
+    def add_b(self, stamp: float, msg: B, now: float | None = None) -> bool:
+        return self._add(1, stamp, msg, now)
+
+    def reached(self, i: int, stamp: float) -> bool:
+        """Stream i (0: A, 1: B) has a message stamped at or after `stamp`: no closer match can still come."""
+        q = self._queues[i]
+        return bool(q) and q[-1][0] >= stamp
+
+    def unmatched_a(self) -> tuple[float, float | None] | None:
+        """(stamp of the newest A, stamp of the B nearest to it or None) when that A has no B within slop."""
+        qa, qb = self._queues
+        if not qa:
+            return None
+        sa = qa[-1][0]
+        if not qb:
+            return sa, None
+        sb = min((s for s, _ in qb), key=lambda s: abs(s - sa))
+        return None if abs(sb - sa) <= self.slop else (sa, sb)
+
+    def sizes(self) -> tuple[int, int]:
+        return len(self._queues[0]), len(self._queues[1])
 
     def latest_pair(self) -> tuple[float, A, float, B] | None:
         """Newest A with a B within slop (closest such B): (stamp_a, a, stamp_b, b), or None."""

@@ -14,6 +14,10 @@ class StaleWatchdog:
             raise KeyError(f"unknown watchdog input {name!r}; known: {sorted(self._stamps)}")
         self._stamps[name] = float(stamp)
 
+    @property
+    def stamps(self) -> dict[str, float | None]:
+        return dict(self._stamps)
+
     def stale(self, now: float) -> list[str]:
         """Reasons why the inputs are not usable now; empty when all are fresh."""
         out = []

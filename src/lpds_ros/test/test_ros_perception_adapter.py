@@ -2,6 +2,8 @@
 stamp; targets -> equilibrium_pose / IK JointTrajectory; a missing franka_msgs gives a clear error."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,13 @@ def test_adapter_relays_cartesian_targets_and_solves_ik_for_joint_trajectories(r
     assert tr.joint_names == [f"fr3_joint{i}" for i in range(1, 8)] and len(tr.points) == 1
     np.testing.assert_allclose(fk(np.array(tr.points[0].positions))[:3, 3], T[:3, 3], atol=1e-3)
     assert ik_node.p["controller"] == "joint_trajectory"
+    # non-finite targets are dropped by both controllers, never forwarded
+    n_poses, n_trajs = len(poses), len(trajs)
+    for bad in ((np.nan, 0.1, 0.3), (0.4, np.inf, 0.3)):
+        pub.publish(_target(*bad))
+        pub_ik.publish(_target(*bad))
+    time.sleep(0.3)
+    assert len(poses) == n_poses and len(trajs) == n_trajs
 
 
 def test_franka_gripper_backend_without_franka_msgs_says_what_to_do(ros):

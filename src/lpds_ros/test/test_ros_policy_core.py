@@ -11,9 +11,11 @@ class WildRunner:
     """Huge, random and sometimes NaN chunks: the safety layer must contain whatever the model emits."""
     horizon, act_dim = 4, 4
 
-    def __init__(self, seed=0):
+    def __init__(self, seed=0, obs_dim=None):
         self.rng = np.random.default_rng(seed)
         self.calls = 0
+        if obs_dim is not None:  # a declared spec: observations of another shape are refused
+            self.obs_spec = {"state": {"shape": [obs_dim], "dtype": "float32"}}
 
     def act(self, obs):
         self.calls += 1
@@ -28,14 +30,13 @@ def state(t, p=(0.0, 0.3, 0.9)):
 
 
 def test_tick_holds_until_inputs_are_good_and_fresh():
-    c = PolicyController(WildRunner(), LIM, max_input_age=0.2)
-    assert c.tick(0.0, np.zeros(3), 0.0, state(0.0)).command is None  # not started
+    c = PolicyController(WildRunner(obs_dim=5), LIM, max_input_age=0.2)
+    assert c.tick(0.0, np.zeros(5), 0.0, state(0.0)).command is None  # not started
     c.start()
-    assert c.tick(1.0, np.zeros(3), 0.5, state(0.5)).command is None  # stale
-    r = c.tick(1.0, np.full(3, np.nan), 1.0, state(1.0))
+    assert c.tick(1.0, np.zeros(5), 0.5, state(0.5)).command is None  # stale
+    r = c.tick(1.0, np.full(5, np.nan), 1.0, state(1.0))
     assert r.command is None and "NaN" in r.reasons[0]
-    r = c.tick(1.1, np.zeros(5), 1.1, state(1.1))  # first good obs locks the shape
-    r = c.tick(1.2, np.zeros(4), 1.2, state(1.2))
+    r = c.tick(1.2, np.zeros(4, np.float32), 1.2, state(1.2))
     assert r.command is None and "shape" in r.reasons[0]
     r = c.tick(1.3, np.zeros(5), 1.3, state(1.3, (50.0, 0, 0)))
     assert r.command is None and "outside the workspace" in r.reasons[0]

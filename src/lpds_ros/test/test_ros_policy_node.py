@@ -16,6 +16,7 @@ BOX_MIN, BOX_MAX, MAX_STEP = np.array([-0.45, -0.05, 0.64]), np.array([0.45, 0.6
 
 class WildRunner:
     horizon, act_dim = 4, 4
+    obs_spec = {"state": {"shape": [6], "dtype": "float32"}}
 
     def __init__(self, seed=0):
         self.rng = np.random.default_rng(seed)
@@ -30,8 +31,10 @@ class WildRunner:
 class StepRunner:
     horizon, act_dim = 4, 4
 
-    def __init__(self, model_dir=""):
+    def __init__(self, model_dir="", obs_spec=None):
         self.model_dir = model_dir
+        if obs_spec is not None:
+            self.obs_spec = obs_spec
 
     def act(self, obs):
         return np.tile([0.2, 0.0, 0.0, 1.0], (4, 1))
@@ -242,7 +245,9 @@ def test_timer_mode_stops_streaming_when_inputs_go_stale(ros):
 
 def test_image_mode_holds_on_wrong_image_size_and_resumes(ros):
     ctx, add = ros
-    policy = add(_policy(ctx, StepRunner(), obs_mode="image"))
+    spec = {"rgb": {"shape": [3, 84, 84], "dtype": "uint8"}, "depth": {"shape": [1, 84, 84], "dtype": "float32"},
+            "proprio": {"shape": [8], "dtype": "float32"}}
+    policy = add(_policy(ctx, StepRunner(obs_spec=spec), obs_mode="image"))
     robot = _robot(ctx, add)
     assert _connected(robot, policy)
     assert wait_for(lambda: robot.pub_rgb.get_subscription_count() >= 1, 5)
