@@ -37,7 +37,7 @@ $(STAMP): requirements.txt src/lpds_core/pyproject.toml src/lpds_sim/pyproject.t
 # driven through the ROS 2 graph (separate processes over DDS) against the RAI sim robot
 demo: setup
 	$(XRUN) $(BIN)/lpds pipeline --task pick_place --out $(OUT)/pick_place
-	$(XRUN) $(BIN)/lpds ros-sim --task pick_place --model-dir $(OUT)/pick_place/export --episodes 8 --trials 1 --speedup 3 --out $(OUT)/ros_grid
+	$(XRUN) $(BIN)/lpds ros-sim --task pick_place --model-dir $(OUT)/pick_place/export --max-trials 8 --trials 1 --speedup 3 --out $(OUT)/ros_grid
 	@echo "report: $(OUT)/pick_place/report.md   ROS grid: $(OUT)/ros_grid/grid_results.json"
 
 test: setup

@@ -65,7 +65,7 @@ def main() -> int:
             print(f"train-steer failed (exit {rc})", file=sys.stderr)
             return rc
         out = Path(tmp) / "ros"
-        rc = subprocess.run(lpds + ["ros-sim", "--task", "pick_place", "--model-dir", args.export, "--episodes", "2",
+        rc = subprocess.run(lpds + ["ros-sim", "--task", "pick_place", "--model-dir", args.export, "--max-trials", "2",
                                     "--trials", "1", "--speedup", "3", "--out", str(out)],
                             stdout=subprocess.DEVNULL).returncode
         if rc != 0:

@@ -96,7 +96,7 @@ def test_resume_needs_only_out_and_lists_every_conflicting_flag(tmp_path, capsys
 
 # one name per concept, in every subcommand (the old aliases must be gone)
 OLD_NAMES = {"--n", "--obs-mode", "--steps", "--warmup", "--grad-steps", "--trials-per-cell", "--eval-episodes",
-             "--critic-state", "--no-critic-state"}
+             "--critic-state", "--no-critic-state", "--episodes"}
 CONCEPTS = {"demos count": "--n-demos", "BC steps": "--bc-steps", "env steps": "--env-steps",
             "warm-up": "--warmup-steps", "trials": "--trials", "observation mode": "--obs"}
 

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ros-sim", help="run the ROS 2 graph (policy node + sim robot) for N grid trials",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", default="pick_place", choices=["pick_place", "mug_hang"])
-    p.add_argument("--episodes", type=int, default=0, help="stop after N grid trials (0: all rows x cols x trials)")
+    p.add_argument("--max-trials", dest="max_trials", type=int, default=0,
+                   help="stop after N grid trials, like `lpds eval --max-trials` (0: all rows x cols x trials)")
     p.add_argument("--trials", type=int, default=5, help="trials per grid cell")
     p.add_argument("--model-dir", default="", help="ONNX export folder (decoder.onnx + perturbation.onnx)")
     p.add_argument("--runner", default=None, help="onnx | scripted | package.module:factory "
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value, ok, want in (("--rate", args.rate, args.rate > 0, "a positive rate in Hz"),
                                   ("--speedup", args.speedup, args.speedup > 0, "a positive factor"),
                                   ("--trials", args.trials, args.trials >= 1, "at least 1"),
-                                  ("--episodes", args.episodes, args.episodes >= 0, "0 (all) or more"),
+                                  ("--max-trials", args.max_trials, args.max_trials >= 0, "0 (all) or more"),
                                   ("--episode-timeout", args.episode_timeout, args.episode_timeout > 0,
                                    "a positive number of seconds")):
         if not ok or value != value:  # also NaN
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if runner == "onnx" and not args.model_dir:
         raise ConfigError("--runner onnx needs --model-dir (an `lpds export` folder)")
     out = Path(args.out)
-    nodes, _ = grid_eval_graph(use_sim=True, episodes=args.episodes, out_dir=str(out), trials=args.trials,
+    nodes, _ = grid_eval_graph(use_sim=True, episodes=args.max_trials, out_dir=str(out), trials=args.trials,
                                model_dir=args.model_dir, runner=runner, obs_mode=args.obs_mode, task=args.task,
                                sim_backend=args.backend, control_rate=args.rate, speedup=args.speedup,
                                episode_timeout=args.episode_timeout)

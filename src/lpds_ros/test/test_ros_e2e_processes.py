@@ -44,7 +44,7 @@ def test_lpds_ros_sim_cli_completes_episodes_on_the_kinematic_robot(tmp_path):
     import subprocess
 
     out = tmp_path / "rs"
-    cmd = [sys.executable, "-m", "lpds_sim.cli", "ros-sim", "--backend", "kinematic", "--episodes", "2",
+    cmd = [sys.executable, "-m", "lpds_sim.cli", "ros-sim", "--backend", "kinematic", "--max-trials", "2",
            "--rate", "20", "--out", str(out)]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -32,7 +32,7 @@ def test_ros_sim_reports_a_policy_node_that_failed_to_start(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(REPO / "src" / p) for p in ("lpds_core", "lpds_sim", "lpds_ros")] + [os.environ.get("PYTHONPATH", "")])}
     missing = tmp_path / "no_such_export"
-    cmd = [sys.executable, "-m", "lpds_sim.cli", "ros-sim", "--backend", "kinematic", "--episodes", "1",
+    cmd = [sys.executable, "-m", "lpds_sim.cli", "ros-sim", "--backend", "kinematic", "--max-trials", "1",
            "--runner", "onnx", "--model-dir", str(missing), "--out", str(tmp_path / "rs")]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
@@ -49,7 +49,7 @@ def test_ros_sim_reports_a_policy_node_that_failed_to_start(tmp_path):
 @pytest.mark.parametrize("flags, needle", [(["--rate", "0"], "--rate 0.0 is invalid"),
                                            (["--speedup", "-1"], "--speedup -1.0 is invalid"),
                                            (["--trials", "0"], "--trials 0 is invalid"),
-                                           (["--episodes", "-1"], "--episodes -1 is invalid"),
+                                           (["--max-trials", "-1"], "--max-trials -1 is invalid"),
                                            (["--episode-timeout", "0"], "--episode-timeout 0.0 is invalid"),
                                            (["--runner", "onnx"], "--runner onnx needs --model-dir")])
 def test_ros_sim_refuses_bad_flags_before_starting_any_node(flags, needle, tmp_path):
