@@ -55,27 +55,12 @@ class RunCheckpointError(CheckpointError):
     """A run checkpoint is unreadable (truncated, corrupt, wrong format)."""
 
 
-# the errors a command turns into a one-line message and exit code 2 (no traceback: the message says the fix)
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # configs
 # --------------------------------------------------------------------------------------------------------------
 C = TypeVar("C")
 # The schema machinery is lpds_core.config's (one home); these are the run-folder-facing names for it.
 read_yaml_mapping = _schema.read_yaml
-
-
-def check_keys(given: Iterable[str], valid: Iterable[str], where: str) -> None:
-    """Raise ConfigError naming every unknown key and listing the valid ones."""
-    valid = sorted(valid)
-    unknown = sorted(set(given) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in {where}; "
-            f"valid keys are: {', '.join(valid)}"
-        )
 
 
 def config_from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config", kind: str | None = None) -> C:
