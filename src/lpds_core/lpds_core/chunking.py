@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import gymnasium as gym
+import numpy as np
+
 
 def bootstrap_discount(gamma: float, n_steps: int) -> float:
     """γ^n: what a chunk transition of n executed env steps bootstraps with (stored as the replay's `discount`)."""
@@ -26,9 +29,6 @@ def chunk_discounting(rewards: Sequence[float], gamma: float) -> tuple[float, fl
     The one definition the chunk wrapper and the training loops use for every agent."""
     total = sum(bootstrap_discount(gamma, k) * float(r) for k, r in enumerate(rewards))
     return total, bootstrap_discount(gamma, len(rewards))
-
-import gymnasium as gym
-import numpy as np
 
 
 class ActionChunkWrapper(gym.Wrapper):
