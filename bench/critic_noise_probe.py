@@ -20,7 +20,7 @@ scfg = runs.config_from_dict(SteerConfig, {k: v for k, v in cfg.items() if k != 
 backbone, base_cfg = load_base(scfg.base, scfg.task)
 env = make_env(scfg.task, base_cfg["obs"])
 agent = make_agent(scfg.algo, backbone, obs_space=steering_obs_space(scfg, env), action_space=env.action_space,
-                   config=scfg.agent_config())
+                   config=scfg.agent)
 ck = run.joinpath("checkpoints"); p = sorted(ck.iterdir())[-1]
 st = runs.load_checkpoint(p)
 agent.load_state_dict(st["agent"])

@@ -210,18 +210,23 @@ def _decorrelate_targets(agent):
                        torch.rand(512, c.input_dim, generator=g) * 2 - 1], 1)
         c.target_q2[-1].bias.sub_((c.target_q2(x) - c.target_q1(x)).median())
 
-
-@pytest.mark.parametrize("name", ["lpds", "lpds-a"])
-def test_lpds_td_target_equals_a_hand_computation_over_a_chunk(name):
-    g = 0.9
-    dec = LinearDecoder(scale=0.3)
-    agent = _lpds_for_td(name, dec, g)
+def _update_on_chunks(agent, dec, g):
+    """One update on the three chunk cases (full, terminated, truncated), with the TD target it computed."""
     batch = _chunk_transitions(g)
     batch["noise"] = torch.randn(3 * ROWS_PER_CASE, H, A)
     batch["action"] = dec.decode_features(batch["obs"], batch["noise"]).clamp(-0.3, 0.3)
     seen = _capture_target(agent)
     torch.manual_seed(42)
     agent.update(batch)
+    return batch, seen
+
+
+@pytest.mark.parametrize("name", ["lpds", "lpds-a"])
+def test_lpds_td_target_equals_a_hand_computation_over_a_chunk(name):
+    g = 0.9
+    dec = LinearDecoder(scale=0.3)
+    agent = _lpds_for_td(name, dec, g)
+    batch, seen = _update_on_chunks(agent, dec, g)
     y_hand = _hand_lpds_target(name, dec, g, batch)  # on a fresh copy: the update has moved Δθ since
     assert torch.allclose(seen["y"], y_hand, atol=1e-5), (seen["y"], y_hand)
     # the cases differ the way the convention says: the terminated chunk is its reward alone
@@ -275,12 +280,7 @@ def test_dsrl_soft_td_target_equals_a_hand_computation_over_a_chunk(name):
         return ag
 
     agent = build()
-    batch = _chunk_transitions(g)
-    batch["noise"] = torch.randn(3 * ROWS_PER_CASE, H, A)
-    batch["action"] = dec.decode_features(batch["obs"], batch["noise"]).clamp(-0.3, 0.3)
-    seen = _capture_target(agent)
-    torch.manual_seed(42)
-    agent.update(batch)
+    batch, seen = _update_on_chunks(agent, dec, g)
 
     ref = build()
     m = ref.actor.magnitude

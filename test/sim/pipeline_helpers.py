@@ -48,7 +48,7 @@ def make_steer_run(root: Path, base: Path, seed: int = 1) -> Path:
     run = runs.RunDir.open(root, cfg, resume=False, kind="steer")
     env = make_env("pick_place", "state")
     agent = make_agent("lpds", load_backbone(backbone_path(base)), obs_space=env.observation_space,
-                       action_space=env.action_space, config=cfg.agent_config())
+                       action_space=env.action_space, config=cfg.agent)
     env.close()
     torch.manual_seed(seed)
     with torch.no_grad():

@@ -63,7 +63,7 @@ def load_steered_policy(run: str | Path, env: Any = None, checkpoint: str = "lat
     env = make_env(scfg.task, base_cfg["obs"]) if own else env
     try:
         agent = make_agent(scfg.algo, backbone, obs_space=steering_obs_space(scfg, env),
-                           action_space=env.action_space, config=scfg.agent_config())
+                           action_space=env.action_space, config=scfg.agent)
     finally:
         if own:
             env.close()

@@ -74,9 +74,6 @@ class SteerConfig:
         """The critic reads the simulator state (image bases): the training envs must return it."""
         return self.agent.critic_obs == PRIVILEGED_KEY
 
-    def agent_config(self) -> AgentConfig:
-        return self.agent
-
 
 def steering_obs_space(cfg: SteerConfig, env: Any) -> Any:
     """The observation space an agent of this run is built with: the env's, plus the simulator state the critic
@@ -195,7 +192,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     envs, obs_space, act_space = make_train_envs(cfg.task, base_cfg["obs"], cfg.train.n_envs, backbone.horizon,
                                                  cfg.agent.gamma, cfg.train.seed, vector=cfg.train.vector,
                                                  **env_kwargs)
-    agent = make_agent(cfg.algo, backbone, obs_space=obs_space, action_space=act_space, config=cfg.agent_config())
+    agent = make_agent(cfg.algo, backbone, obs_space=obs_space, action_space=act_space, config=cfg.agent)
     replay = ReplayBuffer(min(cfg.train.buffer_capacity, cfg.train.env_steps), backbone.noise_shape,
                           seed=cfg.train.seed)
     # image observations go into the replay as the frozen encoder's features (exact: the encoder never changes),
