@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lpds-installed
-APT_PKGS := liblapack3 xvfb xauth libgl1 libglu1-mesa libglx-mesa0 libgl1-mesa-dri libxrandr2 libxxf86vm1 libxi6 libfreetype6 libpng16-16
+APT_PKGS := liblapack3 xvfb xauth libgl1 libglu1-mesa libglx-mesa0 libgl1-mesa-dri libxrandr2 libxxf86vm1 libxi6 libfreetype6 libpng16-16 libusb-1.0-0 iproute2 util-linux
 # RAI renders through GLX: without a display, run under a virtual one
 XRUN := $(if $(DISPLAY),,xvfb-run -a -s "-screen 0 1024x768x24")
 OUT ?= runs/demo
