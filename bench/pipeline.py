@@ -23,18 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def action_entropy(env, act_batch, n_obs: int = 8, n_samples: int = 512, seed: int = 0) -> float:
     """Mean KL entropy (nats) of the first action of a sampled chunk at fixed start observations."""
-    from lpds_core.metrics import kl_entropy
+    from lpds_core.metrics import action_entropy as entropy_at
 
     from lpds_sim.export_run import sample_observations
 
-    obs = sample_observations(env, n_obs, seed)
-    vals = []
-    for i in range(n_obs):
-        o = {k: np.repeat(v[i:i + 1], n_samples, 0) for k, v in obs.items()} if isinstance(obs, dict) \
-            else np.repeat(obs[i:i + 1], n_samples, 0)
-        chunks = np.asarray(act_batch(o))
-        vals.append(kl_entropy(chunks[:, 0, :].reshape(n_samples, -1)))
-    return float(np.mean(vals))
+    return entropy_at(act_batch, sample_observations(env, n_obs, seed), n_samples)
 
 
 def success_auc(run: Path) -> float | None:
