@@ -1,8 +1,9 @@
 """The Gym locomotion tasks of the benchmark and D4RL's reference scores.
 
 D4RL normalises a return as 100·(R − REF_MIN)/(REF_MAX − REF_MIN); REF_MAX is the return of D4RL's SAC expert,
-REF_MIN that of a random policy (d4rl/infos.py, REF_MIN_SCORE / REF_MAX_SCORE). Its "medium" policies were SAC
-snapshots at roughly one third of the expert's return, so our medium target is REF_MAX / 3.
+REF_MIN that of a random policy: REF_MAX_SCORE / REF_MIN_SCORE in d4rl/infos.py of Farama-Foundation/D4RL
+(github.com/Farama-Foundation/D4RL/blob/master/d4rl/infos.py; the -v2 datasets reuse the -v0 values). Its "medium"
+policies were SAC snapshots at roughly one third of the expert's return, so our medium target is REF_MAX / 3.
 """
 from __future__ import annotations
 
