@@ -110,6 +110,8 @@ def test_trainer_resumes_to_the_same_state(tmp_path):
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     train_expert("hopper", straight, SACConfig(total_steps=300, **TINY), log=lambda m: None)
     train_expert("hopper", stopped, SACConfig(total_steps=200, **TINY), log=lambda m: None)
+    with open(stopped / "evals.jsonl", "a") as fh:  # killed after an eval that its checkpoint does not hold
+        fh.write(json.dumps({"steps": 250, "eval_return": -1.0}) + "\n")
     train_expert("hopper", stopped, SACConfig(total_steps=300, **TINY), log=lambda m: None)  # the same command
     a = experts.runs.load_checkpoint(experts.runs.Checkpointer(straight / "checkpoints").latest())
     b = experts.runs.load_checkpoint(experts.runs.Checkpointer(stopped / "checkpoints").latest())

@@ -214,6 +214,7 @@ def train_expert(task_name: str, out: str | os.PathLike, cfg: SACConfig,
         runs.set_generator_state(buf.rng, state["replay_rng"])
         runs.set_generator_state(rng, state["rng"])
         runs.set_rng_state(state["global_rng"])
+        _drop_evals_after(out / "evals.jsonl", step)  # a killed run re-does the evals after its checkpoint
         log(f"resumed {out} at step {step}")
     if medium is not None and cfg.stop_at_medium:
         log(f"{out}: medium snapshot already kept at step {medium['steps']} (return {medium['eval_return']:.1f})")
@@ -274,6 +275,12 @@ def train_expert(task_name: str, out: str | os.PathLike, cfg: SACConfig,
                 break
     wall += time.perf_counter() - t0
     return {"task": task.name, "steps": step, "wall_s": wall, "medium": medium}
+
+
+def _drop_evals_after(path: Path, step: int) -> None:
+    if path.is_file():
+        lines = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["steps"] <= step]
+        runs.atomic_write_bytes(path, "".join(ln + "\n" for ln in lines).encode())
 
 
 def _save(ckpts: runs.Checkpointer, out: Path, step: int, agent: SACExpert, buf: ReplayBuffer,
