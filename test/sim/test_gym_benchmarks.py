@@ -202,5 +202,26 @@ def test_dataset_errors_are_one_line(tmp_path, monkeypatch, capsys, policy_file)
         load_episodes("hopper-medium")
     with pytest.raises(DataError, match="minari download"):
         load_episodes("mujoco/hopper/medium-v0")
+    assert main(["datasets", "train-expert", "--task", "ant", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown gym task 'ant'" in capsys.readouterr().err
+    assert main(["datasets", "train-expert", "--task", "hopper", "--out", str(tmp_path / "x"),
+                 "--eval-every", "3000"]) == 2
+    assert "must be a multiple of --eval-every" in capsys.readouterr().err
     assert parse_name("walker2d-medium")[0] is get_task("walker2d")
     assert dataset_id(get_task("halfcheetah"), "medium") == "lpds/halfcheetah/medium-v0"
+
+
+def test_loader_reads_a_community_dataset_id(tmp_path, monkeypatch):
+    """A dataset under Minari's own id (as `minari download mujoco/hopper/medium-v0` leaves it) loads the same way."""
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    rng = np.random.default_rng(0)
+    ep = {"observations": rng.normal(size=(6, 11)).astype(np.float32),
+          "actions": rng.uniform(-1, 1, (5, 3)).astype(np.float32), "rewards": np.ones(5, np.float32),
+          "terminations": np.array([0, 0, 0, 0, 1], bool), "truncations": np.zeros(5, bool)}
+    minari.create_dataset_from_buffers("mujoco/hopper/medium-v0", [EpisodeBuffer(**ep)], env="Hopper-v5")
+    (got,) = load_episodes("mujoco/hopper/medium-v0")
+    for k, v in ep.items():
+        np.testing.assert_array_equal(got[k], v)
