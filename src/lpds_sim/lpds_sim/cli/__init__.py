@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "lpds_sim.cli.eval",
     "lpds_sim.cli.pipeline",
     "lpds_sim.cli.bench",
+    "lpds_sim.cli.datasets",
 ]
 ENTRY_POINT_GROUP = "lpds.commands"
 
