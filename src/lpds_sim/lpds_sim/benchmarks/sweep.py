@@ -53,6 +53,8 @@ class BenchConfig:
     gpus_per_run: float = setting(0.0, "GPUs Ray reserves for each run (> 0 with --device cuda)", min=0)
     cache_dir: str | None = setting(None, "where the suite caches what it builds, e.g. the toy base (none: "
                                           "~/.cache/lpds)")
+    base_kind: str = setting("flow", "frozen base of the suite: flow matching or DDIM diffusion (gym; the toy "
+                                     "has a flow base only)", choices=("flow", "diffusion"))
     bc_steps: int | None = setting(None, "BC steps of a base the suite trains itself (toy; none: its default)",
                                    min=1)
     agent: AgentConfig = nested(AgentConfig)

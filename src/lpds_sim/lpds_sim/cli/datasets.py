@@ -2,6 +2,7 @@
 
   train-expert  train (or resume) a SAC expert; keeps the first snapshot near one third of expert return
   make          roll a shipped medium policy out into a Minari dataset (deterministic, in minutes)
+  base          train a flow or diffusion base policy on a task's dataset (the bench's frozen base)
 """
 from __future__ import annotations
 
@@ -35,6 +36,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--policy", help="policy file (default: the medium policy shipped with lpds_sim)")
     m.add_argument("--overwrite", action="store_true", help="replace the dataset if it exists")
     m.set_defaults(func=run_make)
+
+    from lpds_sim import runs
+    from lpds_sim.benchmarks.gym_bases import GymBaseConfig
+
+    b = sub.add_parser("base", help="train a flow/diffusion base on TASK's medium dataset (or --dataset)")
+    b.add_argument("task", help="hopper, walker2d or halfcheetah")
+    b.add_argument("--out", help="safetensors file (default: the shipped place, lpds_sim/benchmarks/weights/"
+                                 "TASK_KIND_base.safetensors)")
+    b.add_argument("--dataset", help="Minari dataset id (default: ours, lpds/TASK/medium-v0; a community id such "
+                                     "as mujoco/hopper/medium-v0 works when downloaded)")
+    b.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    runs.add_config_flags(b, GymBaseConfig)
+    b.set_defaults(func=run_base)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -74,4 +88,23 @@ def run_make(args: argparse.Namespace) -> int:
     print(f"wrote {s.dataset_id} to {s.path}: {s.n_steps} steps, {s.n_episodes} episodes, return "
           f"{s.return_mean:.1f} ± {s.return_std:.1f} per episode (D4RL-normalised {s.normalized_mean:.1f}); "
           f"policy {s.policy}")
+    return 0
+
+
+def run_base(args: argparse.Namespace) -> int:
+    import torch
+
+    from lpds_sim import runs
+    from lpds_sim.benchmarks.gym_bases import GymBaseConfig, shipped_base, train_gym_base
+    from lpds_sim.benchmarks.gym_tasks import get_task
+
+    task = get_task(args.task).name
+    cfg = runs.config_from_args(GymBaseConfig, args)
+    torch.set_num_threads(1)
+    out = args.out or str(shipped_base(task, cfg.kind))
+    meta = train_gym_base(task, cfg, out, dataset=args.dataset, overwrite=args.overwrite)
+    print(f"wrote {out}: {cfg.kind} base, {meta['n_params']} parameters, BC on {meta['dataset']} "
+          f"({meta['transitions']} transitions); eval return {meta['eval_return']:.1f} ± "
+          f"{meta['eval_return_std']:.1f} over {meta['eval_episodes']} episodes (D4RL-normalised "
+          f"{meta['eval_normalized']:.1f})")
     return 0
