@@ -164,9 +164,11 @@ class EpisodeBag:
     types: dict[str, str] = field(default_factory=dict)
 
     def topic(self, suffix: str) -> list[tuple[int, Any]]:
-        """Messages of the one topic whose name ends with `suffix` (namespaces vary); [] when absent."""
-        names = [t for t in self.messages if t == suffix or t.endswith("/" + suffix.lstrip("/"))]
-        if len(names) > 1:
+        """Messages of the topic named `suffix` under any namespace (the one with the fewest name parts among
+        those ending in /suffix: "joint_states" is /ns/joint_states, not /ns/franka_gripper/joint_states)."""
+        tail = "/" + suffix.lstrip("/")
+        names = sorted((t for t in self.messages if t.endswith(tail)), key=lambda t: t.count("/"))
+        if len(names) > 1 and names[0].count("/") == names[1].count("/"):
             raise DataError(f"bag {self.path} has several topics ending in {suffix}: {names}")
         return self.messages[names[0]] if names else []
 
