@@ -148,12 +148,12 @@ def test_bags_are_never_overwritten(tmp_path):
         EpisodeBagWriter(first, {"task": "t"})
 
 
-def test_ros_sim_refuses_to_record_over_the_bags_of_an_earlier_run(grid_run):
+def test_ros_sim_refuses_to_record_over_the_bags_of_an_earlier_run(grid_run, capsys):
     out, _, _ = grid_run
-    proc = subprocess.run([sys.executable, "-m", "lpds_sim.cli", "ros-sim", "--backend", "kinematic",
-                           "--out", str(out)], env=_env(), capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "already holds bags" in proc.stderr and "--out" in proc.stderr
+    before = sorted(p.name for p in (out / "bags").iterdir())
+    rc, _, err = _lpds(["ros-sim", "--backend", "kinematic", "--out", str(out)], capsys)
+    assert rc == 2 and err.count("\n") == 1 and "already holds bags" in err and "--out" in err, err
+    assert sorted(p.name for p in (out / "bags").iterdir()) == before
 
 
 def test_replay_plots_an_episode(grid_run, tmp_path, capsys):
