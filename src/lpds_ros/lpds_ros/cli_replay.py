@@ -129,10 +129,11 @@ def _observations(bag: Any, policy: Any):
     if not rgb or not depth:
         raise DataError(f"bag {bag.path} has no lpds/obs/rgb + lpds/obs/depth images, but the model takes image "
                         "observations: this episode ran in state mode")
+    from .graph import NODE_PARAMETERS
     from .policy_core import RobotState
     from .policy_node import proprio_from_state
 
-    layout = ["ee_x", "ee_y", "ee_z", "qw", "qx", "qy", "qz", "gripper_width"]
+    layout = list(NODE_PARAMETERS["policy_node"]["proprio_layout"])  # the policy node's default layout
 
     def obs(s: int):
         c, d, p, g = near(rgb, s), near(depth, s), near(poses, s), near(grip, s)
