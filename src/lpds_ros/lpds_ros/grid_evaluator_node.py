@@ -22,7 +22,7 @@ from std_srvs.srv import Trigger
 
 from lpds_core.grid_protocol import GridProtocol, GridResult, Trial, TrialResult
 
-from .ros_common import declare_graph_parameters, run_node, stamp_to_sec
+from .ros_common import declare_graph_parameters, run_node
 
 
 class GridEvaluatorNode(Node):
@@ -33,8 +33,6 @@ class GridEvaluatorNode(Node):
         self.done, self.exit_code = False, 0
         self.results: list[TrialResult] = []
         self.summary: GridResult | None = None
-        self._info: dict[str, float] = {}
-        self._info_stamp = 0.0
         self._info_event = threading.Event()
         self._latest: tuple[int, dict[str, float]] = (-1, {})  # (stamp ns, info): read together
         self.trial_info: list[dict[str, Any]] = []
@@ -65,9 +63,8 @@ class GridEvaluatorNode(Node):
         self._worker.start()
 
     def _on_info(self, msg: JointState) -> None:
-        self._info = dict(zip(msg.name, msg.position))
-        self._info_stamp = stamp_to_sec(msg.header.stamp)
-        self._latest = (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec, self._info)
+        self._latest = (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
+                        dict(zip(msg.name, msg.position)))
         self._info_event.set()
 
     # -- blocking helpers for the worker thread (the executor spins in the main thread) ------------------------
