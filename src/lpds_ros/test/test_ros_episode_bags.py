@@ -4,7 +4,6 @@ observations; bad input is one line."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,19 +13,14 @@ import numpy as np
 import pytest
 
 from lpds_ros.episode_bag import EpisodeBagWriter, free_bag_path, iter_bags, read_episode, stamp_ns
+from ros_test_utils import graph_env
 
 pytestmark = pytest.mark.ros
-REPO = Path(__file__).resolve().parents[3]
 KINEMATIC_OBS_DIM = 10  # KinematicBackend.task_obs: ee xyz, width, obj xyz, target xyz
 
 
 def _env():
-    from lpds_ros.process_graph import isolated_ros_env
-
-    env = isolated_ros_env()
-    paths = [str(REPO / "src" / p) for p in ("lpds_core", "lpds_sim", "lpds_ros")]
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
-    return env
+    return graph_env()
 
 
 def _lpds(argv, capsys):
