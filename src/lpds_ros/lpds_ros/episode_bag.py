@@ -185,6 +185,12 @@ def _custom_data(path: Path) -> dict[str, str]:
     return dict((info.get("rosbag2_bagfile_information") or {}).get("custom_data") or {})
 
 
+def _damaged(path: Path, exc: Exception) -> DataError:
+    why = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+    return DataError(f"{path} cannot be read as a rosbag2 bag ({why}); is it complete? (a recording that was "
+                     "killed leaves no readable bag)")
+
+
 def read_episode(path: str | Path, topics: tuple[str, ...] | None = None) -> EpisodeBag:
     """Read an episode bag with rosbags; DataError (one line) for anything that is not an LP-DS episode bag."""
     from rosbags.rosbag2 import Reader
@@ -201,7 +207,7 @@ def read_episode(path: str | Path, topics: tuple[str, ...] | None = None) -> Epi
         reader = Reader(p)
         reader.open()
     except Exception as exc:  # noqa: BLE001 - rosbags raises its own types for damaged metadata/storage
-        raise DataError(f"{p} cannot be read as a rosbag2 bag ({type(exc).__name__}: {exc}); is it complete?") from exc
+        raise _damaged(p, exc) from exc
     try:
         custom = _custom_data(p)
         if META_EPISODE not in custom:
@@ -219,6 +225,10 @@ def read_episode(path: str | Path, topics: tuple[str, ...] | None = None) -> Epi
             bag.types[c.topic] = c.msgtype
         for conn, t, raw in reader.messages(connections=conns):
             bag.messages[conn.topic].append((int(t), store.deserialize_cdr(raw, conn.msgtype)))
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a truncated file fails while reading messages
+        raise _damaged(p, exc) from exc
     finally:
         reader.close()
     return bag

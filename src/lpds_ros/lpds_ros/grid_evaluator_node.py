@@ -118,6 +118,11 @@ class GridEvaluatorNode(Node):
             if self.p["shutdown_when_done"]:
                 self.done = True
 
+    def close(self) -> None:
+        """Shut down mid-trial (Ctrl-C): the bag so far is closed, readable, and says it was not graded."""
+        if self.recorder is not None and self.recorder.recording:
+            self.recorder.end({"aborted": "grid evaluator shut down during the trial", "success": None})
+
     def _begin_bag(self, t: Trial) -> None:
         if self.recorder is None:
             return
