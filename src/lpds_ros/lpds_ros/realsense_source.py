@@ -65,6 +65,11 @@ class RealSenseCamera:
 
     def start(self) -> None:
         rs = self._rs = import_rs()
+        found = [d.get_info(rs.camera_info.serial_number) for d in rs.context().query_devices()]
+        if not found or (self.serial and self.serial not in found):  # fail fast: pipe.start() waits ~15 s
+            want = f"RealSense camera {self.serial}" if self.serial else "a RealSense camera"
+            raise ConfigError(f"{want} is not connected (connected: {found or 'none'}): check the USB 3 cable "
+                              "and udev rules, or set realsense_serial to one of the connected serials")
         cfg = rs.config()
         if self.serial:
             cfg.enable_device(self.serial)
@@ -74,8 +79,8 @@ class RealSenseCamera:
         try:
             profile = self._pipe.start(cfg)
         except RuntimeError as exc:
-            raise ConfigError(f"RealSense camera{' ' + self.serial if self.serial else ''} did not start ({exc}): "
-                              "check the USB 3 cable and `rs-enumerate-devices`, or set realsense_serial") from exc
+            raise ConfigError(f"RealSense camera {found} did not start ({exc}): check that no other process "
+                              "(realsense2_camera, realsense-viewer) holds it") from exc
         self.depth_scale = float(profile.get_device().first_depth_sensor().get_depth_scale())
         self._align = rs.align(rs.stream.color)
 
