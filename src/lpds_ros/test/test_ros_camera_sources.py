@@ -200,3 +200,15 @@ def test_realsense_start_failures_are_one_line(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_sdk)
     with pytest.raises(ConfigError, match="needs pyrealsense2 .*libusb.*source:=topics"):
         RealSenseCamera().start()
+
+
+def test_perception_defaults_are_the_training_preprocessing():
+    """The node's default parameters build the very PreprocessConfig the simulator's camera uses."""
+    from lpds_core.image_preprocess import PreprocessConfig
+    from lpds_ros.graph import NODE_PARAMETERS
+    from lpds_sim.rai.camera import CameraSpec, preprocess_config
+
+    p = NODE_PARAMETERS["perception_node"]
+    node_cfg = PreprocessConfig(p["out_height"], p["out_width"], None, p["depth_min"], p["depth_max"])
+    assert node_cfg == preprocess_config(CameraSpec()) == PreprocessConfig()
+    assert (p["color_topic"], p["depth_topic"]) == (COLOR, DEPTH) and p["depth_unit"] == 0.001
