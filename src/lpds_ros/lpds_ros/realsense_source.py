@@ -133,12 +133,16 @@ class SoftwareRealSense:
     def inject(self, rgb: np.ndarray, z16: np.ndarray, stamp_s: float) -> None:
         """Push one colour + depth pair (same device timestamp), as the camera's USB stream would."""
         rs = self._rs
+        if np.shape(rgb) != (self.height, self.width, 3) or np.shape(z16) != (self.height, self.width):
+            raise ValueError(f"inject needs rgb ({self.height}, {self.width}, 3) and z16 ({self.height}, "
+                             f"{self.width}), got {np.shape(rgb)} and {np.shape(z16)}")  # the SDK reads raw memory
         for sensor, prof, px, bpp in ((self._ds, self._dp, np.ascontiguousarray(z16, np.uint16), 2),
                                       (self._cs, self._cp, np.ascontiguousarray(rgb, np.uint8), 3)):
             self._alive.append(px)
             f = rs.software_video_frame()
             f.pixels, f.bpp, f.stride, f.timestamp = px, bpp, bpp * self.width, stamp_s * 1e3
-            f.domain, f.frame_number, f.profile = rs.timestamp_domain.hardware_clock, self._n, prof.as_video_stream_profile()
+            f.domain, f.frame_number = rs.timestamp_domain.hardware_clock, self._n
+            f.profile = prof.as_video_stream_profile()
             sensor.on_video_frame(f)
         self._n += 1
 
