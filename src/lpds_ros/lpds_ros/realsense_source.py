@@ -59,7 +59,8 @@ class RealSenseCamera:
     """A D4xx through rs.pipeline: colour rgb8 + depth z16 at one resolution, depth aligned to colour."""
 
     def __init__(self, width: int = 640, height: int = 480, fps: int = 30, serial: str = ""):
-        self.width, self.height, self.fps, self.serial = int(width), int(height), int(fps), serial
+        # ROS parses a bare number as an integer parameter: like realsense2_camera's serial_no, take `_<serial>`
+        self.width, self.height, self.fps, self.serial = int(width), int(height), int(fps), serial.lstrip("_")
         self.depth_scale = float("nan")
         self._rs = self._pipe = self._align = None
 
@@ -69,7 +70,7 @@ class RealSenseCamera:
         if not found or (self.serial and self.serial not in found):  # fail fast: pipe.start() waits ~15 s
             want = f"RealSense camera {self.serial}" if self.serial else "a RealSense camera"
             raise ConfigError(f"{want} is not connected (connected: {found or 'none'}): check the USB 3 cable "
-                              "and udev rules, or set realsense_serial to one of the connected serials")
+                              "and udev rules, or set realsense_serial:=_<serial> to one of the connected serials")
         cfg = rs.config()
         if self.serial:
             cfg.enable_device(self.serial)

@@ -188,7 +188,7 @@ def test_realsense_start_failures_are_one_line(monkeypatch):
     from lpds_ros.realsense_source import RealSenseCamera
 
     with pytest.raises(ConfigError, match="RealSense camera 000000000000 is not connected .*set realsense_serial") as e:
-        RealSenseCamera(serial="000000000000").start()  # no such camera, here or on a bench
+        RealSenseCamera(serial="_000000000000").start()  # no such camera, here or on a bench
     assert "\n" not in str(e.value)
     real_import = builtins.__import__
 
