@@ -43,8 +43,9 @@ class PerceptionNode(Node):
             self.create_subscription(Image, p["color_topic"], self._on_color, sensor_qos())
             self.create_subscription(Image, p["depth_topic"], self._on_depth, sensor_qos())
         elif p["source"] == "realsense":
-            self.source = frame_source or RealSenseCamera(int(p["realsense_width"]), int(p["realsense_height"]),
-                                                          int(p["realsense_fps"]), str(p["realsense_serial"]))
+            self.source = frame_source if frame_source is not None else RealSenseCamera(
+                int(p["realsense_width"]), int(p["realsense_height"]), int(p["realsense_fps"]),
+                str(p["realsense_serial"]))
             self.source.start()  # fails here, with one line, if the SDK or the camera is missing
             self._thread = threading.Thread(target=self._realsense_loop, daemon=True)
             self._thread.start()
