@@ -99,16 +99,20 @@ class SoftwareRealSense:
     """The SDK's software device with colour rgb8 + z16 depth streams; `inject` feeds one frame pair."""
 
     def __init__(self, width: int = 640, height: int = 480, fps: int = 30, depth_units: float = 0.001,
-                 fx: float = 615.0, fy: float = 615.0):
+                 depth_size: tuple[int, int] | None = None, fx: float = 615.0):
+        """Colour `width` x `height`; depth `depth_size` (w, h), default the same (a D435 streams 848x480 depth
+        too). Both are pinhole cameras with focal `fx` centred on the image and the same pose, so rs.align maps
+        depth column u to colour column u - (depth_w - width) / 2."""
         rs = self._rs = import_rs()
         self.width, self.height = int(width), int(height)
-        intr = rs.intrinsics()
-        intr.width, intr.height, intr.ppx, intr.ppy, intr.fx, intr.fy = width, height, width / 2, height / 2, fx, fy
-        intr.model, intr.coeffs = rs.distortion.none, [0.0] * 5
+        self.depth_w, self.depth_h = (int(depth_size[0]), int(depth_size[1])) if depth_size else (self.width,
+                                                                                                   self.height)
         self._dev = rs.software_device()
         self._ds, self._cs = self._dev.add_sensor("Depth"), self._dev.add_sensor("Color")
-        self._dp = self._ds.add_video_stream(self._stream(rs.stream.depth, 0, rs.format.z16, 2, fps, intr))
-        self._cp = self._cs.add_video_stream(self._stream(rs.stream.color, 1, rs.format.rgb8, 3, fps, intr))
+        self._dp = self._ds.add_video_stream(self._stream(rs.stream.depth, 0, rs.format.z16, 2, fps, fx,
+                                                          self.depth_w, self.depth_h))
+        self._cp = self._cs.add_video_stream(self._stream(rs.stream.color, 1, rs.format.rgb8, 3, fps, fx,
+                                                          self.width, self.height))
         self._ds.add_read_only_option(rs.option.depth_units, float(depth_units))
         ext = rs.extrinsics()
         ext.rotation, ext.translation = [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], [0.0, 0.0, 0.0]
@@ -119,10 +123,14 @@ class SoftwareRealSense:
         self._alive: deque[np.ndarray] = deque(maxlen=16)  # pixel buffers stay valid while frames are queued
         self.depth_scale = float("nan")
 
-    def _stream(self, kind: Any, uid: int, fmt: Any, bpp: int, fps: int, intr: Any) -> Any:
-        s = self._rs.video_stream()
+    def _stream(self, kind: Any, uid: int, fmt: Any, bpp: int, fps: int, fx: float, w: int, h: int) -> Any:
+        rs = self._rs
+        intr = rs.intrinsics()
+        intr.width, intr.height, intr.ppx, intr.ppy, intr.fx, intr.fy = w, h, w / 2, h / 2, fx, fx
+        intr.model, intr.coeffs = rs.distortion.none, [0.0] * 5
+        s = rs.video_stream()
         s.type, s.index, s.uid, s.width, s.height, s.fps, s.bpp, s.fmt, s.intrinsics = (
-            kind, 0, uid, self.width, self.height, fps, bpp, fmt, intr)
+            kind, 0, uid, w, h, fps, bpp, fmt, intr)
         return s
 
     def start(self) -> None:
@@ -134,14 +142,14 @@ class SoftwareRealSense:
     def inject(self, rgb: np.ndarray, z16: np.ndarray, stamp_s: float) -> None:
         """Push one colour + depth pair (same device timestamp), as the camera's USB stream would."""
         rs = self._rs
-        if np.shape(rgb) != (self.height, self.width, 3) or np.shape(z16) != (self.height, self.width):
-            raise ValueError(f"inject needs rgb ({self.height}, {self.width}, 3) and z16 ({self.height}, "
-                             f"{self.width}), got {np.shape(rgb)} and {np.shape(z16)}")  # the SDK reads raw memory
+        if np.shape(rgb) != (self.height, self.width, 3) or np.shape(z16) != (self.depth_h, self.depth_w):
+            raise ValueError(f"inject needs rgb ({self.height}, {self.width}, 3) and z16 ({self.depth_h}, "
+                             f"{self.depth_w}), got {np.shape(rgb)} and {np.shape(z16)}")  # the SDK reads raw memory
         for sensor, prof, px, bpp in ((self._ds, self._dp, np.ascontiguousarray(z16, np.uint16), 2),
                                       (self._cs, self._cp, np.ascontiguousarray(rgb, np.uint8), 3)):
             self._alive.append(px)
             f = rs.software_video_frame()
-            f.pixels, f.bpp, f.stride, f.timestamp = px, bpp, bpp * self.width, stamp_s * 1e3
+            f.pixels, f.bpp, f.stride, f.timestamp = px, bpp, bpp * px.shape[1], stamp_s * 1e3
             f.domain, f.frame_number = rs.timestamp_domain.hardware_clock, self._n
             f.profile = prof.as_video_stream_profile()
             sensor.on_video_frame(f)
