@@ -314,8 +314,9 @@ def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: 
         raise ValueError(f"env_steps ({env_steps}) must exceed start_env_steps ({start_env_steps}) >= 0")
     h, a = agent.noise_shape
     if verbose:
-        print(f"{agent.describe()}; {env_steps} env steps, warm-up {loop.warmup_steps}, utd {loop.utd}, "
-              f"batch {loop.batch_size}", flush=True)
+        how = ("" if agent.on_policy else
+               f", warm-up {loop.warmup_steps}, utd {loop.utd}, batch {loop.batch_size}")
+        print(f"{agent.describe()}; {env_steps} env steps{how}", flush=True)
     chunk_env = as_chunk_env(env, h, a, agent.config.gamma)
     envs = gym.vector.SyncVectorEnv([lambda: chunk_env], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     buffer = buffer if buffer is not None else ReplayBuffer(loop.buffer_capacity, agent.noise_shape, seed=seed)
