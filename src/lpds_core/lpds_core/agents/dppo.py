@@ -32,6 +32,7 @@ from ..rollout import Rollout
 from .base import Agent
 
 LOGPROB_CLAMP = (-5.0, 2.0)  # the reference clamps every per-entry log-density to this range
+OLD_LOGPROB_BATCH = 65_536  # pairs per forward pass when the rollout's old log-probabilities are computed
 
 
 class DenoisingSchedule(nn.Module):
@@ -285,7 +286,8 @@ class DPPOAgent(Agent):
             n = t_len * n_envs
             b_all = torch.arange(n).repeat_interleave(self.ft_steps)
             j_all = torch.arange(self.ft_steps).repeat(n)
-            old_logp = self.step_logprob(feats[b_all], chain[b_all, j_all], chain[b_all, j_all + 1], j_all)
+            old_logp = torch.cat([self.step_logprob(feats[bb], chain[bb, jj], chain[bb, jj + 1], jj)
+                                  for bb, jj in zip(b_all.split(OLD_LOGPROB_BATCH), j_all.split(OLD_LOGPROB_BATCH))])
         clip_j, disc_j = self.clip_coefs(), self.denoising_discounts()
         total = n * self.ft_steps
         bs = min(c.ppo_batch_size, total)

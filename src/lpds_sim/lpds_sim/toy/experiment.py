@@ -86,6 +86,9 @@ def toy_experiment(cfg: ToyConfig, backbone: FrozenDecoder, *, out: str | Path |
                              eval_episodes, seed=10_000 + seed)
     agent = make_agent(algo, backbone, env.observation_space, cfg.agent, env.action_space)
     before = _weights_digest(backbone)
+    # an agent that acts with its own sampler from the start (dppo: the stochastic DDPM chain with its exploration
+    # floor) is not the base's decode: its return before training is reported beside the base's
+    start_eval = evaluate(agent, eval_episodes, seed=10_000 + seed) if agent.on_policy else None
     coverage_steps: list[int] = [0]
     coverage: list[list[float]] = [list(base_eval["mode_fractions"])]
 
@@ -108,6 +111,7 @@ def toy_experiment(cfg: ToyConfig, backbone: FrozenDecoder, *, out: str | Path |
         "algo": algo, "delta": delta, "steps": steps, "seed": seed,
         "trust_region": agent.trust_region.describe() if hasattr(agent, "trust_region") else None,
         "return_base": base_eval["return"], "return_final": final["return"],
+        "return_start": None if start_eval is None else start_eval["return"],
         "return_std_base": base_eval["return_std"], "return_std_final": final["return_std"],
         "success_base": base_eval["success"], "success_final": final["success"],
         "mode_fractions_base": base_eval["mode_fractions"], "mode_fractions": final["mode_fractions"],
