@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import math
 
 import gymnasium as gym
@@ -228,6 +229,9 @@ def test_checkpoints_fall_on_rollout_boundaries_and_resume(bandit_base):
     assert _weights_hash(agent2.actor_ft) != _weights_hash(agent.actor_ft)  # a mid-run state, not the final one
     assert agent2.reward_scale.state() == saved["reward_scale"]
     assert agent2.optimizers["actor"].state_dict()["state"]  # Adam moments came back
+    buf = io.BytesIO()  # what a run checkpoint holds must load with torch's safe unpickler
+    torch.save(saved, buf)
+    agent2.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
     st2 = run_steering(_vec(env), agent2, loop, ReplayBuffer(8, (1, 1)), sink=_MemorySink(agent2),
                        state=LoopState(step, updates=updates), progress=False)
     assert st2.env_steps == 96 and st2.updates == 3

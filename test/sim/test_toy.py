@@ -85,3 +85,19 @@ def test_toy_dppo_runs_on_a_diffusion_base_and_leaves_it_untouched(tmp_path):
     assert m["algo"] == "dppo" and np.isfinite(m["return_final"]) and np.isfinite(m["entropy_final"])
     assert len(m["history"]["approx_kl"]) == 2  # 160 env steps = 40 chunks = two rollouts of 20
     assert (tmp_path / "run" / "rollouts.png").stat().st_size > 5000
+
+
+def test_dppo_preset_reads_as_a_toy_and_a_train_steer_config():
+    """config/agents/dppo.yaml (DPPO's Gym fine-tuning settings) is valid for both commands that take it."""
+    from pathlib import Path
+
+    from lpds_core.config import resolve
+    from lpds_sim.toy.experiment import ToyConfig
+    from lpds_sim.train_steer import SteerConfig
+
+    preset = Path(__file__).resolve().parents[2] / "config" / "agents" / "dppo.yaml"
+    toy = resolve(ToyConfig, preset, {})
+    assert toy.algo == "dppo" and toy.agent.ft_denoising_steps == 10 and toy.agent.ppo_batch_size == 5000
+    assert toy.agent.critic_hidden == (256, 256, 256) and toy.agent.gamma == pytest.approx(0.99 ** 0.25, abs=1e-4)
+    steer = resolve(SteerConfig, preset, {"base": "runs/base"})
+    assert steer.algo == "dppo" and steer.agent.lr_actor == pytest.approx(1e-4)

@@ -65,8 +65,8 @@ class LoopConfig:
             self.explore_eps_scale = lo_hi
         if self.warmup_steps >= self.env_steps:
             raise ConfigError(f"warmup_steps={self.warmup_steps} is at or above the budget env_steps="
-                              f"{self.env_steps}: no update would ever run; lower --warmup-steps or raise "
-                              f"--env-steps")
+                              f"{self.env_steps}: no update would ever run; lower --warmup-steps (dppo, on-policy, "
+                              f"uses none: 0 is fine) or raise --env-steps")
         return self
 
 

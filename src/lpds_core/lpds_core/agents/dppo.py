@@ -127,9 +127,10 @@ class RunningRewardScale:
         return np.clip(rewards / math.sqrt(self.var + 1e-8), -self.clip, self.clip)
 
     def state(self) -> dict[str, Any]:
-        return {"mean": self.mean, "var": self.var, "count": self.count,
-                "ret": None if self.ret is None else self.ret.tolist(),
-                "first": None if self.first is None else self.first.tolist()}
+        """Plain python floats and lists: a run checkpoint loads with torch's safe (weights_only) unpickler."""
+        return {"mean": float(self.mean), "var": float(self.var), "count": float(self.count),
+                "ret": None if self.ret is None else [float(v) for v in self.ret],
+                "first": None if self.first is None else [float(v) for v in self.first]}
 
     def load(self, st: dict[str, Any]) -> None:
         self.mean, self.var, self.count = float(st["mean"]), float(st["var"]), float(st["count"])
