@@ -246,3 +246,24 @@ def test_clear_errors_for_a_flow_base_and_too_many_fine_tuned_steps():
     with pytest.raises(ConfigError, match="ft-denoising-steps"):
         make_agent("dppo", _tiny_base(num_train_steps=10, num_steps=3), None,
                    dict(ft_denoising_steps=4, dppo_sampler="ddim", critic_hidden=[8]))
+
+
+def test_running_reward_scale_divides_by_the_std_of_discounted_returns_reset_at_episode_starts():
+    from lpds_core.agents.dppo import RunningRewardScale
+
+    r = np.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.0]])
+    ended = np.array([[0, 1], [1, 0], [0, 0]])
+    # env 0: 1, .9·1 + .5 = 1.4, (new episode) 2;  env 1: 2, (new) −1, .9·(−1) + 0 = −.9
+    rets = np.array([1.0, 1.4, 2.0, 2.0, -1.0, -0.9])
+    out = RunningRewardScale()(r, ended, 0.9)
+    # one batch after the prior (mean 0, var 1, count 1e-4): var ≈ the batch's sample variance
+    assert np.allclose(out, r / np.sqrt(np.var(rets, ddof=1)), rtol=1e-3)
+
+
+def test_target_kl_stops_the_epochs_early(bandit_base):
+    env = Bandit()
+    cfg = dict(BANDIT_CFG, target_kl=1e-9)  # 64 chunks × 5 steps = 5 minibatches of 64 pairs per epoch
+    agent = make_agent("dppo", bandit_base, env.observation_space, cfg, env.action_space)
+    hist = train_steering(env, agent, 64, seed=0, progress=False, verbose=False)
+    # the first minibatch has ratio 1 (KL 0); after one step the KL is positive: stop in epoch 1
+    assert hist["epochs"] == [1.0] and agent.updates == 2
