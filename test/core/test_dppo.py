@@ -169,10 +169,13 @@ def test_denoising_discount_and_clip_schedule_follow_the_reference():
     assert torch.allclose(agent.clip_coefs().double(), want, atol=1e-7)
 
 
-def test_training_moves_the_bandit_return_up_and_never_touches_the_base(bandit_base):
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_training_moves_the_bandit_return_up_and_never_touches_the_base(bandit_base, sampler):
+    """DDPM: the last 5 of the base's 10 training steps; DDIM (eta 1): all 5 of its DDIM steps."""
     env = Bandit()
     before_hash = _weights_hash(bandit_base)
-    agent = make_agent("dppo", bandit_base, env.observation_space, BANDIT_CFG, env.action_space)
+    agent = make_agent("dppo", bandit_base, env.observation_space, dict(BANDIT_CFG, dppo_sampler=sampler),
+                       env.action_space)
     assert agent.actor_ft is not bandit_base.net
     probe = np.random.default_rng(5).uniform(-1, 1, (2000, 1)).astype(np.float32)
 
