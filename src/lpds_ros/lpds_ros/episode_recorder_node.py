@@ -68,8 +68,9 @@ class TopicRecorder:
     """Subscriptions on `node`; begin(path, meta) ... end(outcome) writes one bag. Thread-safe: the executor calls
     the callbacks, the caller's thread begins and ends."""
 
-    def __init__(self, node: Any, topics: list[Recorded]):
+    def __init__(self, node: Any, topics: list[Recorded], callback_group: Any = None):
         self.node = node
+        self.group = callback_group  # its own group (and a multithreaded executor) keeps the host node responsive
         self._lock = threading.Lock()
         self._writer: EpisodeBagWriter | None = None
         self._latched: dict[str, tuple[str, bytes]] = {}  # topic -> last message, written first into each bag
@@ -81,9 +82,11 @@ class TopicRecorder:
         qos = {"sensor": sensor_qos, "reliable": lambda: 100, "latched": latched_qos}[r.qos]()
         cls = _msg_class(r.msgtype)
         if r.codec:
-            sub = self.node.create_subscription(cls, r.topic, lambda m, r=r: self._on_image(r, m), qos)
+            sub = self.node.create_subscription(cls, r.topic, lambda m, r=r: self._on_image(r, m), qos,
+                                                callback_group=self.group)
         else:
-            sub = self.node.create_subscription(cls, r.topic, lambda b, r=r: self._on_raw(r, b), qos, raw=True)
+            sub = self.node.create_subscription(cls, r.topic, lambda b, r=r: self._on_raw(r, b), qos, raw=True,
+                                                callback_group=self.group)
         self.names[r.topic] = sub.topic_name
         return sub
 

@@ -39,9 +39,12 @@ class GridEvaluatorNode(Node):
         self.bags: list[str] = []
         self.recorder = None
         if p["record_dir"]:
+            from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+
             from .episode_recorder_node import TopicRecorder, episode_topics
 
-            self.recorder = TopicRecorder(self, episode_topics(p["policy_name"]))
+            # recording (image compression) runs beside the protocol's services and episode_info (main: 2 threads)
+            self.recorder = TopicRecorder(self, episode_topics(p["policy_name"]), MutuallyExclusiveCallbackGroup())
         self.timeouts = 0
         self.unanswered_steps = 0  # sim steps taken without a fresh command (policy late / lockstep timeout)
         pol, sim = p["policy_name"], p["sim_robot_name"]
@@ -194,7 +197,7 @@ class GridEvaluatorNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(GridEvaluatorNode, args)
+    return run_node(GridEvaluatorNode, args, multithreaded=True)
 
 
 if __name__ == "__main__":
