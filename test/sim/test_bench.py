@@ -75,6 +75,31 @@ def test_runs_aggregate_from_their_folders_and_refuse_other_settings(toy_cfg):
         one_run.execute(other[0])
 
 
+def test_a_run_killed_after_its_first_checkpoint_resumes_from_it(toy_cfg, monkeypatch):
+    cfg, bases = toy_cfg
+    job = _jobs(cfg, bases, ["dsrl-sac"], seeds=[1])[0]
+
+    class Killed(Exception):
+        pass
+
+    def die(self, state):
+        self.inner.checkpoint(state)
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(one_run._BenchSink, "checkpoint", die)
+        with pytest.raises(Killed):
+            one_run.execute(job)
+    root = Path(job["root"])
+    assert not (root / "done.json").exists() and (root / "checkpoints" / "ckpt_0000000080.pt").is_file()
+    m = one_run.execute(job)
+    assert m["resumed_from"] == 80 and m["env_steps"] == 160
+    steps = [json.loads(x)["step"] for x in (root / "scalars.jsonl").read_text().splitlines()
+             if json.loads(x)["group"] == "eval"]
+    assert steps == [0, 80, 160]  # the eval due at the checkpoint's step ran on resume; nothing twice
+    assert len((root / "workers.jsonl").read_text().splitlines()) == 2
+
+
 def test_deltas_turn_lpds_into_one_run_per_delta(toy_cfg):
     cfg, bases = toy_cfg
     jobs = _jobs(cfg, bases, ["lpds", "dsrl-na"], seeds=[0], deltas=[0.01, 0.35])
@@ -93,6 +118,8 @@ def test_deltas_turn_lpds_into_one_run_per_delta(toy_cfg):
     (["--algos", "dsrl-na", "--deltas", "0.1"], "--deltas needs one of lpds in --algos"),
     (["--seeds", "0,0"], "--seeds lists a seed twice"),
     (["--seeds", "a"], "--seeds=['a'] is not a list of int"),
+    (["--address", "nohost"], "--address 'nohost' is not HOST:PORT"),
+    (["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers there"),
 ])
 def test_bad_bench_settings_are_one_line(tmp_path, capsys, argv, needle):
     rc = main(["bench", "toy", "--out", str(tmp_path / "b"), *argv])

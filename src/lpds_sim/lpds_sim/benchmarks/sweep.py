@@ -126,6 +126,20 @@ def plan(cfg: BenchConfig, bases: dict[str, str]) -> list[dict[str, Any]]:
     return jobs
 
 
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with the fix, when nothing listens at `--address` (ray.init would wait for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379, the head's --port)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RunError(f"--address {address}: no Ray head answers there ({exc.strerror or exc}); start one with "
+                       f"`ray start --head --port={port}` or drop --address to run on this machine") from None
+
+
 def _ray_execute(job: dict[str, Any]) -> dict[str, Any]:
     """The Ray task: one run; a user error comes back as its one line (a RunError), not a traceback."""
     from lpds_core.errors import UserError
@@ -163,6 +177,8 @@ def run_sweep(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     suite = get_suite(cfg.suite)
     cfg.tasks = suite.check_tasks(cfg.tasks)
     check_algos(cfg.algos)
+    if cfg.address:
+        check_address(cfg.address)
     out = cfg.out_dir
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file; pass a folder")
