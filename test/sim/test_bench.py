@@ -66,6 +66,12 @@ def test_runs_aggregate_from_their_folders_and_refuse_other_settings(toy_cfg):
     vals = [json.loads((Path(j["root"]) / "metrics.json").read_text())["return"] for j in jobs[2:]]
     assert row["seeds"] == 2 and row["return"]["mean"] == pytest.approx(np.mean(vals))
     assert row["return"]["lo"] < row["return"]["mean"] < row["return"]["hi"]
+    from lpds_sim.benchmarks.aggregate import collect, curve_band
+
+    seeds = collect(jobs, "return")["groups"][("four_goal", "lpds")]
+    band = curve_band(seeds)  # the curves figure's data: mean over seeds at every eval step
+    assert band["n"] == 2 and band["steps"].tolist() == [0, 80, 160]
+    assert band["mean"] == pytest.approx(np.mean([r["values"] for r in seeds], axis=0))
     md = (Path(cfg.out) / "table.md").read_text()
     assert "| four_goal | lpds | 2 |" in md and "Student-t" in md
     # a rerun with another budget into the same folders is refused (never mixed into one curve)
