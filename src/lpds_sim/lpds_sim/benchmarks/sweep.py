@@ -48,7 +48,8 @@ class BenchConfig:
     out: str = setting("", "output folder: runs/ (one folder per run), figures and tables (none: runs/bench/SUITE)")
     address: str | None = setting(None, "Ray cluster to join (HOST:PORT; none: start a private one here)")
     num_cpus: int | None = setting(None, "CPUs of the local Ray cluster (none: all; ignored with --address)", min=1)
-    device: str = setting("cpu", "device of every run", choices=("cpu", "cuda"))
+    device: str = setting("cpu", "device of every run (cuda: reserves --gpus-per-run and checks the node has a GPU; "
+                                 "the agents still compute on the CPU)", choices=("cpu", "cuda"))
     cpus_per_run: float = setting(1.0, "CPUs Ray reserves for each run", above=0)
     gpus_per_run: float = setting(0.0, "GPUs Ray reserves for each run (> 0 with --device cuda)", min=0)
     cache_dir: str | None = setting(None, "where the suite caches what it builds, e.g. the toy base (none: "
