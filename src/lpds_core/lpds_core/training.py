@@ -151,10 +151,7 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
     obs = encode(obs)
     ep_ret = np.zeros(n_envs)
     fresh = st.env_steps == 0
-    if fresh:
-        next_eval = 0 if evaluate_first else loop.eval_every
-    else:  # an evaluation due at the checkpoint's own step runs after the checkpoint is written: run it on resume
-        next_eval = -(-st.env_steps // loop.eval_every) * loop.eval_every
+    next_eval = 0 if fresh and evaluate_first else (st.env_steps // loop.eval_every + 1) * loop.eval_every
     next_ckpt = (st.env_steps // loop.ckpt_every + 1) * loop.ckpt_every
     pending: dict[str, list[float]] = defaultdict(list)
     vec_steps = 0
