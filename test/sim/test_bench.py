@@ -2,6 +2,7 @@
 and the one-line errors. The sweep on a real two-node cluster is test_bench_ray.py."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def toy_cfg(tmp_path_factory):
         setattr(cfg.train, k, v)
     cfg.check()
     base = get_suite("toy").prepare("four_goal", cfg)
-    return cfg, {"four_goal": base}
+    return cfg, {("four_goal", "flow"): base}
 
 
 def _jobs(cfg, bases, algos, **changes):
@@ -104,6 +105,26 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_from_it(toy_cfg, monkey
              if json.loads(x)["group"] == "eval"]
     assert steps == [0, 80, 160]  # the eval due at the checkpoint's step ran on resume; nothing twice
     assert len((root / "workers.jsonl").read_text().splitlines()) == 2
+
+
+def test_dppo_runs_on_the_diffusion_base_in_the_same_machinery(toy_cfg):
+    from lpds_core.agents import AGENTS
+
+    if "dppo" not in AGENTS:
+        pytest.skip("this lpds_core has no DPPO agent")
+    cfg, bases = toy_cfg
+    suite = get_suite("toy")
+    assert suite.base_kind("dppo") == "diffusion" and suite.base_kind("lpds") == "flow"
+    bases = {**bases, ("four_goal", "diffusion"): suite.prepare("four_goal", cfg, "diffusion")}
+    saved = (cfg.agent.rollout_steps, cfg.agent.ppo_batch_size, cfg.agent.ppo_epochs)
+    cfg.agent.rollout_steps, cfg.agent.ppo_batch_size, cfg.agent.ppo_epochs = 20, 100, 2
+    try:
+        (job,) = plan(dataclasses.replace(cfg, algos=["dppo"], seeds=[0]), bases, suite.base_kind)
+    finally:
+        cfg.agent.rollout_steps, cfg.agent.ppo_batch_size, cfg.agent.ppo_epochs = saved
+    assert job["config"]["base_kind"] == "diffusion" and "diffusion" in Path(job["config"]["base"]).name
+    m = one_run.execute(job)
+    assert m["env_steps"] == 160 and m["updates"] == 2 and np.isfinite(m["return"])  # two rollouts of 20 chunks
 
 
 def test_deltas_turn_lpds_into_one_run_per_delta(toy_cfg):

@@ -103,8 +103,10 @@ def check_algos(algos: list[str]) -> None:
                           f"{', '.join(sorted(AGENTS))}); drop it from --algos")
 
 
-def plan(cfg: BenchConfig, bases: dict[str, str]) -> list[dict[str, Any]]:
-    """One job per (task, algo[, δ], seed): its run folder and the exact settings saved there."""
+def plan(cfg: BenchConfig, bases: dict[tuple[str, str], str],
+         base_kind: Any = lambda algo: "diffusion" if algo == "dppo" else "flow") -> list[dict[str, Any]]:
+    """One job per (task, algo[, δ], seed): its run folder and the exact settings saved there; `bases` maps
+    (task, base kind) to the base's file."""
     jobs = []
     runs_dir = cfg.out_dir / "runs"
     fault = os.environ.get(FAULT_ENV, "")
@@ -117,7 +119,8 @@ def plan(cfg: BenchConfig, bases: dict[str, str]) -> list[dict[str, Any]]:
                     train = {**to_dict(cfg.train), "seed": seed}
                     rel = one_run.folder(task, algo, seed, overrides)
                     config = {"suite": cfg.suite, "task": task, "algo": algo, "seed": seed, "overrides": overrides,
-                              "label": one_run.label(algo, overrides), "base": bases[task], "device": cfg.device,
+                              "label": one_run.label(algo, overrides), "base": bases[(task, base_kind(algo))],
+                              "base_kind": base_kind(algo), "device": cfg.device,
                               "trials": cfg.trials, "entropy_states": cfg.entropy_states,
                               "entropy_samples": cfg.entropy_samples, "agent": agent, "train": train}
                     if algo == "temperature":
@@ -183,8 +186,10 @@ def run_sweep(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     out = cfg.out_dir
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file; pass a folder")
-    bases = {task: suite.prepare(task, cfg) for task in cfg.tasks}  # once, here: the same base for every run
-    jobs = plan(cfg, bases)
+    kinds = list(dict.fromkeys(suite.base_kind(a) for a in cfg.algos))
+    # once, here: the same base for every run (per kind: DPPO steers a diffusion base)
+    bases = {(task, kind): suite.prepare(task, cfg, kind) for task in cfg.tasks for kind in kinds}
+    jobs = plan(cfg, bases, suite.base_kind)
     done = [j for j in jobs if (Path(j["root"]) / "done.json").is_file()]
     todo = [j for j in jobs if j not in done]
     print(f"bench {cfg.suite}: {len(jobs)} runs ({len(done)} finished already, {len(todo)} to run) in {out}/runs",
