@@ -155,11 +155,10 @@ def test_bad_bench_settings_are_one_line(tmp_path, capsys, argv, needle):
     assert not (tmp_path / "b").exists()
 
 
-def test_dppo_is_refused_while_lpds_core_has_no_dppo_agent(tmp_path, capsys):
+def test_dppo_is_refused_in_one_line_where_lpds_core_has_no_dppo_agent(tmp_path, capsys, monkeypatch):
     from lpds_core.agents import AGENTS
 
-    if "dppo" in AGENTS:
-        pytest.skip("lpds_core has a DPPO agent: bench accepts it")
+    monkeypatch.delitem(AGENTS, "dppo", raising=False)  # an lpds_core without DPPO
     rc = main(["bench", "toy", "--algos", "lpds,dppo", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--algos dppo: this lpds_core has no such agent" in err and len(err.splitlines()) == 1
