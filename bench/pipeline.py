@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +35,9 @@ def success_auc(run: Path) -> float | None:
     pts = sorted((r["step"], r["success"]) for r in rows if r.get("group") == "eval" and "success" in r)
     if len(pts) < 2:
         return None
-    steps, succ = np.array([p[0] for p in pts], float), np.array([p[1] for p in pts], float)
-    return float(np.trapezoid(succ, steps) / (steps[-1] - steps[0]))
+    from lpds_core.metrics import curve_auc
+
+    return curve_auc([p[0] for p in pts], [p[1] for p in pts])
 
 
 def merged_config(out: Path, common: str | None, extra: str | None) -> str:

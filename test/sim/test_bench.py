@@ -2,6 +2,7 @@
 and the one-line errors. The sweep on a real two-node cluster is test_bench_ray.py."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def toy_cfg(tmp_path_factory):
         setattr(cfg.train, k, v)
     cfg.check()
     base = get_suite("toy").prepare("four_goal", cfg)
-    return cfg, {"four_goal": base}
+    return cfg, {("four_goal", "flow"): base}
 
 
 def _jobs(cfg, bases, algos, **changes):
@@ -66,6 +67,12 @@ def test_runs_aggregate_from_their_folders_and_refuse_other_settings(toy_cfg):
     vals = [json.loads((Path(j["root"]) / "metrics.json").read_text())["return"] for j in jobs[2:]]
     assert row["seeds"] == 2 and row["return"]["mean"] == pytest.approx(np.mean(vals))
     assert row["return"]["lo"] < row["return"]["mean"] < row["return"]["hi"]
+    from lpds_sim.benchmarks.aggregate import collect, curve_band
+
+    seeds = collect(jobs, "return")["groups"][("four_goal", "lpds")]
+    band = curve_band(seeds)  # the curves figure's data: mean over seeds at every eval step
+    assert band["n"] == 2 and band["steps"].tolist() == [0, 80, 160]
+    assert band["mean"] == pytest.approx(np.mean([r["values"] for r in seeds], axis=0))
     md = (Path(cfg.out) / "table.md").read_text()
     assert "| four_goal | lpds | 2 |" in md and "Student-t" in md
     # a rerun with another budget into the same folders is refused (never mixed into one curve)
@@ -73,6 +80,51 @@ def test_runs_aggregate_from_their_folders_and_refuse_other_settings(toy_cfg):
     other[0]["config"]["train"]["env_steps"] = 240
     with pytest.raises(one_run.runs.RunError, match="cannot resume .* env_steps=160 \\(run\\) vs 240"):
         one_run.execute(other[0])
+
+
+def test_a_run_killed_after_its_first_checkpoint_resumes_from_it(toy_cfg, monkeypatch):
+    cfg, bases = toy_cfg
+    job = _jobs(cfg, bases, ["dsrl-sac"], seeds=[1])[0]
+
+    class Killed(Exception):
+        pass
+
+    def die(self, state):
+        self.inner.checkpoint(state)
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(one_run._BenchSink, "checkpoint", die)
+        with pytest.raises(Killed):
+            one_run.execute(job)
+    root = Path(job["root"])
+    assert not (root / "done.json").exists() and (root / "checkpoints" / "ckpt_0000000080.pt").is_file()
+    m = one_run.execute(job)
+    assert m["resumed_from"] == 80 and m["env_steps"] == 160
+    steps = [json.loads(x)["step"] for x in (root / "scalars.jsonl").read_text().splitlines()
+             if json.loads(x)["group"] == "eval"]
+    assert steps == [0, 80, 160]  # the eval due at the checkpoint's step ran on resume; nothing twice
+    assert len((root / "workers.jsonl").read_text().splitlines()) == 2
+
+
+def test_dppo_runs_on_the_diffusion_base_in_the_same_machinery(toy_cfg):
+    from lpds_core.agents import AGENTS
+
+    if "dppo" not in AGENTS:
+        pytest.skip("this lpds_core has no DPPO agent")
+    cfg, bases = toy_cfg
+    suite = get_suite("toy")
+    assert suite.base_kind("dppo") == "diffusion" and suite.base_kind("lpds") == "flow"
+    bases = {**bases, ("four_goal", "diffusion"): suite.prepare("four_goal", cfg, "diffusion")}
+    saved = (cfg.agent.rollout_steps, cfg.agent.ppo_batch_size, cfg.agent.ppo_epochs)
+    cfg.agent.rollout_steps, cfg.agent.ppo_batch_size, cfg.agent.ppo_epochs = 20, 100, 2
+    try:
+        (job,) = plan(dataclasses.replace(cfg, algos=["dppo"], seeds=[0]), bases, suite.base_kind)
+    finally:
+        cfg.agent.rollout_steps, cfg.agent.ppo_batch_size, cfg.agent.ppo_epochs = saved
+    assert job["config"]["base_kind"] == "diffusion" and "diffusion" in Path(job["config"]["base"]).name
+    m = one_run.execute(job)
+    assert m["env_steps"] == 160 and m["updates"] == 2 and np.isfinite(m["return"])  # two rollouts of 20 chunks
 
 
 def test_deltas_turn_lpds_into_one_run_per_delta(toy_cfg):
@@ -93,6 +145,8 @@ def test_deltas_turn_lpds_into_one_run_per_delta(toy_cfg):
     (["--algos", "dsrl-na", "--deltas", "0.1"], "--deltas needs one of lpds in --algos"),
     (["--seeds", "0,0"], "--seeds lists a seed twice"),
     (["--seeds", "a"], "--seeds=['a'] is not a list of int"),
+    (["--address", "nohost"], "--address 'nohost' is not HOST:PORT"),
+    (["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers there"),
 ])
 def test_bad_bench_settings_are_one_line(tmp_path, capsys, argv, needle):
     rc = main(["bench", "toy", "--out", str(tmp_path / "b"), *argv])
@@ -101,11 +155,10 @@ def test_bad_bench_settings_are_one_line(tmp_path, capsys, argv, needle):
     assert not (tmp_path / "b").exists()
 
 
-def test_dppo_is_refused_while_lpds_core_has_no_dppo_agent(tmp_path, capsys):
+def test_dppo_is_refused_in_one_line_where_lpds_core_has_no_dppo_agent(tmp_path, capsys, monkeypatch):
     from lpds_core.agents import AGENTS
 
-    if "dppo" in AGENTS:
-        pytest.skip("lpds_core has a DPPO agent: bench accepts it")
+    monkeypatch.delitem(AGENTS, "dppo", raising=False)  # an lpds_core without DPPO
     rc = main(["bench", "toy", "--algos", "lpds,dppo", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--algos dppo: this lpds_core has no such agent" in err and len(err.splitlines()) == 1

@@ -55,16 +55,12 @@ set -u
 ip link set lo up
 export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
 trap '{RAY} stop --force >/dev/null 2>&1' EXIT
-date +%s.%N >{tmp_path}/t0
 {RAY} start --head --port={port} --num-cpus=1 --include-dashboard=false --temp-dir={ray_tmp} >/dev/null 2>&1 || exit 91
 {RAY} start --address=127.0.0.1:{port} --num-cpus=1 >/dev/null 2>&1 || exit 92
-date +%s.%N >{tmp_path}/t1
 LPDS_BENCH_FAULT={FAULTED} {cmd} >{tmp_path}/first.out 2>{tmp_path}/first.err
 echo $? >{tmp_path}/first.rc
-date +%s.%N >{tmp_path}/t2
 {cmd} >{tmp_path}/second.out 2>{tmp_path}/second.err
 echo $? >{tmp_path}/second.rc
-date +%s.%N >{tmp_path}/t3
 """
     try:
         res = subprocess.run(UNSHARE + ["bash", "-c", script], capture_output=True, text=True, timeout=240,

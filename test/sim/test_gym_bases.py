@@ -63,4 +63,4 @@ def test_gym_suite_without_a_shipped_base_says_how_to_make_it(monkeypatch, tmp_p
 
     monkeypatch.setattr(gym_bases, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(ConfigError, match="lpds datasets base walker2d --kind diffusion"):
-        get_suite("gym").prepare("walker2d", type("C", (), {"base_kind": "diffusion"})())
+        get_suite("gym").prepare("walker2d", None, "diffusion")

@@ -19,6 +19,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 
+from lpds_core.image_preprocess import metres_to_depth_units
+
 from .image_codec import numpy_to_image
 from .ros_common import command_qos, declare_graph_parameters, run_node, sensor_qos
 from .sim_backends import make_backend
@@ -57,6 +59,7 @@ class SimRobotNode(Node):
         self._gripper = 0.0
         self._target = None
         self._unanswered = 0  # steps taken without a fresh command (policy stopped, late, or lockstep timeout)
+        self._targets = 0  # targets received since the reset (reported in episode_info with the last one)
 
     def _on_target(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
@@ -65,6 +68,7 @@ class SimRobotNode(Node):
             self.get_logger().error("ignoring a non-finite target pose", throttle_duration_sec=1.0)
             return
         self._target = (pos, quat)
+        self._targets += 1
         self._fresh["target"] = True
         self.backend.command(pos, quat, self._gripper)
 
@@ -119,14 +123,16 @@ class SimRobotNode(Node):
         joints.header.stamp = stamp
         task = JointState(name=list(b.obs_names), position=[float(x) for x in b.task_obs()])
         task.header.stamp = stamp
-        info_d = {**b.episode_info(), "unanswered_steps": float(self._unanswered)}
+        last = self._target[0] if self._target is not None else (np.nan, np.nan, np.nan)
+        info_d = {**b.episode_info(), "unanswered_steps": float(self._unanswered), "targets": float(self._targets),
+                  "target_x": float(last[0]), "target_y": float(last[1]), "target_z": float(last[2])}
         info = JointState(name=list(info_d), position=[float(v) for v in info_d.values()])
         info.header.stamp = stamp
         if images and self.p["publish_images"]:
             frame = b.render()
             if frame is not None:
                 rgb, depth_m = frame
-                depth_mm = np.clip(np.nan_to_num(depth_m, nan=0.0) * 1000.0, 0, 65535).astype(np.uint16)
+                depth_mm = metres_to_depth_units(depth_m, 0.001)  # 16UC1 in mm, as realsense2_camera
                 self.pub_color.publish(numpy_to_image(rgb, "rgb8", stamp, self.p["camera_frame"]))
                 self.pub_depth.publish(numpy_to_image(depth_mm, "16UC1", stamp, self.p["camera_frame"]))
         self.pub_gripper.publish(fingers)

@@ -123,8 +123,11 @@ def aggregate(cfg: Any, jobs: list[dict[str, Any]], suite: Any) -> dict[str, Any
     got = collect(jobs, suite.metric)
     groups = got["groups"]
     rows = table_rows(groups)
+    kinds = {j["config"].get("base_kind", "flow") for j in jobs}
+    dppo_note = "; dppo: the diffusion base of the same demos, the others the flow base" if len(kinds) > 1 else ""
     note = (f"Mean ± half-width of the two-sided 95 % Student-t interval over seeds ({suite.name} suite, "
-            f"{cfg.train.env_steps} env steps per run, the same base for every method). AUC: area under the "
+            f"{cfg.train.env_steps} env steps per run, the same base for every method{dppo_note}). AUC: area "
+            f"under the "
             f"evaluation {suite.metric} curve over env steps divided by the budget. KL action entropy: "
             f"Kozachenko–Leonenko (k=3) of the first action of {cfg.entropy_samples} sampled chunks at "
             f"{cfg.entropy_states} fixed observations, averaged. {len(got['missing'])} of {len(jobs)} runs "

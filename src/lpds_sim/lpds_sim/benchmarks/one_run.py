@@ -175,6 +175,11 @@ def _steer(suite: Any, cfg: dict[str, Any], backbone: Any, run: runs.RunDir, fau
         agent.train()
         return {"return": res["return"], "success": res["success"]}
 
+    if state is not None and loop_state.env_steps % loop.eval_every == 0:
+        # the loop evaluates at a step after checkpointing it, and a resumed loop does not evaluate at its start:
+        # a run killed right after a checkpoint would lose that point of its curve, so it is taken here
+        if loop_state.env_steps not in {r["step"] for r in runs.read_scalars(run.root, "eval")}:
+            sink.log(loop_state.env_steps, "eval", evaluate(loop_state.env_steps))
     try:
         st = run_steering(envs, agent, loop, replay, evaluate=evaluate, sink=sink, state=loop_state,
                           progress=False, desc=f"{cfg['algo']} {task} seed {seed}")

@@ -3,8 +3,10 @@
 A suite names its tasks and answers five questions for `lpds bench`; everything else (the algorithms, the run
 folders, resume, Ray, aggregation) is the suite-independent machinery in `one_run`, `sweep` and `aggregate`:
 
-    prepare(task, cfg)            driver side, once per sweep: the frozen base's file (trained or found), so every
-                                  algorithm and seed of the sweep starts from the same base
+    base_kind(algo)               the kind of base an algorithm steers ("flow"; DPPO needs a denoising chain:
+                                  "diffusion")
+    prepare(task, cfg, kind)      driver side, once per sweep and kind: the frozen base's file (trained or found),
+                                  so every algorithm and seed of the sweep starts from the same base
     load_base(path)               worker side: that base as a FrozenDecoder
     make_env(task)                one per-step Gymnasium env (the machinery chunks it)
     evaluate(task, act, n, seed)  {"return", "success"} of `act(obs batch) -> chunks (B, H, A)` over n episodes
@@ -48,7 +50,10 @@ class Suite:
                               f"{', '.join(self.tasks)}")
         return tasks
 
-    def prepare(self, task: str, cfg: Any) -> str:
+    def base_kind(self, algo: str) -> str:
+        return "diffusion" if algo == "dppo" else "flow"
+
+    def prepare(self, task: str, cfg: Any, kind: str = "flow") -> str:
         raise NotImplementedError
 
     def load_base(self, path: str) -> Any:
@@ -81,10 +86,15 @@ class ToySuite(Suite):
         toy = ToyConfig()  # the toy's settings have one home: `lpds toy`'s config
         return {"agent": toy.agent, "train": dataclasses.replace(toy.train, vector="sync")}
 
-    def prepare(self, task: str, cfg: Any) -> str:
+    def base_kind(self, algo: str) -> str:
+        from lpds_sim.toy.experiment import base_kind
+
+        return base_kind(algo)
+
+    def prepare(self, task: str, cfg: Any, kind: str = "flow") -> str:
         from lpds_sim.toy.base_policy import toy_base_policy
 
-        _, path = toy_base_policy(cache_dir=cfg.cache_dir, progress=False,
+        _, path = toy_base_policy(cache_dir=cfg.cache_dir, progress=False, kind=kind,
                                   **({} if cfg.bc_steps is None else {"bc_steps": cfg.bc_steps}))
         return str(path)
 
@@ -131,10 +141,12 @@ class GymSuite(Suite):
                 "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=2_000, eval_every=10_000,
                                     ckpt_every=5_000, eval_trials=5, batch_size=256)}
 
-    def prepare(self, task: str, cfg: Any) -> str:
+    def base_kind(self, algo: str) -> str:
+        return "diffusion" if algo == "dppo" else "flow"
+
+    def prepare(self, task: str, cfg: Any, kind: str = "flow") -> str:
         from .gym_bases import shipped_base
 
-        kind = getattr(cfg, "base_kind", "flow")
         path = shipped_base(task, kind)
         if not path.is_file():
             raise ConfigError(f"suite 'gym': no shipped {kind} base for {task} ({path.name}); make it with "

@@ -48,13 +48,15 @@ class BenchConfig:
     out: str = setting("", "output folder: runs/ (one folder per run), figures and tables (none: runs/bench/SUITE)")
     address: str | None = setting(None, "Ray cluster to join (HOST:PORT; none: start a private one here)")
     num_cpus: int | None = setting(None, "CPUs of the local Ray cluster (none: all; ignored with --address)", min=1)
-    device: str = setting("cpu", "device of every run", choices=("cpu", "cuda"))
+    device: str = setting("cpu", "device of every run (cuda: reserves --gpus-per-run and checks the node has a GPU; "
+                                 "the agents still compute on the CPU)", choices=("cpu", "cuda"))
     cpus_per_run: float = setting(1.0, "CPUs Ray reserves for each run", above=0)
     gpus_per_run: float = setting(0.0, "GPUs Ray reserves for each run (> 0 with --device cuda)", min=0)
     cache_dir: str | None = setting(None, "where the suite caches what it builds, e.g. the toy base (none: "
                                           "~/.cache/lpds)")
-    base_kind: str = setting("flow", "frozen base of the suite: flow matching or DDIM diffusion (gym; the toy "
-                                     "has a flow base only)", choices=("flow", "diffusion"))
+    base_kind: str = setting("auto", "frozen base of every run: auto (the suite's choice per algorithm: flow, "
+                                     "diffusion for dppo), flow or diffusion (the flow-vs-diffusion ablation)",
+                             choices=("auto", "flow", "diffusion"))
     bc_steps: int | None = setting(None, "BC steps of a base the suite trains itself (toy; none: its default)",
                                    min=1)
     agent: AgentConfig = nested(AgentConfig)
@@ -104,8 +106,10 @@ def check_algos(algos: list[str]) -> None:
                           f"{', '.join(sorted(AGENTS))}); drop it from --algos")
 
 
-def plan(cfg: BenchConfig, bases: dict[str, str]) -> list[dict[str, Any]]:
-    """One job per (task, algo[, δ], seed): its run folder and the exact settings saved there."""
+def plan(cfg: BenchConfig, bases: dict[tuple[str, str], str],
+         base_kind: Any = lambda algo: "diffusion" if algo == "dppo" else "flow") -> list[dict[str, Any]]:
+    """One job per (task, algo[, δ], seed): its run folder and the exact settings saved there; `bases` maps
+    (task, base kind) to the base's file."""
     jobs = []
     runs_dir = cfg.out_dir / "runs"
     fault = os.environ.get(FAULT_ENV, "")
@@ -118,7 +122,8 @@ def plan(cfg: BenchConfig, bases: dict[str, str]) -> list[dict[str, Any]]:
                     train = {**to_dict(cfg.train), "seed": seed}
                     rel = one_run.folder(task, algo, seed, overrides)
                     config = {"suite": cfg.suite, "task": task, "algo": algo, "seed": seed, "overrides": overrides,
-                              "label": one_run.label(algo, overrides), "base": bases[task], "device": cfg.device,
+                              "label": one_run.label(algo, overrides), "base": bases[(task, base_kind(algo))],
+                              "base_kind": base_kind(algo), "device": cfg.device,
                               "trials": cfg.trials, "entropy_states": cfg.entropy_states,
                               "entropy_samples": cfg.entropy_samples, "agent": agent, "train": train}
                     if algo == "temperature":
@@ -126,6 +131,20 @@ def plan(cfg: BenchConfig, bases: dict[str, str]) -> list[dict[str, Any]]:
                     jobs.append({"name": str(rel), "root": str(runs_dir / rel), "config": config,
                                  "fault": fault == str(rel)})
     return jobs
+
+
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with the fix, when nothing listens at `--address` (ray.init would wait for minutes)."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379, the head's --port)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RunError(f"--address {address}: no Ray head answers there ({exc.strerror or exc}); start one with "
+                       f"`ray start --head --port={port}` or drop --address to run on this machine") from None
 
 
 def _ray_execute(job: dict[str, Any]) -> dict[str, Any]:
@@ -165,11 +184,19 @@ def run_sweep(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     suite = get_suite(cfg.suite)
     cfg.tasks = suite.check_tasks(cfg.tasks)
     check_algos(cfg.algos)
+    if cfg.address:
+        check_address(cfg.address)
     out = cfg.out_dir
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file; pass a folder")
-    bases = {task: suite.prepare(task, cfg) for task in cfg.tasks}  # once, here: the same base for every run
-    jobs = plan(cfg, bases)
+    kind_of = suite.base_kind if cfg.base_kind == "auto" else (lambda algo: cfg.base_kind)
+    if "dppo" in cfg.algos and kind_of("dppo") != "diffusion":
+        raise ConfigError("--algos dppo fine-tunes a diffusion base's chain; --base-kind flow cannot serve it: "
+                          "use --base-kind auto or diffusion")
+    kinds = list(dict.fromkeys(kind_of(a) for a in cfg.algos))
+    # once, here: the same base for every run (per kind: DPPO steers a diffusion base)
+    bases = {(task, kind): suite.prepare(task, cfg, kind) for task in cfg.tasks for kind in kinds}
+    jobs = plan(cfg, bases, kind_of)
     done = [j for j in jobs if (Path(j["root"]) / "done.json").is_file()]
     todo = [j for j in jobs if j not in done]
     print(f"bench {cfg.suite}: {len(jobs)} runs ({len(done)} finished already, {len(todo)} to run) in {out}/runs",
