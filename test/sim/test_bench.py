@@ -164,7 +164,11 @@ def test_dppo_is_refused_in_one_line_where_lpds_core_has_no_dppo_agent(tmp_path,
     assert rc == 2 and "--algos dppo: this lpds_core has no such agent" in err and len(err.splitlines()) == 1
 
 
-def test_gym_suite_says_what_it_waits_for(tmp_path, capsys):
+def test_gym_suite_says_what_it_waits_for(tmp_path, capsys, monkeypatch):
+    from lpds_sim.benchmarks import gym_bases
+
+    monkeypatch.setattr(gym_bases, "WEIGHTS_DIR", tmp_path / "no_weights")
     rc = main(["bench", "gym", "--tasks", "hopper", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and "needs the medium datasets and shipped flow/diffusion bases" in err
+    assert rc == 2 and "no shipped flow base for hopper" in err and "lpds datasets make hopper-medium" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "b" / "runs").exists()
