@@ -60,11 +60,11 @@ class FrankaAdapterNode(Node):
         super().__init__("franka_adapter", **kwargs)
         self.p = p = declare_graph_parameters(self, "franka_adapter_node")
         self._q = HOME.copy()
-        self._clients: dict[str, Any] = {}  # kind -> ActionClient
-        self._types: dict[str, Any] = {}
-        self._handles: dict[int, Any] = {}  # goal id -> ClientGoalHandle (to cancel)
-        self._cancelled: set[int] = set()  # cancelled before the server answered: cancel on acceptance
-        self._pending: dict[int, tuple[str, Any]] = {}  # goal id -> (kind, goal) waiting for the server
+        self._action_clients: dict[str, Any] = {}  # kind -> ActionClient
+        self._action_types: dict[str, Any] = {}
+        self._goal_handles: dict[int, Any] = {}  # goal id -> ClientGoalHandle (to cancel)
+        self._cancel_on_accept: set[int] = set()  # cancelled before the server answered: cancel on acceptance
+        self._pending_goals: dict[int, tuple[str, Any]] = {}  # goal id -> (kind, goal) waiting for the server
         self._traj: JointTrajectory | None = None  # the newest IK trajectory (topic message or goal content)
         if p["controller"] not in ("cartesian_impedance", "joint_trajectory"):
             raise ValueError(f"controller must be cartesian_impedance or joint_trajectory, got {p['controller']!r}")
@@ -93,11 +93,11 @@ class FrankaAdapterNode(Node):
         kinds = (["grasp", "move", "homing"] if backend == "franka_actions" else []) + \
             (["recovery"] if p["error_recovery"] else [])
         if self._use_fjt:
-            self._types["trajectory"] = import_follow_joint_trajectory()
+            self._action_types["trajectory"] = import_follow_joint_trajectory()
             kinds.append("trajectory")
-        self._types.update({k: franka[k] for k in kinds if k in franka})
+        self._action_types.update({k: franka[k] for k in kinds if k in franka})
         for kind in kinds:
-            self._clients[kind] = ActionClient(self, self._types[kind], names[kind])
+            self._action_clients[kind] = ActionClient(self, self._action_types[kind], names[kind])
 
         if p["controller"] == "cartesian_impedance":
             self.pub_pose = self.create_publisher(PoseStamped, p["equilibrium_pose_topic"], command_qos())
@@ -123,30 +123,39 @@ class FrankaAdapterNode(Node):
     def _run(self, cmds: list) -> None:
         for c in cmds:
             if isinstance(c, Log):
-                getattr(self.get_logger(), c.level)(c.text)
+                self._log(c)
             elif isinstance(c, Cancel):
-                self._pending.pop(c.goal_id, None)
-                handle = self._handles.pop(c.goal_id, None)
+                self._pending_goals.pop(c.goal_id, None)
+                handle = self._goal_handles.pop(c.goal_id, None)
                 if handle is not None:
                     handle.cancel_goal_async()
                 else:
-                    self._cancelled.add(c.goal_id)
+                    self._cancel_on_accept.add(c.goal_id)
             elif isinstance(c, Send) and c.kind == "trajectory" and not self._use_fjt:
                 self.pub_traj.publish(self._traj)
             elif isinstance(c, Send):
-                self._pending[c.goal_id] = (c.kind, self._make_goal(c.kind))
+                self._pending_goals[c.goal_id] = (c.kind, self._make_goal(c.kind))
         self._flush()
+
+    def _log(self, c: Log) -> None:
+        # one call site per severity: rclpy refuses a call site whose severity changes between calls
+        if c.level == "error":
+            self.get_logger().error(c.text)
+        elif c.level == "warning":
+            self.get_logger().warning(c.text)
+        else:
+            self.get_logger().info(c.text)
 
     def _flush(self) -> None:
         """Send goals whose server is discovered (a goal sent before discovery would be lost; the core times out)."""
-        for gid, (kind, goal) in list(self._pending.items()):
-            if self._clients[kind].server_is_ready():
-                del self._pending[gid]
-                fut = self._clients[kind].send_goal_async(goal)
+        for gid, (kind, goal) in list(self._pending_goals.items()):
+            if self._action_clients[kind].server_is_ready():
+                del self._pending_goals[gid]
+                fut = self._action_clients[kind].send_goal_async(goal)
                 fut.add_done_callback(lambda f, k=kind, g=gid: self._on_goal_response(k, g, f))
 
     def _make_goal(self, kind: str) -> Any:
-        p, T = self.p, self._types[kind]
+        p, T = self.p, self._action_types[kind]
         if kind == "grasp":
             goal = T.Goal(width=float(p["grasp_width"]), speed=float(p["gripper_speed"]), force=float(p["grasp_force"]))
             goal.epsilon.inner, goal.epsilon.outer = float(p["grasp_epsilon_inner"]), float(p["grasp_epsilon_outer"])
@@ -161,18 +170,18 @@ class FrankaAdapterNode(Node):
         handle = fut.result()
         accepted = handle is not None and handle.accepted
         if accepted:
-            if gid in self._cancelled:
-                self._cancelled.discard(gid)
+            if gid in self._cancel_on_accept:
+                self._cancel_on_accept.discard(gid)
                 handle.cancel_goal_async()
                 return
-            self._handles[gid] = handle
+            self._goal_handles[gid] = handle
             handle.get_result_async().add_done_callback(lambda f: self._on_goal_result(kind, gid, f))
         self._run(self.core.on_response(kind, gid, accepted, now_sec(self)))
 
     def _on_goal_result(self, kind: str, gid: int, fut) -> None:
         from action_msgs.msg import GoalStatus
 
-        self._handles.pop(gid, None)
+        self._goal_handles.pop(gid, None)
         res = fut.result()
         status, result = (res.status, res.result) if res is not None else (GoalStatus.STATUS_UNKNOWN, None)
         if kind == "trajectory":

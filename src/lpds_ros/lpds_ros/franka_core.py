@@ -143,8 +143,8 @@ class AdapterCore:
 
     def on_response(self, kind: str, goal_id: int, accepted: bool, now: float) -> list:
         g = self._current(kind, goal_id)
-        if g is None:
-            return []  # an answer for a goal already replaced, cancelled or timed out
+        if g is None:  # an answer for a goal already replaced, cancelled or timed out: it must not run
+            return [Cancel(kind, goal_id)] if accepted else []
         if accepted:
             g.accepted_at = now
             return []

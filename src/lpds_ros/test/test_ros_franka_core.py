@@ -73,7 +73,7 @@ def test_unanswered_goal_times_out_into_a_hold():
     assert core.tick(11.9) == []
     out = core.tick(12.1)
     assert core.holding and "franka_gripper/move: no answer to the move goal within 2 s" in logs(out, "error")[0]
-    assert core.on_response("move", s.goal_id, True, 12.5) == []  # a late answer for a dropped goal is ignored
+    assert core.on_response("move", s.goal_id, True, 12.5) == [Cancel("move", s.goal_id)]  # too late: cancel it
     assert "gripper" not in core.goals
 
 
@@ -91,6 +91,7 @@ def test_trajectory_goals_replace_each_other_and_an_abort_holds():
     (a,) = core.on_target(0.0, use_action=True)
     (b,) = core.on_target(0.1, use_action=True)
     assert core.on_response("trajectory", a.goal_id, False, 0.2) == []  # the replaced goal no longer counts
+    assert core.on_response("trajectory", a.goal_id, True, 0.2) == [Cancel("trajectory", a.goal_id)]
     core.on_response("trajectory", b.goal_id, True, 0.2)
     assert core.on_result("trajectory", a.goal_id, False, "preempted", 0.3) == [] and not core.holding
     assert core.tick(1.7) == []  # 0.6 + 1.0 s after acceptance
