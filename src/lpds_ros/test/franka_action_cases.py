@@ -31,7 +31,8 @@ class FakeFranka:
         self.node = Node("fake_franka", namespace=ns, context=ctx)
         self.goals: dict[str, list] = {k: [] for k in ("grasp", "move", "homing", "recovery", "trajectory")}
         self.cancelled: list[str] = []
-        self.finished: list[tuple[str, str]] = []  # (kind, succeeded | aborted | canceled)
+        self.finished: list[tuple[str, str]] = []  # (kind, succeeded | aborted | canceled | preempted)
+        self.timeline: list[tuple[str, str]] = []  # (kind, start) and the finished entries, in order
         self.reject: set[str] = set()
         self.no_answer: set[str] = set()  # goal request never answered (until teardown)
         self.duration: dict[str, float] = {}  # seconds an accepted goal runs (polling for cancel)
@@ -51,6 +52,7 @@ class FakeFranka:
         def execute(kind, T):
             def cb(handle):
                 self.goals[kind].append(handle.request)
+                self.timeline.append((kind, "start"))
                 if kind == "trajectory":
                     self.active_trajectory = handle
                 t_end = time.monotonic() + self.duration.get(kind, 0.05)
@@ -71,6 +73,7 @@ class FakeFranka:
                 ok = getattr(res, "success", True) and getattr(res, "error_code", 0) == 0
                 handle.succeed() if ok else handle.abort()
                 self.finished.append((kind, "succeeded" if ok else "aborted"))
+                self.timeline.append(self.finished[-1])
                 return res
             return cb
 
@@ -186,9 +189,11 @@ def _pose(T=None):
 def test_homing_at_start_then_grasp_with_width_force_epsilon_then_move(robot):
     adapter, fake, tester = robot(home_gripper_at_start=True, grasp_width=0.02, grasp_force=35.0, gripper_speed=0.05,
                                   grasp_epsilon_inner=0.005, grasp_epsilon_outer=0.015, open_width=0.079)
+    fake.duration["homing"] = 0.8
     _, pub_g = _pubs(tester)
-    assert wait_for(lambda: len(fake.goals["homing"]) == 1 and ("homing", "succeeded") in fake.finished, 10)
-    assert _grip(pub_g, 0.9, lambda: ("grasp", "succeeded") in fake.finished)
+    assert wait_for(lambda: fake.goals["homing"], 10)
+    assert _grip(pub_g, 0.9, lambda: ("grasp", "succeeded") in fake.finished)  # "close" from during the homing on
+    assert fake.timeline.index(("homing", "succeeded")) < fake.timeline.index(("grasp", "start"))
     (g,) = fake.goals["grasp"]  # one goal although the command was repeated (hysteresis, goal in flight)
     assert (g.width, g.speed, g.force, g.epsilon.inner, g.epsilon.outer) == (0.02, 0.05, 35.0, 0.005, 0.015)
     assert _grip(pub_g, 0.1, lambda: ("move", "succeeded") in fake.finished)

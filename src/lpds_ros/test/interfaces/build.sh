@@ -11,6 +11,8 @@ CACHE=${1:?usage: build.sh CACHE_DIR [PYTHON]}
 PY=${2:-python3}
 VENV=$("$PY" -c 'import sys; print(sys.prefix)')
 MARK=.lpds-test-interfaces
+mkdir -p "$(dirname "$CACHE")"
+exec 9>"$CACHE.lock" && flock 9  # two test runs at once: the second waits, then finds the cache up to date
 HASH=$( (cd "$HERE" && find . -type f \( -name '*.msg' -o -name '*.action' -o -name CMakeLists.txt \
           -o -name package.xml -o -name build.sh \) -print0 | LC_ALL=C sort -z | xargs -0 sha256sum;
          echo "$VENV") | sha256sum | cut -d' ' -f1)
