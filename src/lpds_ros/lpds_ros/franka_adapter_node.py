@@ -169,11 +169,12 @@ class FrankaAdapterNode(Node):
     def _on_goal_response(self, kind: str, gid: int, fut) -> None:
         handle = fut.result()
         accepted = handle is not None and handle.accepted
-        if accepted:
-            if gid in self._cancel_on_accept:
-                self._cancel_on_accept.discard(gid)
+        if gid in self._cancel_on_accept:  # cancelled (stop, reflex, timeout) before the server answered
+            self._cancel_on_accept.discard(gid)
+            if accepted:
                 handle.cancel_goal_async()
-                return
+            return
+        if accepted:
             self._goal_handles[gid] = handle
             handle.get_result_async().add_done_callback(lambda f: self._on_goal_result(kind, gid, f))
         self._run(self.core.on_response(kind, gid, accepted, now_sec(self)))

@@ -211,6 +211,7 @@ class AdapterCore:
             if g.accepted_at is None:
                 if now - g.sent_at > self.timeouts.response:
                     del self.goals[ch]
+                    out.append(Cancel(g.kind, g.goal_id))  # not sent yet: dropped; answered later: cancelled
                     out += self._hold(f"{self._name(g.kind)}: no answer to the {g.kind} goal within "
                                       f"{self.timeouts.response:g} s (is the server running?)")
                 continue

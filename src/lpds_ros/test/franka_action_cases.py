@@ -31,6 +31,7 @@ class FakeFranka:
         self.node = Node("fake_franka", namespace=ns, context=ctx)
         self.goals: dict[str, list] = {k: [] for k in ("grasp", "move", "homing", "recovery", "trajectory")}
         self.cancelled: list[str] = []
+        self.requested: list[str] = []  # goal requests received (answered or not)
         self.finished: list[tuple[str, str]] = []  # (kind, succeeded | aborted | canceled | preempted)
         self.timeline: list[tuple[str, str]] = []  # (kind, start) and the finished entries, in order
         self.reject: set[str] = set()
@@ -44,6 +45,7 @@ class FakeFranka:
 
         def goal_cb(kind):
             def cb(_goal):
+                self.requested.append(kind)
                 while kind in self.no_answer and not self.closing.is_set():
                     time.sleep(0.01)
                 return GoalResponse.REJECT if kind in self.reject else GoalResponse.ACCEPT
@@ -171,6 +173,13 @@ def _grip(pub, value, until, timeout=5.0):
     return until()
 
 
+def _publish_once(adapter, pub, msg):
+    """One target -> exactly one trajectory goal (reliable, once the adapter listens and its action server is up)."""
+    client = adapter._action_clients["trajectory"]
+    assert wait_for(lambda: pub.get_subscription_count() > 0 and client.server_is_ready(), 10)
+    pub.publish(msg)
+
+
 def _pose(T=None):
     from geometry_msgs.msg import PoseStamped
 
@@ -229,10 +238,11 @@ def test_rejected_goal_holds_until_start(robot):
 
 def test_unanswered_goal_and_unfinished_goal_time_out_into_holds(robot):
     adapter, fake, tester = robot(fake_setup=lambda f: f.no_answer.add("homing"), home_gripper_at_start=True,
-                                  response_timeout=0.5)
+                                  response_timeout=1.5)
     assert wait_for(lambda: adapter.core.holding, 5)
-    assert adapter.core.hold_reason == ("franka_gripper/homing: no answer to the homing goal within 0.5 s "
+    assert adapter.core.hold_reason == ("franka_gripper/homing: no answer to the homing goal within 1.5 s "
                                         "(is the server running?)")
+    assert fake.requested == ["homing"]  # the server got the request and sat on it
     fake.no_answer.clear()  # the late answer (accepted) is cancelled: the homing must not run now
     assert wait_for(lambda: fake.cancelled == ["homing"], 5)
     assert call_trigger(tester, "/franka_adapter/start").success
@@ -270,7 +280,8 @@ def test_reflex_cancels_calls_error_recovery_and_resumes(robot):
     m, _ = _pose()
     fake.duration["trajectory"] = 5.0  # a long motion in flight when the reflex comes
     fake.duration["recovery"] = 0.3
-    assert wait_for(lambda: pub_t.publish(m) or fake.goals["trajectory"], 10)
+    _publish_once(adapter, pub_t, m)
+    assert wait_for(lambda: fake.goals["trajectory"], 10)
     fake.robot_mode = 4  # ROBOT_MODE_REFLEX
     assert wait_for(lambda: adapter.core.hold_reason == "reflex", 5)
     assert wait_for(lambda: "trajectory" in fake.cancelled, 5)
@@ -293,7 +304,8 @@ def test_stop_cancels_the_goals_in_flight(robot):
     fake.duration.update(grasp=10.0, trajectory=10.0)
     m, _ = _pose()
     assert _grip(pub_g, 0.9, lambda: fake.goals["grasp"])
-    assert wait_for(lambda: pub_t.publish(m) or fake.goals["trajectory"], 10)
+    _publish_once(adapter, pub_t, m)
+    assert wait_for(lambda: fake.goals["trajectory"], 10)
     res = call_trigger(tester, "/franka_adapter/stop")
     assert res.success and adapter.core.hold_reason == "stopped"
     assert wait_for(lambda: sorted(fake.cancelled) == ["grasp", "trajectory"], 5)

@@ -73,6 +73,7 @@ def test_unanswered_goal_times_out_into_a_hold():
     assert core.tick(11.9) == []
     out = core.tick(12.1)
     assert core.holding and "franka_gripper/move: no answer to the move goal within 2 s" in logs(out, "error")[0]
+    assert cancels(out) == ["move"]
     assert core.on_response("move", s.goal_id, True, 12.5) == [Cancel("move", s.goal_id)]  # too late: cancel it
     assert "gripper" not in core.goals
 
