@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the test-only interface packages (franka_msgs, control_msgs stand-ins) with the rosidl wheels of the venv.
 #   build.sh CACHE_DIR [PYTHON]      -> CACHE_DIR/install/setup.bash (source it in the process that imports them)
-# Reused while the .msg/.action/CMake files and this script are unchanged (hash in CACHE_DIR/.hash).
+# Reused while the .msg/.action/CMake files, this script and the ROS wheels are unchanged (hash in CACHE_DIR/.hash).
 # Never writes into the venv: the wheels' exported CMake targets hard-code the wheel-build machine's Python/numpy
 # include dirs, so the build runs against an overlay prefix of symlinks with repointed copies of those few files.
 # Only the tests source the result: a robot PC's real franka_msgs/control_msgs are never shadowed.
@@ -15,7 +15,8 @@ mkdir -p "$(dirname "$CACHE")"
 exec 9>"$CACHE.lock" && flock 9  # two test runs at once: the second waits, then finds the cache up to date
 HASH=$( (cd "$HERE" && find . -type f \( -name '*.msg' -o -name '*.action' -o -name CMakeLists.txt \
           -o -name package.xml -o -name build.sh \) -print0 | LC_ALL=C sort -z | xargs -0 sha256sum;
-         echo "$VENV") | sha256sum | cut -d' ' -f1)
+         echo "$VENV"; ls "$VENV"/lib/python*/site-packages | grep -iE '^(ros_|colcon).*dist-info$') \
+       | sha256sum | cut -d' ' -f1)  # ... and the rosidl/ROS wheel versions: a pin bump rebuilds
 if [ -f "$CACHE/.hash" ] && [ "$(cat "$CACHE/.hash")" = "$HASH" ] && [ -f "$CACHE/install/setup.bash" ]; then
   echo "test interfaces: up to date in $CACHE"; exit 0
 fi
