@@ -130,7 +130,7 @@ def robot():
         fake = FakeFranka(ctx)
         fake_setup(fake)
         tester = Node("tester", context=ctx)
-        defaults = {"response_timeout": 1.0, "gripper_timeout": 2.0, "recovery_timeout": 2.0,
+        defaults = {"response_timeout": 2.0, "gripper_timeout": 2.0, "recovery_timeout": 2.0,
                     "home_gripper_at_start": False}
         adapter = FrankaAdapterNode(context=ctx, parameter_overrides=[
             Parameter(k, value=v) for k, v in {**defaults, **params}.items()])
@@ -237,7 +237,11 @@ def test_rejected_goal_holds_until_start(robot):
 
 
 def test_unanswered_goal_and_unfinished_goal_time_out_into_holds(robot):
-    adapter, fake, tester = robot(fake_setup=lambda f: f.no_answer.add("homing"), home_gripper_at_start=True,
+    def setup(f):
+        f.no_answer.add("homing")
+        f.duration["homing"] = 5.0  # once answered it would run long enough for the adapter's cancel to land
+
+    adapter, fake, tester = robot(fake_setup=setup, home_gripper_at_start=True,
                                   response_timeout=1.5)
     assert wait_for(lambda: adapter.core.holding, 5)
     assert adapter.core.hold_reason == ("franka_gripper/homing: no answer to the homing goal within 1.5 s "
