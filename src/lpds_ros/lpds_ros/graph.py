@@ -29,6 +29,9 @@ TARGET_POSE = "lpds/target_pose"
 GRIPPER_COMMAND = "lpds/gripper_command"
 EQUILIBRIUM_POSE = "cartesian_impedance_example_controller/equilibrium_pose"
 JOINT_TRAJECTORY = "fr3_arm_controller/joint_trajectory"
+FOLLOW_JOINT_TRAJECTORY = "fr3_arm_controller/follow_joint_trajectory"
+ROBOT_STATE = "franka_robot_state_broadcaster/robot_state"
+ERROR_RECOVERY = "/action_server/error_recovery"
 SIM_GRIPPER_COMMAND = "franka_gripper/command"
 TRAIN_PROGRESS = "lpds/train/progress"
 
@@ -99,6 +102,10 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "joint_trajectory_topic": JOINT_TRAJECTORY,
         "joint_states_topic": JOINT_STATES,
         "trajectory_time": 0.1,
+        # joint_trajectory: FollowJointTrajectory action (accept/reject + result: holds on faults) or the topic
+        "trajectory_interface": "action",  # action | topic
+        "follow_joint_trajectory_action": FOLLOW_JOINT_TRAJECTORY,
+        "goal_time_tolerance": 0.5,
         "gripper_backend": "franka_actions",  # franka_actions | topic | none
         "gripper_action_ns": "franka_gripper",
         "gripper_topic": SIM_GRIPPER_COMMAND,
@@ -106,8 +113,21 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "gripper_open_below": 0.4,
         "grasp_width": 0.02,
         "grasp_force": 20.0,
+        "grasp_epsilon_inner": 0.04,  # Grasp succeeds if the object is within width -inner .. width +outer
+        "grasp_epsilon_outer": 0.04,
         "gripper_speed": 0.1,
         "open_width": 0.08,
+        "home_gripper_at_start": True,  # franka_gripper Homing once when the node starts (franka_actions)
+        # watch franka_msgs/FrankaRobotState.robot_mode; after a reflex call ErrorRecovery, then resume
+        "error_recovery": True,
+        "robot_state_topic": ROBOT_STATE,
+        "error_recovery_action": ERROR_RECOVERY,
+        "max_recoveries": 3,  # automatic recoveries before ~/start is needed
+        "response_timeout": 2.0,  # s for an action server to accept a goal; then hold
+        "gripper_timeout": 5.0,  # s for grasp / move to finish
+        "homing_timeout": 15.0,
+        "recovery_timeout": 10.0,
+        "trajectory_timeout": 1.0,  # s after trajectory_time + goal_time_tolerance
         "robot_ip": "",
     },
     "sim_robot_node": {
@@ -252,7 +272,8 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
                           params_files=(policy_params,) if policy_params else ()))
     nodes.append(NodeSpec("franka_adapter_node", "franka_adapter", namespace,
                           {"controller": controller, "robot_ip": "" if use_sim else robot_ip,
-                           "gripper_backend": "topic" if use_sim else "franka_actions"}))
+                           "gripper_backend": "topic" if use_sim else "franka_actions",
+                           "error_recovery": not use_sim}))
     if record_dir:
         nodes.append(NodeSpec("episode_recorder_node", "episode_recorder", namespace,
                               {"record_dir": str(record_dir), "task": task, "obs_mode": obs_mode}))

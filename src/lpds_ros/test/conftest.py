@@ -58,3 +58,13 @@ def ros():
         ex.shutdown()
         rclpy.try_shutdown(context=ctx)
     assert not ctx.ok()
+
+
+@pytest.fixture(scope="session")
+def franka_interfaces_env():
+    """The test-only franka_msgs / control_msgs stand-ins, built once (cached by hash under build/test_interfaces):
+    the environment of a shell that sourced their install/setup.bash. Tests run the typed code in a subprocess with
+    it; nothing here touches this process's sys.path, so a real franka_msgs is never shadowed."""
+    from ros_test_utils import build_test_interfaces
+
+    return build_test_interfaces()

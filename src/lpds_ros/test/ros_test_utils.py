@@ -38,3 +38,22 @@ def graph_env() -> dict[str, str]:
     paths = [str(REPO / "src" / p) for p in ("lpds_core", "lpds_sim", "lpds_ros")]
     env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
     return env
+
+
+def build_test_interfaces() -> dict[str, str]:
+    """Run test/interfaces/build.sh into <repo>/build/test_interfaces; return the sourced environment."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    cache = here.parents[2] / "build" / "test_interfaces"
+    t0 = time.monotonic()
+    out = subprocess.run(["bash", str(here / "interfaces" / "build.sh"), str(cache), sys.executable],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    print(f"{out.stdout.strip()} ({time.monotonic() - t0:.1f} s)")
+    env = subprocess.run(["bash", "-c", f". {cache / 'install' / 'setup.bash'} && env -0"], capture_output=True,
+                         check=True, env=os.environ.copy()).stdout.decode()
+    return dict(kv.split("=", 1) for kv in env.split("\0") if "=" in kv)

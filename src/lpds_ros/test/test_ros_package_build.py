@@ -41,6 +41,8 @@ def test_colcon_install_layout(installed):
     assert (installed / "share" / "lpds_ros" / "config" / "policy_fr3.yaml").exists()
     assert (installed / "share" / "lpds_ros" / "package.xml").exists()
     assert (installed / "share" / "ament_index" / "resource_index" / "packages" / "lpds_ros").exists()
+    # the test-only franka_msgs / control_msgs stand-ins (test/interfaces, COLCON_IGNORE) never enter a workspace
+    assert sorted(p.name for p in installed.parent.iterdir() if p.is_dir()) == ["lpds_ros"]
 
 
 def test_installed_package_imports(installed):

@@ -13,7 +13,7 @@ PYTHON_KEYS = {"numpy": "python3-numpy", "yaml": "python3-yaml", "onnxruntime": 
                "cv2": "python3-opencv", "rosbags": "python3-rosbags-pip", "matplotlib": "python3-matplotlib"}
 SIM_ONLY = {"lpds_sim", "robotic", "torch", "gymnasium"}  # never on the robot PC: only lazily, in these modules
 SIM_SIDE = {"rai_backend.py", "demo_model.py", "train_hooks.py"}
-ROBOT_ONLY = {"franka_msgs": "franka_msgs", "pyrealsense2": None}  # lazy, on the robot PC (None: optional pip)
+ROBOT_ONLY = {"franka_msgs": "franka_msgs", "control_msgs": "control_msgs", "pyrealsense2": None}  # lazy, on the robot PC (None: optional pip)
 
 
 def _declared() -> dict[str, str | None]:
@@ -55,4 +55,4 @@ def test_package_xml_declares_every_import():
                 need = [PYTHON_KEYS.get(mod, mod)]
             missing += [f"{f.name}: {mod} -> {k}" for k in need if k not in declared]
     assert not missing, "package.xml lacks: " + ", ".join(sorted(set(missing)))
-    assert declared["franka_msgs"] == "$LPDS_ROBOT == 1" and declared["launch_ros"] is None
+    assert declared["franka_msgs"] == declared["control_msgs"] == "$LPDS_ROBOT == 1" and declared["launch_ros"] is None

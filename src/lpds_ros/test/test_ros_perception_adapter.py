@@ -1,5 +1,6 @@
 """Perception and franka adapter nodes over rclpy: 640x480 camera frames -> 84x84 observation with the camera's
-stamp; targets -> equilibrium_pose / IK JointTrajectory; a missing franka_msgs gives a clear error."""
+stamp; targets -> equilibrium_pose / IK JointTrajectory; a missing franka_msgs / control_msgs gives a clear error.
+The typed franka_msgs / control_msgs paths: test_ros_franka_actions.py."""
 from __future__ import annotations
 
 import time
@@ -71,11 +72,12 @@ def test_adapter_relays_cartesian_targets_and_solves_ik_for_joint_trajectories(r
     from lpds_ros.kinematics import HOME, fk
 
     ctx, add = ros
-    _node(ctx, add, FrankaAdapterNode, gripper_backend="topic")
+    _node(ctx, add, FrankaAdapterNode, gripper_backend="topic", error_recovery=False)
     from rclpy.parameter import Parameter
 
     ik_node = add(FrankaAdapterNode(context=ctx, namespace="ik", parameter_overrides=[
-        Parameter("controller", value="joint_trajectory"), Parameter("gripper_backend", value="none")]))
+        Parameter("controller", value="joint_trajectory"), Parameter("trajectory_interface", value="topic"),
+        Parameter("gripper_backend", value="none"), Parameter("error_recovery", value=False)]))
     t = add(Node("tester", context=ctx))
     poses, trajs, grips = [], [], []
     t.create_subscription(PoseStamped, "cartesian_impedance_example_controller/equilibrium_pose", poses.append, 10)
@@ -109,18 +111,20 @@ def test_adapter_relays_cartesian_targets_and_solves_ik_for_joint_trajectories(r
     assert len(poses) == n_poses and len(trajs) == n_trajs
 
 
-def test_franka_gripper_backend_without_franka_msgs_says_what_to_do(ros):
-    import importlib.util
-
-    if importlib.util.find_spec("franka_msgs") is not None:
-        pytest.skip("franka_msgs is installed here")
+def test_robot_paths_without_franka_msgs_or_control_msgs_say_what_to_do(ros, monkeypatch):
+    """The lazy imports fail with the fix in one line (sys.modules[name] = None makes the import fail even where
+    the packages, or the test-built stand-ins, are installed: this never skips)."""
     from rclpy.parameter import Parameter
 
-    from lpds_ros.franka_adapter_node import FrankaAdapterNode, GripperHysteresis
+    from lpds_ros.franka_adapter_node import FrankaAdapterNode
 
+    for name in ("franka_msgs", "franka_msgs.action", "franka_msgs.msg", "control_msgs", "control_msgs.action"):
+        monkeypatch.setitem(__import__("sys").modules, name, None)
     ctx, _ = ros
-    with pytest.raises(RuntimeError, match="franka_msgs.*gripper_backend:=topic"):
-        FrankaAdapterNode(context=ctx, parameter_overrides=[Parameter("gripper_backend", value="franka_actions")])
-    h = GripperHysteresis(0.6, 0.4)
-    assert [h.update(v) for v in (0.5, 0.7, 0.65, 0.5, 0.3, 0.45, 0.8)] == [None, "close", None, None, "open",
-                                                                             None, "close"]
+    for params, match in (({"gripper_backend": "franka_actions", "error_recovery": False},
+                           "franka_msgs.*gripper_backend:=topic"),
+                          ({"gripper_backend": "none", "error_recovery": True}, "franka_msgs.*error_recovery:=false"),
+                          ({"gripper_backend": "none", "error_recovery": False, "controller": "joint_trajectory"},
+                           "control_msgs.*trajectory_interface:=topic")):
+        with pytest.raises(RuntimeError, match=match):
+            FrankaAdapterNode(context=ctx, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
