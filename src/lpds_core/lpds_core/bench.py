@@ -105,6 +105,26 @@ class BenchProfile:
         return np.asarray(pos, np.float64), q / np.linalg.norm(q)
 
 
+@dataclass
+class BenchSetting:
+    """The bench the RAI scene is built for (table height, tray / holder place, camera pose)."""
+    bench_profile: str = setting("", "bench calibration profile (YAML, see config/bench/default.yaml) the RAI scene "
+                                 "is built from; empty: today's default scene")
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """{'bench_profile': path} for `make_env`, checked now (one line if the file is wrong); {} for the default."""
+        if not self.bench_profile:
+            return {}
+        load_profile(self.bench_profile)
+        return {"bench_profile": self.bench_profile}
+
+    @classmethod
+    def add_flag(cls, parser: Any) -> None:
+        """`--bench-profile PATH` on a command (its help is the field's doc)."""
+        f = {g.name: g for g in fields(cls)}["bench_profile"]
+        parser.add_argument("--bench-profile", default="", metavar="PATH", help=doc_of(f))
+
+
 def unit_quaternion(q: Sequence[float], key: str, where: str) -> np.ndarray:
     """`q` normalised; refused (one line) when its norm is farther than QUAT_NORM_TOL from 1 — such a value is a
     typo or a wrong order, not rounding."""
