@@ -28,6 +28,7 @@ from .errors import ConfigError
 # pandaSingle.g: table centre at z 0.6, 0.1 thick; `l_panda_base (table): t(0 -.2 .05) d(90 0 0 1)`
 SIM_BASE_POSITION = (0.0, -0.2, 0.65)
 SIM_BASE_YAW = math.pi / 2
+PROFILE_FRAME = "world"  # name of the frame profiles are written in (the policy node's base_frame default too)
 SIM_TABLE_HEIGHT = 0.65  # table top z in pandaSingle.g (the scene file's own value; profiles move the table from it)
 # a quaternion whose norm is this close to 1 is accepted (rounded printouts) and normalised where it is used
 QUAT_NORM_TOL = 1e-3

@@ -56,6 +56,11 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "realsense_height": 480,
         "realsense_fps": 30,
         "realsense_serial": "",
+        # bench calibration (lpds_core.bench, config/bench/): the camera's pose is published latched on
+        # camera_pose_topic (frame: the profile's sim world); empty = the default profile (today's RAI scene)
+        "bench_profile": "",
+        "bench_camera": "camera",  # camera (pick-and-place) | mug_camera
+        "camera_pose_topic": "bench/camera_pose",
     },
     "policy_node": {
         "runner": "onnx",  # onnx | scripted | package.module:factory (factory(model_dir) -> runner)
@@ -209,7 +214,7 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
                      controller: str = "cartesian_impedance", runner: str = "onnx", obs_mode: str = "state",
                      start_drivers: Any = False, task: str = "pick_place", sim_backend: str = "rai",
                      control_rate: float = 10.0, speedup: float = 1.0,
-                     policy_params: str = "") -> tuple[list[NodeSpec], list[IncludeSpec]]:
+                     policy_params: str = "", bench_profile: str = "") -> tuple[list[NodeSpec], list[IncludeSpec]]:
     """Perception -> policy -> franka adapter, against the sim robot (use_sim) or franka_ros2 + realsense2_camera.
 
     speedup (sim only) runs the sim robot's clock faster than real time; the policy's actions keep the env's
@@ -231,7 +236,9 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
         includes.append(IncludeSpec("realsense2_camera", "rs_launch.py",
                                     {"device_type": "d435i", "rgb_camera.color_profile": "640x480x30",
                                      "align_depth.enable": "true", "enable_sync": "true"}))
-    nodes.append(NodeSpec("perception_node", "perception", namespace, {"source": "sim" if use_sim else "topics"}))
+    nodes.append(NodeSpec("perception_node", "perception", namespace,
+                          {"source": "sim" if use_sim else "topics", "bench_profile": bench_profile,
+                           "bench_camera": "mug_camera" if task == "mug_hang" else "camera"}))
     nodes.append(NodeSpec("policy_node", "policy", namespace,
                           {"runner": runner, "model_dir": model_dir, "obs_mode": obs_mode,
                            "control_rate": float(control_rate) * speedup,
