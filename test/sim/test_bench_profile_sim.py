@@ -111,9 +111,17 @@ def test_robot_base_is_where_the_frame_conversion_assumes():
 def test_changed_table_height_moves_the_table_and_what_stands_on_it(tmp_path):
     """+5 cm: the table top, the cube resting on it (after PhysX settled it), the tray floor target and the
     workspace floor move up 5 cm; the robot (base, home pose) does not move."""
+    from lpds_core.bench import matrix_to_quat_xyzw, pose_matrix
+    from lpds_sim.cli import main as lpds
+
     main = np.load(MAIN)
-    path = _write(tmp_path, calibrated_profile(BenchProfile(), *BenchProfile().camera_pose(), table_height=0.70))
-    assert load_profile(path).table.table_height == 0.70
+    # the lab's numbers, as `lpds calibrate` takes them: table top 5 cm above the robot base, camera unchanged
+    T = np.linalg.inv(world_from_base()) @ pose_matrix(*BenchProfile().camera_pose())
+    pose = ",".join(repr(float(v)) for v in [*T[:3, 3], *matrix_to_quat_xyzw(T[:3, :3])])
+    path = tmp_path / "bench.yaml"
+    assert lpds(["calibrate", "--camera-pose", pose, "--frame", "base", "--table-height", "0.05",
+                 "--out", str(path)]) == 0
+    assert load_profile(path).table.table_height == pytest.approx(0.70, abs=1e-12)
     env = gym.make(ENV_IDS["pick_place"], bench_profile=str(path))
     try:
         u = env.unwrapped
@@ -128,7 +136,7 @@ def test_changed_table_height_moves_the_table_and_what_stands_on_it(tmp_path):
         assert u._ee_low[2] == pytest.approx(0.69)
         assert np.allclose(obs[L["ee_pos"]], ref[L["ee_pos"]], atol=2e-3)  # the arm stays at its home
         assert np.allclose(u.C.getFrame("l_panda_base").getPosition(), world_from_base()[:3, 3], atol=1e-6)
-        assert u.settings()["bench"]["table"]["table_height"] == 0.70
+        assert u.settings()["bench"]["table"]["table_height"] == pytest.approx(0.70, abs=1e-12)
         assert u.settings()["env_kwargs"]["bench_profile"] == str(path)
     finally:
         env.close()

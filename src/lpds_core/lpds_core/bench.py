@@ -77,6 +77,9 @@ class MugCameraGeometry:
         _MUG_CAMERA_QUAT, "camera orientation, quaternion x y z w (optical frame: x right, y down, z forward)")
 
 
+_CHECK_WHERE = "bench profile"  # prefix of the cross-field errors; load_profile puts the file name in
+
+
 @dataclass
 class BenchProfile:
     """Bench calibration: table, tray, holder and camera as measured on the bench (sim world frame)."""
@@ -88,11 +91,11 @@ class BenchProfile:
     mug_camera: MugCameraGeometry = nested(MugCameraGeometry)
 
     def check(self) -> None:
-        unit_quaternion(self.camera.camera_quat_xyzw, "camera_quat_xyzw", "bench profile")
-        unit_quaternion(self.mug_camera.mug_camera_quat_xyzw, "mug_camera_quat_xyzw", "bench profile")
+        unit_quaternion(self.camera.camera_quat_xyzw, "camera_quat_xyzw", _CHECK_WHERE)
+        unit_quaternion(self.mug_camera.mug_camera_quat_xyzw, "mug_camera_quat_xyzw", _CHECK_WHERE)
         near, far = self.camera.depth_range
         if not near < far:
-            raise ConfigError(f"bench profile: depth_range must be near < far, got {list(self.camera.depth_range)}")
+            raise ConfigError(f"{_CHECK_WHERE}: depth_range must be near < far, got {list(self.camera.depth_range)}")
 
     def camera_pose(self, which: str = "camera") -> tuple[np.ndarray, np.ndarray]:
         """(position, unit quaternion x y z w) of `which` camera: 'camera' (pick-and-place) or 'mug_camera'."""
@@ -145,7 +148,14 @@ def load_profile(source: "str | os.PathLike | BenchProfile | None" = None) -> Be
         return source
     if source is None or str(source) == "":
         return BenchProfile()
-    return build(BenchProfile, read_yaml(source), where=f"bench profile {source}")
+    where = f"bench profile {source}"
+    try:
+        return build(BenchProfile, read_yaml(source), where=where)
+    except ConfigError as exc:  # the cross-field checks (`check`) cannot know the file: name it here
+        msg = str(exc)
+        if msg.startswith(_CHECK_WHERE + ": "):
+            raise ConfigError(f"{where}: {msg[len(_CHECK_WHERE) + 2:]}") from None
+        raise
 
 
 def profile_yaml(profile: BenchProfile, header: str = "") -> str:
