@@ -106,3 +106,16 @@ def test_near_unit_quaternion_is_normalised(capsys, tmp_path):
     q = np.array(load_profile(tmp_path / "p.yaml").camera.camera_quat_xyzw)
     assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-15)
     np.testing.assert_allclose(q, [np.sqrt(0.5), 0, 0, np.sqrt(0.5)], atol=1e-12)
+
+
+def test_tray_and_holder_measured_in_the_base_frame_land_in_the_world(capsys, tmp_path):
+    """Base frame (x forward, y left of the robot) -> sim world: world x = -base y, world y = base x - 0.2."""
+    rc, out, _ = _calibrate(capsys, "--camera-pose", ",".join(map(str, POSE)), "--tray-xy", "0.52,0.25",
+                            "--holder-xy", "0.62,-0.3")
+    assert rc == 0
+    (tmp_path / "p.yaml").write_text(out)
+    prof = load_profile(tmp_path / "p.yaml")
+    np.testing.assert_allclose(prof.tray.tray_xy, BenchProfile().tray.tray_xy, atol=1e-12)  # today's tray place
+    np.testing.assert_allclose(prof.holder.holder_xy, BenchProfile().holder.holder_xy, atol=1e-12)
+    rc, _, err = _calibrate(capsys, "--camera-pose", ",".join(map(str, POSE)), "--tray-xy", "0.52")
+    assert rc == 2 and "--tray-xy '0.52' must be 2 comma-separated numbers x,y (m)" in err

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("calibrate", help="print a bench profile (YAML) from a measured camera pose",
@@ -25,6 +27,10 @@ def register(subparsers) -> None:
     p.add_argument("--table-height", type=float, default=None,
                    help="z of the table top in --frame (base: 0 when the robot stands on the table); "
                         "none: keep --from's")
+    p.add_argument("--tray-xy", metavar="x,y", default=None,
+                   help="tray centre on the table in --frame (pick-and-place); none: keep --from's")
+    p.add_argument("--holder-xy", metavar="x,y", default=None,
+                   help="mug holder post centre in --frame (mug hanging); none: keep --from's")
     p.add_argument("--camera", choices=["camera", "mug_camera"], default="camera",
                    help="which camera of the profile to set: pick-and-place (camera) or mug hanging (mug_camera)")
     p.add_argument("--from", dest="base_profile", default="", metavar="PROFILE",
@@ -34,8 +40,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_pose(text: str) -> tuple[list[float], list[float]]:
-    """'x,y,z,qx,qy,qz,qw' -> (position, quaternion x y z w); one ConfigError for anything else."""
+def parse_numbers(text: str, n: int, flag: str, names: str) -> list[float]:
+    """'a,b,...' -> n floats; one ConfigError for anything else."""
     from lpds_core.errors import ConfigError
 
     parts = [s for s in text.replace(" ", ",").split(",") if s]
@@ -43,10 +49,27 @@ def parse_pose(text: str) -> tuple[list[float], list[float]]:
         values = [float(s) for s in parts]
     except ValueError:
         values = []
-    if len(values) != 7:
-        raise ConfigError(f"--camera-pose {text!r} must be 7 comma-separated numbers x,y,z,qx,qy,qz,qw "
-                          f"(position in m, quaternion x y z w)")
+    if len(values) != n or not all(np.isfinite(values)):
+        raise ConfigError(f"{flag} {text!r} must be {n} comma-separated numbers {names}")
+    return values
+
+
+def parse_pose(text: str) -> tuple[list[float], list[float]]:
+    """'x,y,z,qx,qy,qz,qw' -> (position, quaternion x y z w)."""
+    values = parse_numbers(text, 7, "--camera-pose", "x,y,z,qx,qy,qz,qw (position in m, quaternion x y z w)")
     return values[:3], values[3:]
+
+
+def _to_world_xy(text: str | None, flag: str, frame: str) -> list[float] | None:
+    """A point on the table given in --frame, as world x y (the table plane is horizontal in both frames)."""
+    from lpds_core import bench
+
+    if text is None:
+        return None
+    xy = parse_numbers(text, 2, flag, "x,y (m)")
+    if frame == "world":
+        return xy
+    return [float(v) for v in (bench.world_from_base() @ np.array([xy[0], xy[1], 0.0, 1.0]))[:2]]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,9 +77,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    import numpy as np
-
     from lpds_core import bench
+    from lpds_core.config import build, to_dict
     from lpds_core.errors import RunError
 
     out = Path(args.out) if args.out else None
@@ -76,6 +98,15 @@ def run(args: argparse.Namespace) -> int:
     profile = bench.calibrated_profile(bench.load_profile(args.base_profile), T[:3, 3],
                                        bench.matrix_to_quat_xyzw(T[:3, :3]), which=args.camera,
                                        table_height=table, name=args.name)
+    tray, holder = _to_world_xy(args.tray_xy, "--tray-xy", args.frame), \
+        _to_world_xy(args.holder_xy, "--holder-xy", args.frame)
+    if tray is not None or holder is not None:
+        data = to_dict(profile)
+        if tray is not None:
+            data["tray"]["tray_xy"] = tray
+        if holder is not None:
+            data["holder"]["holder_xy"] = holder
+        profile = build(bench.BenchProfile, data, where="calibrate")
     header = ("bench profile written by: lpds calibrate " + " ".join(shlex.quote(a) for a in sys.argv[2:])
               if len(sys.argv) > 2 and sys.argv[1] == "calibrate" else "bench profile written by lpds calibrate")
     text = bench.profile_yaml(profile, header + "\nframe: sim world (origin under the table centre, z up; robot "
