@@ -1,4 +1,7 @@
-"""Toy benchmark: base vs LP-DS (δ ∈ {0.01, 0.05, 0.1}) vs DSRL-NA, DSRL-SAC and LP-DS-A.
+"""Toy benchmark: base vs LP-DS (δ ∈ {0.01, 0.05, 0.1}) vs DSRL-NA, DSRL-SAC, LP-DS-A and DPPO.
+
+DPPO fine-tunes a denoising chain, so it runs on the toy's diffusion base (same demos, BC and network sizes as
+the flow base the others steer); the table shows that base as its own row.
 
 Same frozen base, same seeds, same env-step budget for every method, side by side in one run.
 Prints a table (return, success, KL entropy of end points, per-goal fractions) and appends it,
@@ -22,7 +25,8 @@ def _label(algo: str, delta: float | None) -> str:
     return f"{algo} δ={delta:g}" if delta is not None else algo
 
 
-RUNS = [("lpds", 0.01), ("lpds", 0.05), ("lpds", 0.1), ("dsrl-na", None), ("dsrl-sac", None), ("lpds-a", 0.05)]
+RUNS = [("lpds", 0.01), ("lpds", 0.05), ("lpds", 0.1), ("dsrl-na", None), ("dsrl-sac", None), ("lpds-a", 0.05),
+        ("dppo", None)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,15 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from lpds_sim.toy.base_policy import toy_base_policy
-    from lpds_sim.toy.experiment import run_toy
+    from lpds_sim.toy.experiment import base_kind, run_toy
 
     torch.set_num_threads(1)
-    backbone, path = toy_base_policy(cache_dir=args.cache_dir, progress=not args.from_runs)
+    bases = {kind: toy_base_policy(cache_dir=args.cache_dir, progress=not args.from_runs, kind=kind)
+             for kind in sorted({base_kind(a) for a, _ in RUNS})}
+    backbone, path = bases["flow"]
     t_start = time.perf_counter()
     for seed in ([] if args.from_runs else args.seeds):
         for algo, delta in RUNS:
             label = _label(algo, delta)
-            m = run_toy(algo, backbone, delta=delta or 0.05, steps=args.steps, seed=seed,
+            m = run_toy(algo, bases[base_kind(algo)][0], delta=delta or 0.05, steps=args.steps, seed=seed,
                         out=Path(args.out) / f"seed{seed}" / label.replace(" δ=", "_d"),
                         eval_episodes=args.eval_episodes, progress=False, plots=True)
             print(f"seed {seed} {label}: return {m['return_base']:.2f} -> {m['return_final']:.2f}, "
@@ -73,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         rows["base"].append({"return_final": m0["return_base"], "success_final": m0["success_base"],
                              "entropy_final": m0["entropy_base"], "mode_fractions": m0["mode_fractions_base"],
                              "modes_reached": m0["modes_reached_base"], "train_seconds": 0.0})
+        m_diff = runs.get(_label("dppo", None))
+        if m_diff is not None:  # DPPO's own base (diffusion)
+            rows.setdefault("diffusion base", []).append(
+                {"return_final": m_diff["return_base"], "success_final": m_diff["success_base"],
+                 "entropy_final": m_diff["entropy_base"], "mode_fractions": m_diff["mode_fractions_base"],
+                 "modes_reached": m_diff["modes_reached_base"], "train_seconds": 0.0})
         for label, m in runs.items():
             rows.setdefault(label, []).append(m)
     if not seeds_done:
@@ -82,11 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["| method | return (mean ± sd over seeds) | vs base | success | KL entropy (nats) | "
              "goal fractions (+x, +y, −x, −y) | goals ≥10 % (min over seeds) | train s |",
              "|---|---|---|---|---|---|---|---|"]
+    diff_ret = np.array([r["return_final"] for r in rows.get("diffusion base", rows["base"])])
     for label, ms in rows.items():
         ret = np.array([m["return_final"] for m in ms])
         frac = np.mean([m["mode_fractions"] for m in ms], axis=0)
+        ref = diff_ret if label in ("dppo", "diffusion base") else base_ret  # each method against its own base
         lines.append(
-            f"| {label} | {ret.mean():.2f} ± {ret.std():.2f} | {ret.mean() / base_ret.mean() - 1:+.1%} | "
+            f"| {label} | {ret.mean():.2f} ± {ret.std():.2f} | {ret.mean() / ref.mean() - 1:+.1%} | "
             f"{np.mean([m['success_final'] for m in ms]):.3f} | {np.mean([m['entropy_final'] for m in ms]):.2f} | "
             f"{', '.join(f'{f:.2f}' for f in frac)} | {min(m['modes_reached'] for m in ms)} | "
             f"{np.mean([m['train_seconds'] for m in ms]):.0f} |")
@@ -102,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                if not args.from_runs else f"summarised from the runs under `{args.out}`")
         with open(args.results, "a") as f:
             f.write(f"\n## Toy multi-goal: LP-DS vs baselines (core-steering)\n\n`{cmd}`\n\n"
-                    f"Frozen flow-matching base `{path.name}`; seeds {seeds_done}; {steps} env steps per method "
+                    f"Frozen flow-matching base `{path.name}` (dppo: diffusion base "
+                    f"`{bases['diffusion'][1].name}`); seeds {seeds_done}; {steps} env steps per method "
                     f"(warm-up included); {args.eval_episodes} evaluation rollouts per method and seed; {how}.\n\n"
                     f"{table}\n")
     return 0

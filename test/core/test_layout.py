@@ -15,7 +15,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 # package -> packages it must never import
 FORBIDDEN = {"lpds_core": ("lpds_sim", "lpds_ros"), "lpds_sim": ("lpds_ros",)}
-DEPLOYMENT_MODULES = ("lpds_core.onnx_policy", "lpds_core.grid_protocol", "lpds_core.errors", "lpds_core.bench")
+DEPLOYMENT_MODULES = ("lpds_core.onnx_policy", "lpds_core.grid_protocol", "lpds_core.errors",
+                      "lpds_core.image_preprocess",  # numpy, onnxruntime and OpenCV only
+                      "lpds_core.bench")  # numpy and PyYAML
 BLOCKED = ("torch", "robotic", "lpds_sim", "lpds_ros")
 
 

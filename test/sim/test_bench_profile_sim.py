@@ -1,7 +1,8 @@
 """The RAI scene is built from the bench profile: the default is today's scene bit for bit, a lab's numbers move it.
 
 `data/bench_default_obs_main.npz` holds observations captured from main *before* the scene read the profile
-(commit 379a02e, with `CAPTURE` below, one case per fresh process): a seeded reset and 25 steps of a fixed random
+(commit 60a6617, with `CAPTURE` below, one case per fresh process; state vectors and pick-and-place images are the
+same on 379a02e, mug-hanging images changed with the shared OpenCV preprocessing): a seeded reset and 25 steps of a fixed random
 action stream of both tasks (state vectors), 6 steps in image mode (sha256 of every rgb/depth/proprio array), and
 the frame state after the reset. The default profile must reproduce them exactly. One process per case because a
 mug_hang rollout is not bit-identical after other envs ran in the same process (on main too; PhysX keeps

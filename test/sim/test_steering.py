@@ -253,7 +253,7 @@ def test_bad_inputs_give_clear_errors():
 
 
 def test_agent_registry_complete():
-    assert set(AGENTS) == {"base", "lpds", "lpds-a", "dsrl-na", "dsrl-sac"}
+    assert set(AGENTS) == {"base", "lpds", "lpds-a", "dsrl-na", "dsrl-sac", "dppo"}
 
 
 def test_deployable_perturbation_matches_the_agents_own_actions():

@@ -65,3 +65,39 @@ def test_lpds_toy_short_run_writes_metrics_and_figures(tmp_path):
     for png in ("rollouts.png", "mode_coverage.png", "training.png"):
         assert (out / png).stat().st_size > 5000
     assert "trust region" in res.stdout  # the constraint choice is printed with every run
+
+
+def test_toy_dppo_runs_on_a_diffusion_base_and_leaves_it_untouched(tmp_path):
+    """`lpds toy --algo dppo` in miniature: a tiny diffusion base (the project's BC), two DPPO updates, metrics and
+    the rollouts panel; the experiment itself refuses a changed base (toy_experiment's weight digest)."""
+    from lpds_core.diffusion import DiffusionPolicy
+    from lpds_sim.toy.base_policy import toy_base_policy
+    from lpds_sim.toy.experiment import base_kind, run_toy
+
+    assert base_kind("dppo") == "diffusion" and base_kind("lpds") == "flow"
+    bb, path = toy_base_policy(cache_dir=tmp_path, progress=False, kind="diffusion", n_demos=8, bc_steps=30,
+                               hidden=32, n_layers=2)
+    assert isinstance(bb, DiffusionPolicy) and bb.num_train_steps == 20 and path.name.startswith("toy_diffusion_")
+    m = run_toy("dppo", bb, steps=160, seed=0, out=tmp_path / "run", eval_episodes=16, eval_every=80,
+                coverage_episodes=8, config={"rollout_steps": 20, "ppo_batch_size": 100, "ppo_epochs": 2,
+                                                    "warmup_steps": 0},  # (on-policy: no warm-up)
+                progress=False)
+    assert m["algo"] == "dppo" and np.isfinite(m["return_final"]) and np.isfinite(m["entropy_final"])
+    assert len(m["history"]["approx_kl"]) == 2  # 160 env steps = 40 chunks = two rollouts of 20
+    assert (tmp_path / "run" / "rollouts.png").stat().st_size > 5000
+
+
+def test_dppo_preset_reads_as_a_toy_and_a_train_steer_config():
+    """config/agents/dppo.yaml (DPPO's Gym fine-tuning settings) is valid for both commands that take it."""
+    from pathlib import Path
+
+    from lpds_core.config import resolve
+    from lpds_sim.toy.experiment import ToyConfig
+    from lpds_sim.train_steer import SteerConfig
+
+    preset = Path(__file__).resolve().parents[2] / "config" / "agents" / "dppo.yaml"
+    toy = resolve(ToyConfig, preset, {})
+    assert toy.algo == "dppo" and toy.agent.ft_denoising_steps == 10 and toy.agent.ppo_batch_size == 5000
+    assert toy.agent.critic_hidden == (256, 256, 256) and toy.agent.gamma == pytest.approx(0.99 ** 0.25, abs=1e-4)
+    steer = resolve(SteerConfig, preset, {"base": "runs/base"})
+    assert steer.algo == "dppo" and steer.agent.lr_actor == pytest.approx(1e-4)

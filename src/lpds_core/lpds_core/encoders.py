@@ -72,7 +72,8 @@ class ImageEncoder(nn.Module):
     """RGB-D image + proprioception → (B, embed_dim + proprio_dim).
 
     rgb uint8 (B,3,h,w) and depth metres (B,1,h,w) are stacked into 4 channels in [-1, 1] (depth clipped to
-    `max_depth`; 0 = missing depth stays at -1), run through a small strided CNN and a LayerNorm'd linear head;
+    `max_depth`; 0 = missing depth maps to -1, though lpds_core.image_preprocess fills holes before they get here),
+    run through a small strided CNN and a LayerNorm'd linear head;
     the standardised proprio vector is appended so the decoder keeps exact robot state.
     """
 

@@ -6,7 +6,11 @@ buffer, an `evaluate(env_steps)` callback and a sink for scalars and checkpoints
 toy (`train_steering`, any single Gymnasium env) and the RAI runs (`lpds_sim.train_steer`) are thin glue around it.
 Budgets are counted in *env* steps (not chunks), so agents with different chunk sizes compare fairly; warm-up acts
 with the base policy (w ~ N(0, I)); once warm-up is over, every collected chunk of every env is followed by `utd`
-updates.
+updates. An on-policy agent (`agent.on_policy`, DPPO) goes through the same loop, evaluation and checkpoints, but
+collects `agent.rollout_steps` chunks per env into a `Rollout` (with what `act_on_policy` returned beside each
+chunk) and then calls `agent.update_on_policy(rollout)`; it has no warm-up, no replay and no `utd`, and its
+checkpoints are written at rollout boundaries (the first one after each `ckpt_every`), so a resume loses at most
+the unfinished rollout.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from .chunking import ActionChunkWrapper, bootstrap_discount
 from .config import setting
 from .errors import ConfigError
 from .replay import ReplayBuffer
+from .rollout import Rollout
 
 Callback = Callable[[int, Agent, dict[str, Any]], Any]
 
@@ -60,8 +65,8 @@ class LoopConfig:
             self.explore_eps_scale = lo_hi
         if self.warmup_steps >= self.env_steps:
             raise ConfigError(f"warmup_steps={self.warmup_steps} is at or above the budget env_steps="
-                              f"{self.env_steps}: no update would ever run; lower --warmup-steps or raise "
-                              f"--env-steps")
+                              f"{self.env_steps}: no update would ever run; lower --warmup-steps (dppo, on-policy, "
+                              f"uses none: 0 is fine) or raise --env-steps")
         return self
 
 
@@ -136,6 +141,11 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
     horizon = agent.noise_shape[0]
     gamma = agent.config.gamma
     encode = encode or (lambda o: o)
+    on_policy = bool(agent.on_policy)
+    if on_policy and loop.explore_eps_scale is not None:
+        raise ConfigError(f"explore_eps_scale applies to agents that decode c·ε (lpds, lpds-a); {agent.name} "
+                          f"samples its own chain: remove it")
+    rollout = Rollout(agent.rollout_steps) if on_policy else None
     t0 = time.perf_counter()
 
     def emit(group: str, values: dict[str, float] | None) -> None:
@@ -146,6 +156,15 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
         if sink is not None:
             sink.checkpoint(LoopState(st.env_steps, st.episodes, st.chunks, st.updates,
                                       st.wall_s + time.perf_counter() - t0, st.recent_returns, st.recent_success))
+
+    def emit_train() -> None:
+        """The agent's update stats averaged since the last row, with the recent episodes' return/success."""
+        row = {k: float(np.mean(v)) for k, v in pending.items()}
+        if st.recent_returns:
+            row["episode_return"] = float(np.mean(st.recent_returns))
+            row["episode_success"] = float(np.nanmean(st.recent_success))
+        emit("train", row)
+        pending.clear()
 
     obs, _ = envs.reset(seed=loop.seed + 7919 * (st.env_steps // loop.ckpt_every))
     obs = encode(obs)
@@ -169,7 +188,11 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
                 next_eval += loop.eval_every
             eps_scale = (None if loop.explore_eps_scale is None
                          else np.random.uniform(*loop.explore_eps_scale, n_envs))
-            if st.env_steps < loop.warmup_steps:  # warm-up: the base policy itself, w ~ N(0, I)
+            extras: dict[str, np.ndarray] = {}
+            if on_policy:
+                chunk, extras = agent.act_on_policy(obs)
+                noise = None
+            elif st.env_steps < loop.warmup_steps:  # warm-up: the base policy itself, w ~ N(0, I)
                 with torch.no_grad():
                     t, _ = agent.obs_to_tensor(obs)
                     feats = agent.features(t)
@@ -181,13 +204,17 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
             next_obs = encode(next_obs)
             step_inc = 0
             finished: list[dict[str, float]] = []
+            nxts, discs = [], []
             for i in range(n_envs):
                 done = bool(term[i] or trunc[i])
                 nxt = obs_row(encode(stack_obs([info["final_obs"][i]])), 0) if done else obs_row(next_obs, i)
                 n_i = int(info_at(info, "chunk_steps", i, done, horizon))
-                replay.add(obs_row(obs, i), chunk[i], noise[i], float(reward[i]), nxt,
-                           float(info_at(info, "chunk_discount", i, done, bootstrap_discount(gamma, n_i))),
-                           bool(term[i]))
+                disc = float(info_at(info, "chunk_discount", i, done, bootstrap_discount(gamma, n_i)))
+                if on_policy:
+                    nxts.append(nxt)
+                    discs.append(disc)
+                else:
+                    replay.add(obs_row(obs, i), chunk[i], noise[i], float(reward[i]), nxt, disc, bool(term[i]))
                 ep_ret[i] += float(info_at(info, "chunk_return_undiscounted", i, done, reward[i]))
                 step_inc += n_i
                 if done:
@@ -197,6 +224,9 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
                                          [float(bool(info_at(info, "success", i, done, False)))])[-20:]
                     finished.append({"return": float(ep_ret[i]), "success": st.recent_success[-1]})
                     ep_ret[i] = 0.0
+            if rollout is not None:
+                rollout.add(obs, extras, np.asarray(reward, np.float64), discs, np.asarray(term, bool),
+                            np.asarray(term, bool) | np.asarray(trunc, bool), stack_obs(nxts))
             obs = next_obs
             st.env_steps += step_inc
             for ep in finished:
@@ -205,22 +235,30 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
             vec_steps += 1
             if bar is not None:
                 bar.update(step_inc)
-            if st.env_steps >= loop.warmup_steps:  # (the replay samples with replacement: any size works)
+            updated = False
+            if rollout is not None:
+                if rollout.full or st.env_steps >= loop.env_steps:  # the budget's last, shorter rollout too
+                    agent.train()
+                    for k, v in agent.update_on_policy(rollout).items():
+                        pending[k].append(float(v))
+                    rollout.clear()
+                    st.updates += 1
+                    updated = True
+                    emit_train()
+            elif st.env_steps >= loop.warmup_steps:  # (the replay samples with replacement: any size works)
                 agent.train()
                 for _ in range(loop.utd * n_envs):
                     for k, v in agent.update(replay.sample(loop.batch_size)).items():
                         pending[k].append(float(v))
                     st.updates += 1
                 if pending and (st.chunks % (log_every * n_envs) == 0 or st.env_steps >= loop.env_steps):
-                    row = {k: float(np.mean(v)) for k, v in pending.items()}
-                    if st.recent_returns:
-                        row["episode_return"] = float(np.mean(st.recent_returns))
-                        row["episode_success"] = float(np.nanmean(st.recent_success))
-                    emit("train", row)
-                    pending.clear()
-            if st.env_steps >= next_ckpt:
+                    emit_train()
+            if st.env_steps >= next_ckpt and not on_policy:
                 checkpoint()
                 next_ckpt += loop.ckpt_every
+            elif st.env_steps >= next_ckpt and updated:  # on-policy: at a rollout boundary
+                checkpoint()
+                next_ckpt = (st.env_steps // loop.ckpt_every + 1) * loop.ckpt_every
     finally:
         if bar is not None:
             bar.close()
@@ -276,8 +314,9 @@ def train_steering(env: gym.Env, agent: Agent, env_steps: int, *, warmup_steps: 
         raise ValueError(f"env_steps ({env_steps}) must exceed start_env_steps ({start_env_steps}) >= 0")
     h, a = agent.noise_shape
     if verbose:
-        print(f"{agent.describe()}; {env_steps} env steps, warm-up {loop.warmup_steps}, utd {loop.utd}, "
-              f"batch {loop.batch_size}", flush=True)
+        how = ("" if agent.on_policy else
+               f", warm-up {loop.warmup_steps}, utd {loop.utd}, batch {loop.batch_size}")
+        print(f"{agent.describe()}; {env_steps} env steps{how}", flush=True)
     chunk_env = as_chunk_env(env, h, a, agent.config.gamma)
     envs = gym.vector.SyncVectorEnv([lambda: chunk_env], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     buffer = buffer if buffer is not None else ReplayBuffer(loop.buffer_capacity, agent.noise_shape, seed=seed)

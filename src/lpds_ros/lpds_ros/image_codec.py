@@ -5,6 +5,8 @@ from typing import Any
 
 import numpy as np
 
+from lpds_core.image_preprocess import depth_to_metres
+
 # encoding -> (dtype, channels)
 ENCODINGS: dict[str, tuple[str, int]] = {
     "rgb8": ("uint8", 3), "bgr8": ("uint8", 3), "rgba8": ("uint8", 4), "bgra8": ("uint8", 4),
@@ -50,10 +52,7 @@ def depth_metres_from_image(msg: Any, depth_unit: float = 0.001) -> np.ndarray:
     """(h, w) float32 metres; 16UC1 is scaled by `depth_unit` (RealSense: mm), 32FC1 is already metres."""
     if msg.encoding not in DEPTH_ENCODINGS:
         raise ValueError(f"depth image encoding {msg.encoding!r} is not a depth encoding; use one of {DEPTH_ENCODINGS}")
-    arr = image_to_numpy(msg)[..., 0]
-    if arr.dtype == np.float32:
-        return arr.astype(np.float32)
-    return arr.astype(np.float32) * np.float32(depth_unit)
+    return depth_to_metres(image_to_numpy(msg)[..., 0], depth_unit)
 
 
 def numpy_to_image(arr: np.ndarray, encoding: str, stamp: Any = None, frame_id: str = "") -> Any:

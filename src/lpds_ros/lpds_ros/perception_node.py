@@ -1,8 +1,10 @@
 """Perception: camera frames -> the policy's image observation (obs/rgb rgb8 + obs/depth 32FC1 metres, one stamp).
 
 source `topics`: realsense2_camera topics (colour + aligned depth, matched by stamp); `sim`: the same topics from
-the sim robot; `realsense`: pyrealsense2 directly (D435i colour + depth aligned to colour), imported lazily.
-Preprocessing (crop/resize/depth clean-up) is lpds_ros.preprocess, the same code path for every source.
+the sim robot; `realsense`: pyrealsense2 directly through a FrameSource (lpds_ros.realsense_source: the camera via
+rs.pipeline + rs.align, or an injected one such as the SDK's software device in tests).
+Preprocessing (crop/resize, depth in metres, holes, hole filling) is lpds_core.image_preprocess, the transform the
+simulator's camera applies at training time, the same code path for every source.
 Bench calibration: the `bench_profile` YAML (lpds_core.bench; empty = the default, today's RAI scene) is the same
 file the simulator builds its scene from; the node publishes its camera pose (`bench_camera`) once, latched, on
 `camera_pose_topic`, in the profile's frame (the sim world the policy's targets are in).
@@ -16,14 +18,17 @@ import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from lpds_core.image_preprocess import PreprocessConfig, Preprocessor, depth_to_metres
+
 from .image_codec import depth_metres_from_image, numpy_to_image, rgb_from_image
-from .preprocess import PreprocessConfig, Preprocessor
+from .realsense_source import FrameSource, RealSenseCamera
 from .ros_common import declare_graph_parameters, latched_qos, run_node, sec_to_stamp, sensor_qos, stamp_to_sec
 from .timesync import ApproxTimePairBuffer
 
 
 class PerceptionNode(Node):
-    def __init__(self, **kwargs: Any):
+    def __init__(self, frame_source: FrameSource | None = None, **kwargs: Any):
+        """`frame_source` replaces the RealSense camera of source `realsense` (tests inject the software device)."""
         super().__init__("perception", **kwargs)
         self.p = p = declare_graph_parameters(self, "perception_node")
         roi = tuple(float(x) for x in p["roi"])
@@ -33,6 +38,7 @@ class PerceptionNode(Node):
         self.pairs: ApproxTimePairBuffer = ApproxTimePairBuffer(float(p["sync_slop"]), 5)
         self._last_out = -np.inf
         self.published = 0
+        self.dropped, self.last_drop = 0, ""  # camera frames refused (bad encoding, size mismatch) and why
         self.pub_rgb = self.create_publisher(Image, p["obs_rgb_topic"], sensor_qos())
         self.pub_depth = self.create_publisher(Image, p["obs_depth_topic"], sensor_qos())
         self._stop = threading.Event()
@@ -41,6 +47,10 @@ class PerceptionNode(Node):
             self.create_subscription(Image, p["color_topic"], self._on_color, sensor_qos())
             self.create_subscription(Image, p["depth_topic"], self._on_depth, sensor_qos())
         elif p["source"] == "realsense":
+            self.source = frame_source if frame_source is not None else RealSenseCamera(
+                int(p["realsense_width"]), int(p["realsense_height"]), int(p["realsense_fps"]),
+                str(p["realsense_serial"]))
+            self.source.start()  # fails here, with one line, if the SDK or the camera is missing
             self._thread = threading.Thread(target=self._realsense_loop, daemon=True)
             self._thread.start()
         else:
@@ -85,7 +95,12 @@ class PerceptionNode(Node):
             depth_m = depth_metres_from_image(depth, float(self.p["depth_unit"]))
             self.process(rgb, depth_m, color.header.stamp)
         except ValueError as exc:
-            self.get_logger().warning(f"dropping camera frame: {exc}", throttle_duration_sec=1.0)
+            self._drop(exc)
+
+    def _drop(self, exc: Exception) -> None:
+        self.dropped += 1
+        self.last_drop = f"dropping camera frame: {exc}"
+        self.get_logger().warning(self.last_drop, throttle_duration_sec=1.0)
 
     def process(self, rgb: np.ndarray, depth_m: np.ndarray, stamp: Any) -> None:
         rgb_o, depth_o = self.pre(rgb, depth_m)
@@ -98,37 +113,29 @@ class PerceptionNode(Node):
                                    f"depth -> {depth_o.shape}")
 
     def _realsense_loop(self) -> None:
-        try:
-            import pyrealsense2 as rs
-        except ImportError:
-            self.get_logger().fatal("source 'realsense' needs pyrealsense2 (pip install pyrealsense2) or use "
-                                    "source:=topics with realsense2_camera")
-            self.done, self.exit_code = True, 1
-            return
-        p = self.p
-        pipe, cfg = rs.pipeline(), rs.config()
-        if p["realsense_serial"]:
-            cfg.enable_device(p["realsense_serial"])
-        w, h, fps = int(p["realsense_width"]), int(p["realsense_height"]), int(p["realsense_fps"])
-        cfg.enable_stream(rs.stream.color, w, h, rs.format.rgb8, fps)
-        cfg.enable_stream(rs.stream.depth, w, h, rs.format.z16, fps)
-        profile = pipe.start(cfg)
-        unit = profile.get_device().first_depth_sensor().get_depth_scale()
-        align = rs.align(rs.stream.color)
+        src = self.source
         try:
             while not self._stop.is_set():
-                frames = align.process(pipe.wait_for_frames())
-                c, d = frames.get_color_frame(), frames.get_depth_frame()
-                if not c or not d:
+                frame = src.read(0.5)
+                if frame is None:
                     continue
-                rgb = np.asanyarray(c.get_data()).copy()
-                depth_m = np.asanyarray(d.get_data()).astype(np.float32) * unit
-                self.process(rgb, depth_m, sec_to_stamp(self.get_clock().now().nanoseconds * 1e-9))
+                rgb, z16, _ = frame
+                try:
+                    self.process(rgb, depth_to_metres(z16, src.depth_scale),
+                                 sec_to_stamp(self.get_clock().now().nanoseconds * 1e-9))
+                except ValueError as exc:
+                    self._drop(exc)
+        except Exception as exc:  # noqa: BLE001 - camera lost: stop the node with one line, not a silent thread
+            self.get_logger().fatal(f"realsense source stopped: {type(exc).__name__}: {exc}")
+            self.done, self.exit_code = True, 1
         finally:
-            pipe.stop()
+            src.stop()
 
     def close(self) -> None:
         self._stop.set()
+        th = getattr(self, "_thread", None)
+        if th is not None and th is not threading.current_thread():
+            th.join(timeout=2.0)  # the loop stops the camera on its way out
 
 
 def main(args: list[str] | None = None) -> int:

@@ -19,6 +19,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 
+from lpds_core.image_preprocess import metres_to_depth_units
+
 from .image_codec import numpy_to_image
 from .ros_common import command_qos, declare_graph_parameters, run_node, sensor_qos
 from .sim_backends import make_backend
@@ -126,7 +128,7 @@ class SimRobotNode(Node):
             frame = b.render()
             if frame is not None:
                 rgb, depth_m = frame
-                depth_mm = np.clip(np.nan_to_num(depth_m, nan=0.0) * 1000.0, 0, 65535).astype(np.uint16)
+                depth_mm = metres_to_depth_units(depth_m, 0.001)  # 16UC1 in mm, as realsense2_camera
                 self.pub_color.publish(numpy_to_image(rgb, "rgb8", stamp, self.p["camera_frame"]))
                 self.pub_depth.publish(numpy_to_image(depth_mm, "16UC1", stamp, self.p["camera_frame"]))
         self.pub_gripper.publish(fingers)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1]
 REPO = PKG.parents[1]
-PYTHON_KEYS = {"numpy": "python3-numpy", "yaml": "python3-yaml", "onnxruntime": "python3-onnxruntime-pip"}
+PYTHON_KEYS = {"numpy": "python3-numpy", "yaml": "python3-yaml", "onnxruntime": "python3-onnxruntime-pip",
+               "cv2": "python3-opencv"}
 SIM_ONLY = {"lpds_sim", "robotic", "torch", "gymnasium"}  # never on the robot PC: only lazily, in these modules
 SIM_SIDE = {"rai_backend.py", "demo_model.py", "train_hooks.py"}
 ROBOT_ONLY = {"franka_msgs": "franka_msgs", "pyrealsense2": None}  # lazy, on the robot PC (None: optional pip)
@@ -42,8 +43,8 @@ def test_package_xml_declares_every_import():
         for mod, module_level in _imports(f):
             if mod in sys.stdlib_module_names or mod in ("lpds_ros", "__future__"):
                 continue
-            if mod == "lpds_core":  # its deployment part needs numpy + onnxruntime: those must be declared
-                need = [PYTHON_KEYS["numpy"], PYTHON_KEYS["onnxruntime"]]
+            if mod == "lpds_core":  # its deployment part needs numpy, onnxruntime, OpenCV: those must be declared
+                need = [PYTHON_KEYS["numpy"], PYTHON_KEYS["onnxruntime"], PYTHON_KEYS["cv2"]]
             elif mod in SIM_ONLY:
                 assert f.name in SIM_SIDE and not module_level, f"{f.name} imports {mod} (simulation only)"
                 continue

@@ -20,7 +20,7 @@ from lpds_core.training import LoopConfig, LoopState, run_steering
 from lpds_sim import runs
 from lpds_sim.train_base import TASKS, backbone_path
 
-ALGOS = ("lpds", "dsrl-na", "dsrl-sac", "lpds-a")
+ALGOS = ("lpds", "dsrl-na", "dsrl-sac", "lpds-a", "dppo")
 PRIVILEGED_KEY = "state"  # the key `privileged_state=True` envs add to image observations (the critic's input)
 
 

@@ -7,6 +7,7 @@
 | lpds-a    | Δθ(s) in action space, Lagrangian trust region         | Q(s, a) twin       |
 | dsrl-na   | tanh SAC actor in noise space, distilled noise critic  | Q(s, a) + Q^W(s, w)|
 | dsrl-sac  | tanh SAC actor in noise space                          | Q(s, w) twin       |
+| dppo      | PPO on a copy of the diffusion base's last denoising steps | V(s), on-policy |
 """
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ import gymnasium as gym
 from ..backbone import FrozenDecoder
 from ..errors import ConfigError
 from .base import Agent, AgentConfig, BaseAgent
+from .dppo import DPPOAgent
 from .dsrl import DSRLNAAgent, DSRLSACAgent
 from .lpds import LPDSActionAgent, LPDSAgent
 
 AGENTS: dict[str, type[Agent]] = {cls.name: cls for cls in
-                                  (BaseAgent, LPDSAgent, LPDSActionAgent, DSRLNAAgent, DSRLSACAgent)}
+                                  (BaseAgent, LPDSAgent, LPDSActionAgent, DSRLNAAgent, DSRLSACAgent,
+                                   DPPOAgent)}
 
 
 def make_agent(name: str, backbone: FrozenDecoder, obs_space: gym.spaces.Space | None = None,
@@ -34,5 +37,5 @@ def make_agent(name: str, backbone: FrozenDecoder, obs_space: gym.spaces.Space |
     return AGENTS[name](backbone, obs_space, config, action_space)
 
 
-__all__ = ["AGENTS", "Agent", "AgentConfig", "BaseAgent", "DSRLNAAgent", "DSRLSACAgent", "LPDSActionAgent",
+__all__ = ["AGENTS", "Agent", "AgentConfig", "BaseAgent", "DPPOAgent", "DSRLNAAgent", "DSRLSACAgent", "LPDSActionAgent",
            "LPDSAgent", "make_agent"]

@@ -65,6 +65,33 @@ class AgentConfig:
     lr_alpha: float = setting(3e-4, "Adam step size of α", above=0)
     noise_critic_steps: int = setting(10, "DSRL-NA noise-critic distillation steps per update, each on fresh "
                                           "w ~ N(0, I) (the DSRL reference uses 10)", min=1)
+    # DPPO (Ren et al. 2024): PPO over the last denoising steps of a diffusion base; it also reads gamma,
+    # lr_actor (the fine-tuned copy of the base's network), lr_critic and critic_hidden (its value net V(s))
+    dppo_sampler: str = setting("ddpm", "dppo's denoising chain: ddpm (all T training steps of the base) or ddim "
+                                "(the base's K DDIM steps, stochastic with ddim_eta)", choices=("ddpm", "ddim"))
+    ddim_eta: float = setting(1.0, "DDIM eta of dppo's chain with dppo_sampler ddim (0 = deterministic DDIM)",
+                              min=0)
+    ft_denoising_steps: int = setting(10, "dppo fine-tunes the last k steps of the chain (the inner MDP)", min=1)
+    gamma_denoising: float = setting(0.99, "dppo: advantage of denoising step j scaled by gamma_denoising**"
+                                     "(k-1-j) (the last step, the action, gets 1)", above=0, max=1)
+    clip_ploss_coef: float = setting(0.01, "dppo PPO ratio clip at the last denoising step", above=0)
+    clip_ploss_coef_base: float = setting(0.001, "dppo PPO ratio clip at the first fine-tuned step (exponential "
+                                          "schedule in between)", above=0)
+    clip_ploss_coef_rate: float = setting(3.0, "dppo: rate of the exponential clip schedule over denoising "
+                                          "steps", above=0)
+    min_sampling_std: float = setting(0.1, "dppo exploration floor: min std of every denoising step when "
+                                      "sampling", min=0)
+    min_logprob_std: float = setting(0.1, "dppo: min std of a denoising step in its log-probability", above=0)
+    randn_clip: float = setting(3.0, "dppo: each denoising step's N(0, I) draw is clipped to ±randn_clip",
+                                above=0)
+    gae_lambda: float = setting(0.95, "dppo GAE λ over chunk transitions", min=0, max=1)
+    target_kl: float | None = setting(1.0, "dppo: stop the epochs of an update once approx. KL exceeds this "
+                                      "(none: never)", above=0)
+    reward_scale_running: bool = setting(True, "dppo: divide rewards by the running std of the discounted return")
+    rollout_steps: int = setting(500, "dppo: chunks collected per env before each update (DPPO's n_steps)",
+                                 min=1)
+    ppo_epochs: int = setting(5, "dppo: passes over each rollout", min=1)
+    ppo_batch_size: int = setting(5000, "dppo minibatch of (chunk, denoising step) pairs", min=1)
     # misc
     threads: int = setting(1, "torch CPU threads (the machine is shared)", min=1)
 
@@ -116,6 +143,9 @@ class Agent(nn.Module):
     """
 
     name: str = "agent"
+    # on-policy agents (dppo): the loop collects `rollout_steps` chunks per env with act_on_policy and then calls
+    # update_on_policy(rollout) instead of sampling the replay; warm-up and utd do not apply to them
+    on_policy: bool = False
 
     def __init__(self, backbone: FrozenDecoder, obs_space: gym.spaces.Space | None,
                  config: AgentConfig | dict | None = None, action_space: gym.spaces.Space | None = None):
@@ -261,6 +291,19 @@ class Agent(nn.Module):
     # ---- learning -----------------------------------------------------------------------------
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
         raise NotImplementedError
+
+    @property
+    def rollout_steps(self) -> int:
+        """Chunks per env between two on-policy updates (on-policy agents only)."""
+        raise NotImplementedError(f"{self.name} is off-policy: it has no rollout length")
+
+    def act_on_policy(self, obs: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A batch of chunks (B, H, A) and per-observation arrays the rollout keeps for update_on_policy."""
+        raise NotImplementedError(f"{self.name} is off-policy: the loop calls act_with_noise")
+
+    def update_on_policy(self, rollout: Any) -> dict[str, float]:
+        """One update from a `lpds_core.rollout.Rollout` collected with act_on_policy (on-policy agents)."""
+        raise NotImplementedError(f"{self.name} is off-policy: the loop calls update(replay batch)")
 
     def deployable_perturbation(self) -> tuple[nn.Module, str]:
         """(perturbation module, "noise" | "action") for ONNX export; only the LP-DS agents have one."""

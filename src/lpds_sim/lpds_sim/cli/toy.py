@@ -1,4 +1,5 @@
-"""`lpds toy`: steer the frozen flow-matching base policy on the 2-D multi-goal task and write metrics + figures."""
+"""`lpds toy`: steer the frozen base policy (flow matching; diffusion for dppo) on the 2-D multi-goal task and write
+metrics + figures."""
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lpds_sim import runs
     from lpds_sim.toy.base_policy import toy_base_policy
-    from lpds_sim.toy.experiment import ToyConfig, toy_experiment
+    from lpds_sim.toy.experiment import ToyConfig, base_kind, toy_experiment
 
     cfg = runs.config_from_args(ToyConfig, args, kind="toy")
     for flag, value in (("--out", cfg.out), ("--cache-dir", cfg.cache_dir)):
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
             raise RunError(f"{flag} {value} is a file; pass a folder")
     torch.set_num_threads(cfg.agent.threads)
     backbone, path = toy_base_policy(cache_dir=cfg.cache_dir, progress=not args.no_progress,
-                                     retrain=cfg.retrain_base,
+                                     retrain=cfg.retrain_base, kind=base_kind(cfg.algo),
                                      **({} if cfg.bc_steps is None else {"bc_steps": cfg.bc_steps}))
     print(f"base policy: {path}")
     m = toy_experiment(cfg, backbone, out=cfg.out, progress=not args.no_progress)

@@ -3,6 +3,8 @@
 The image observation layout is fixed for the whole project (the backbone encoder expects it):
 `{"rgb": uint8 (3,H,W), "depth": float32 metres (1,H,W), "proprio": float32 (P,)}`.
 Rendering goes through `display.ensure_display()` first, so a missing X server is a clear error, not a SIGABRT.
+A rendered frame becomes an observation exactly as a real camera frame does on the robot: sensor-noise emulation on
+the raw frame, then lpds_core.image_preprocess (crop/resize, depth holes, hole filling) — `observation_from_frame`.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import robotic as ry
 
 from lpds_core.bench import BenchProfile, matrix_to_quat_xyzw
+from lpds_core.image_preprocess import PreprocessConfig, Preprocessor
 
 from .display import ensure_display
 
@@ -61,6 +64,32 @@ class CameraSpec:
         R = look_at_rotation(np.asarray(eye, float), np.asarray(target, float))
         return cls(position=tuple(float(v) for v in eye), quat_xyzw=tuple(float(v) for v in matrix_to_quat_xyzw(R)),
                    **kw)
+
+
+def preprocess_config(spec: CameraSpec) -> PreprocessConfig:
+    """The shared preprocessing for this camera: its output size, holes beyond the far plane."""
+    return PreprocessConfig(spec.size, spec.size, depth_max=float(spec.z_range[1]))
+
+
+def observation_from_frame(rgb: np.ndarray, depth: np.ndarray, spec: CameraSpec,
+                           rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw frame (rgb uint8 (h,w,3), depth metres (h,w), negative = nothing hit) -> (rgb (3,S,S), depth (1,S,S)).
+
+    The training-time transform: with `rng`, the spec's sensor noise is applied to the raw frame; then the same
+    Preprocessor the robot's perception node runs on a RealSense frame."""
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    depth = np.asarray(depth, dtype=np.float32)
+    depth = np.where(depth < 0, 0.0, depth).astype(np.float32)  # RAI marks 'nothing' negative; RealSense uses 0
+    n = spec.noise
+    if rng is not None:
+        if n.rgb_std > 0:
+            rgb = np.clip(rgb.astype(np.float32) + rng.normal(0, n.rgb_std, rgb.shape), 0, 255).astype(np.uint8)
+        if n.depth_std_per_m2 > 0:
+            depth = (depth + rng.normal(0, 1, depth.shape) * n.depth_std_per_m2 * depth ** 2).astype(np.float32)
+        if n.hole_frac > 0:
+            depth[rng.random(depth.shape) < n.hole_frac] = 0.0
+    # holes (0, or noise pushed past the far plane) are filled by the shared preprocessing, as on the robot
+    return Preprocessor(preprocess_config(spec))(rgb, depth)
 
 
 def look_at_rotation(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -124,17 +153,4 @@ class RGBDCamera:
             raise RuntimeError("camera was released (env closed); create a new env to render again")
         self.C.setFrameState(self.src.getFrameState(), self._src_frames)
         rgb, depth = self.view.computeImageAndDepth(self.C)
-        rgb = np.asarray(rgb, dtype=np.uint8)
-        depth = np.asarray(depth, dtype=np.float32)
-        depth = np.where(depth < 0, 0.0, depth).astype(np.float32)  # RAI marks 'nothing' negative; RealSense uses 0
-        n = self.spec.noise
-        if rng is not None:
-            if n.rgb_std > 0:
-                rgb = np.clip(rgb.astype(np.float32) + rng.normal(0, n.rgb_std, rgb.shape), 0, 255).astype(np.uint8)
-            if n.depth_std_per_m2 > 0:
-                depth = (depth + rng.normal(0, 1, depth.shape) * n.depth_std_per_m2 * depth ** 2).astype(np.float32)
-            if n.hole_frac > 0:
-                depth[rng.random(depth.shape) < n.hole_frac] = 0.0
-        # the observation space's range: noise must not push depth past the far plane or below 0 ("no data")
-        np.clip(depth, 0.0, self.spec.z_range[1], out=depth)
-        return np.ascontiguousarray(rgb.transpose(2, 0, 1)), depth[None]
+        return observation_from_frame(rgb, depth, self.spec, rng)

@@ -22,7 +22,13 @@ from lpds_core.training import LoopConfig, train_steering
 from .evaluate import evaluate
 from .multigoal import MultiGoalEnv
 
-ALGOS = ("lpds", "dsrl-na", "dsrl-sac", "lpds-a")
+ALGOS = ("lpds", "dsrl-na", "dsrl-sac", "lpds-a", "dppo")
+BASE_KIND = {"dppo": "diffusion"}  # the base each algorithm steers (default: flow); DPPO needs a denoising chain
+
+
+def base_kind(algo: str) -> str:
+    """"flow" or "diffusion": the kind of toy base `algo` runs on."""
+    return BASE_KIND.get(algo, "flow")
 
 
 @dataclass
@@ -37,7 +43,10 @@ class ToyConfig:
                                    min=1)
     cache_dir: str | None = setting(None, "where the toy base policy is cached (none: ~/.cache/lpds)")
     retrain_base: bool = setting(False, "ignore the cached base policy and train it again")
-    agent: AgentConfig = nested(AgentConfig, hidden=(128, 128), critic_hidden=(128, 128), gamma=0.95, tau=0.02)
+    # dppo on the toy: 1 env, 10 chunks per episode, so a rollout of 50 chunks (5 episodes) and minibatches of 250
+    # (chunk, denoising step) pairs instead of DPPO's 40 envs × 500 chunks and 5000
+    agent: AgentConfig = nested(AgentConfig, hidden=(128, 128), critic_hidden=(128, 128), gamma=0.95, tau=0.02,
+                                rollout_steps=50, ppo_batch_size=250)
     train: LoopConfig = nested(LoopConfig, env_steps=3000, warmup_steps=600, utd=4, batch_size=256,
                                eval_every=600, eval_trials=100, n_envs=1)
 
@@ -77,6 +86,9 @@ def toy_experiment(cfg: ToyConfig, backbone: FrozenDecoder, *, out: str | Path |
                              eval_episodes, seed=10_000 + seed)
     agent = make_agent(algo, backbone, env.observation_space, cfg.agent, env.action_space)
     before = _weights_digest(backbone)
+    # an agent that acts with its own sampler from the start (dppo: the stochastic DDPM chain with its exploration
+    # floor) is not the base's decode: its return before training is reported beside the base's
+    start_eval = evaluate(agent, eval_episodes, seed=10_000 + seed) if agent.on_policy else None
     coverage_steps: list[int] = [0]
     coverage: list[list[float]] = [list(base_eval["mode_fractions"])]
 
@@ -99,6 +111,7 @@ def toy_experiment(cfg: ToyConfig, backbone: FrozenDecoder, *, out: str | Path |
         "algo": algo, "delta": delta, "steps": steps, "seed": seed,
         "trust_region": agent.trust_region.describe() if hasattr(agent, "trust_region") else None,
         "return_base": base_eval["return"], "return_final": final["return"],
+        "return_start": None if start_eval is None else start_eval["return"],
         "return_std_base": base_eval["return_std"], "return_std_final": final["return_std"],
         "success_base": base_eval["success"], "success_final": final["success"],
         "mode_fractions_base": base_eval["mode_fractions"], "mode_fractions": final["mode_fractions"],
@@ -108,7 +121,8 @@ def toy_experiment(cfg: ToyConfig, backbone: FrozenDecoder, *, out: str | Path |
         "eval_episodes": eval_episodes, "train_seconds": train_s,
         "coverage_steps": coverage_steps, "coverage_fractions": coverage,
         "history": {k: history.get(k, []) for k in ("env_steps", "lambda", "delta_sq", "gap", "alpha", "q_pi",
-                                                     "critic_loss", "episode_env_steps", "episode_return")},
+                                                     "critic_loss", "pg_loss", "v_loss", "approx_kl", "clipfrac",
+                                                     "episode_env_steps", "episode_return")},
         "config": agent.config.to_dict(), "loop": to_dict(loop),
     }
     if out is not None:
@@ -117,11 +131,13 @@ def toy_experiment(cfg: ToyConfig, backbone: FrozenDecoder, *, out: str | Path |
         (out / "metrics.json").write_text(jsonio.dumps(metrics, indent=1))
         if plots:
             from .plots import plot_mode_coverage, plot_rollouts, plot_training
-            plot_rollouts(env, {f"base (return {base_eval['return']:.1f})": base_eval["paths"],
-                                f"{algo} δ={delta:g} (return {final['return']:.1f})": final["paths"]},
+            label = f"{algo} δ={delta:g}" if algo.startswith("lpds") else algo
+            base_label = f"{base_kind(algo)} base"
+            plot_rollouts(env, {f"{base_label} (return {base_eval['return']:.1f})": base_eval["paths"],
+                                f"{label} (return {final['return']:.1f})": final["paths"]},
                           out / "rollouts.png")
             plot_mode_coverage(coverage_steps, coverage, base_eval["mode_fractions"], out / "mode_coverage.png",
-                               title=f"{algo}, δ={delta:g}, seed {seed}")
+                               title=f"{label}, seed {seed}")
             if history:
                 plot_training(history, out / "training.png", delta if algo.startswith("lpds") else None)
     metrics["_paths"] = final["paths"]

@@ -65,9 +65,9 @@ def plot_mode_coverage(steps: list[int], fractions: list[list[float]], base_frac
 
 
 def plot_training(history: dict[str, list], path: Path, delta: float | None = None) -> Path:
-    """λ, ‖Δ‖² (with δ) or SAC's α, and episode returns over env steps."""
+    """λ, ‖Δ‖² (with δ), SAC's α or DPPO's approximate KL, and episode returns over env steps."""
     plt = _plt()
-    keys = [k for k in ("lambda", "delta_sq", "alpha", "noise_sq") if history.get(k)]
+    keys = [k for k in ("lambda", "delta_sq", "alpha", "noise_sq", "approx_kl") if history.get(k)]
     fig, axes = plt.subplots(1, len(keys) + 1, figsize=(4.2 * (len(keys) + 1), 3.2), squeeze=False)
     for ax, k in zip(axes[0], keys):
         ax.plot(history["env_steps"][: len(history[k])], history[k])

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from lpds_ros.image_codec import depth_metres_from_image, image_to_numpy, numpy_to_image, rgb_from_image
-from lpds_ros.preprocess import PreprocessConfig, Preprocessor, resize_bilinear, resize_nearest
 
 
 class Msg:  # duck-typed sensor_msgs/Image for the ROS-free decoder
@@ -55,28 +54,3 @@ def test_numpy_to_image_round_trip():
     np.testing.assert_array_equal(image_to_numpy(numpy_to_image(d, "32FC1"))[..., 0], d)
     with pytest.raises(ValueError, match="needs an"):
         numpy_to_image(rgb, "mono8")
-
-
-def test_resize_identity_and_constant():
-    img = np.random.default_rng(0).integers(0, 255, (84, 84, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(resize_bilinear(img, 84, 84), img)
-    const = np.full((480, 640, 3), 77, np.uint8)
-    assert np.all(resize_bilinear(const, 84, 84) == 77)
-    np.testing.assert_array_equal(resize_nearest(np.arange(16.0).reshape(4, 4), 2, 2), [[5, 7], [13, 15]])
-
-
-def test_preprocessor_crops_to_aspect_resizes_and_cleans_depth():
-    pre = Preprocessor(PreprocessConfig(84, 84, depth_min=0.1, depth_max=2.0))
-    rgb = np.zeros((480, 640, 3), np.uint8)
-    rgb[:, :80] = 255  # left band is cropped away by the centre square crop (640 -> 480 wide)
-    depth = np.full((480, 640), 1.0, np.float32)
-    depth[0, 80:] = np.nan
-    depth[100:120, 300:340] = 5.0  # beyond depth_max -> hole
-    r, d = pre(rgb, depth)
-    assert r.shape == (3, 84, 84) and r.dtype == np.uint8 and r.max() == 0
-    assert d.shape == (1, 84, 84) and d.dtype == np.float32
-    assert np.all(np.isfinite(d)) and np.any(d == 0.0) and np.all((d == 0) | (d == 1.0))
-    with pytest.raises(ValueError, match="align_depth"):
-        pre(rgb, depth[:240])
-    with pytest.raises(ValueError, match="uint8"):
-        pre.rgb(rgb.astype(np.float32))
