@@ -118,6 +118,7 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
     "sim_robot_node": {
         "backend": "rai",  # rai (lpds_sim PhysX env) | kinematic (numpy fake hardware, no physics)
         "task": "pick_place",
+        "bench_profile": "",  # rai: bench calibration YAML the scene is built from (empty: the default bench)
         "rate": 10.0,  # env control rate (what the policy was trained at)
         "speedup": 1.0,  # wall-clock ticks per env step period: > 1 runs the sim faster than real time
         # lockstep: step as soon as the period is over AND the command answering the last state has arrived
@@ -228,7 +229,7 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
     if use_sim:
         nodes.append(NodeSpec("sim_robot_node", "sim_robot", namespace,
                               {"backend": sim_backend, "task": task, "rate": float(control_rate),
-                               "speedup": speedup}))
+                               "speedup": speedup, "bench_profile": bench_profile}))
     elif _bool(start_drivers):
         includes.append(IncludeSpec("franka_bringup", "franka.launch.py",
                                     {"robot_type": "fr3", "robot_ip": robot_ip, "namespace": namespace,

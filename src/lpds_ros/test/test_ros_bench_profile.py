@@ -72,3 +72,31 @@ def test_perception_refuses_a_wrong_profile_with_one_line(ros, tmp_path):
         _perception(ctx, add, bench_profile=str(bad))
     msg = str(err.value)
     assert "\n" not in msg and "camera_quat_xyzw" in msg and "norm 1.414" in msg
+
+
+def test_graph_gives_both_nodes_the_same_profile():
+    from lpds_ros.graph import pick_place_graph
+
+    for task, camera in (("pick_place", "camera"), ("mug_hang", "mug_camera")):
+        nodes, _ = pick_place_graph(use_sim=True, task=task, bench_profile="/benches/lab.yaml")
+        params = {n.name: dict(n.parameters) for n in nodes}
+        assert params["perception"]["bench_profile"] == params["sim_robot"]["bench_profile"] == "/benches/lab.yaml"
+        assert params["perception"]["bench_camera"] == camera
+
+
+def test_sim_robot_builds_its_scene_from_the_profile(tmp_path):
+    pytest.importorskip("robotic")
+    from lpds_core.bench import BenchProfile, calibrated_profile, profile_yaml
+
+    from lpds_ros.sim_backends import make_backend
+
+    path = tmp_path / "bench.yaml"
+    path.write_text(profile_yaml(calibrated_profile(BenchProfile(), *BenchProfile().camera_pose(), table_height=0.7)))
+    backend = make_backend("rai", "pick_place", render=False, bench_profile=str(path))
+    try:
+        assert backend.env.table_z == 0.7
+        assert backend.env.C.getFrame("cube").getPosition()[2] == pytest.approx(0.7 + 0.025, abs=3e-3)
+    finally:
+        backend.env.close()
+    with pytest.raises(ValueError, match="kinematic backend models the default bench only"):
+        make_backend("kinematic", "pick_place", bench_profile=str(path))

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lpds_core import bench
     from lpds_core.config import build, to_dict
-    from lpds_core.errors import RunError
+    from lpds_core.errors import ConfigError, RunError
 
     out = Path(args.out) if args.out else None
     if out is not None and out.exists():
@@ -95,9 +95,15 @@ def run(args: argparse.Namespace) -> int:
         T = bench.base_to_world(T)
         if table is not None:  # the base frame's z axis is the world's: only the origin's height differs
             table = float((bench.world_from_base() @ np.array([0.0, 0.0, table, 1.0]))[2])
-    profile = bench.calibrated_profile(bench.load_profile(args.base_profile), T[:3, 3],
-                                       bench.matrix_to_quat_xyzw(T[:3, :3]), which=args.camera,
-                                       table_height=table, name=args.name)
+    base = bench.load_profile(args.base_profile)
+    try:
+        profile = bench.calibrated_profile(base, T[:3, 3], bench.matrix_to_quat_xyzw(T[:3, :3]), which=args.camera,
+                                           table_height=table, name=args.name)
+    except ConfigError as exc:
+        if args.frame == "base" and "table_height" in str(exc):  # say what the base-frame value became
+            raise ConfigError(f"--table-height {args.table_height:g} (base frame) is {table:g} m in the sim world; "
+                              f"{exc}") from None
+        raise
     tray, holder = _to_world_xy(args.tray_xy, "--tray-xy", args.frame), \
         _to_world_xy(args.holder_xy, "--holder-xy", args.frame)
     if tray is not None or holder is not None:
