@@ -10,6 +10,7 @@ process-wide state), while a fresh process is.
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -69,6 +70,20 @@ def _capture(tmp_path: Path, task: str, mode: str, profile: Path | None = None) 
     return dict(np.load(out))
 
 
+def isolated(test):
+    """Run `test` in a fresh pytest process: an env built and closed here changes the physics of later tests in the
+    same process (PhysX keeps process-wide state; seen as test_rai_pick_place's lift falling 1 cm short)."""
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs):
+        if os.environ.get("LPDS_ISOLATED_TEST") == test.__name__:
+            return test(*args, **kwargs)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                               f"{__file__}::{test.__name__}"], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "LPDS_ISOLATED_TEST": test.__name__}, cwd=ROOT)
+        assert proc.returncode == 0 and " passed" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return wrapper
+
+
 def _write(tmp_path: Path, profile: BenchProfile) -> Path:
     path = tmp_path / "bench.yaml"
     path.write_text(profile_yaml(profile))
@@ -109,6 +124,7 @@ def test_robot_base_is_where_the_frame_conversion_assumes():
         assert np.allclose(base.getRotationMatrix(), T[:3, :3], atol=1e-9)
 
 
+@isolated
 def test_changed_table_height_moves_the_table_and_what_stands_on_it(tmp_path):
     """+5 cm: the table top, the cube resting on it (after PhysX settled it), the tray floor target and the
     workspace floor move up 5 cm; the robot (base, home pose) does not move."""
@@ -143,6 +159,7 @@ def test_changed_table_height_moves_the_table_and_what_stands_on_it(tmp_path):
         env.close()
 
 
+@isolated
 def test_tray_and_holder_follow_the_profile(tmp_path):
     data = to_dict(BenchProfile())
     data["tray"].update(tray_xy=[-0.2, 0.4], tray_yaw=0.5)
@@ -179,6 +196,7 @@ def test_tray_and_holder_follow_the_profile(tmp_path):
 
 
 @pytest.mark.display
+@isolated
 def test_a_calibrated_camera_pose_sees_the_cube_where_the_pinhole_model_puts_it(tmp_path):
     """The profile's camera is the colour optical frame (x right, y down, z forward): a camera 0.5 m above the
     cube looking straight down, turned so that image x = world x and image down = world -y, must see the cube's

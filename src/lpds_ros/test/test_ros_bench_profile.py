@@ -84,7 +84,25 @@ def test_graph_gives_both_nodes_the_same_profile():
         assert params["perception"]["bench_camera"] == camera
 
 
+SIM_ROBOT_CHECK = """
+import sys
+import pytest
+from lpds_ros.sim_backends import make_backend
+backend = make_backend("rai", "pick_place", render=False, bench_profile=sys.argv[1])
+assert backend.env.table_z == 0.7, backend.env.table_z
+z = backend.env.C.getFrame("cube").getPosition()[2]
+assert z == pytest.approx(0.7 + 0.025, abs=3e-3), z
+backend.env.close()
+print("SIM-ROBOT-OK")
+"""
+
+
 def test_sim_robot_builds_its_scene_from_the_profile(tmp_path):
+    """In its own process: a PhysX env built here would change the physics of later tests in this process."""
+    import os
+    import subprocess
+    import sys
+
     pytest.importorskip("robotic")
     from lpds_core.bench import BenchProfile, calibrated_profile, profile_yaml
 
@@ -92,11 +110,8 @@ def test_sim_robot_builds_its_scene_from_the_profile(tmp_path):
 
     path = tmp_path / "bench.yaml"
     path.write_text(profile_yaml(calibrated_profile(BenchProfile(), *BenchProfile().camera_pose(), table_height=0.7)))
-    backend = make_backend("rai", "pick_place", render=False, bench_profile=str(path))
-    try:
-        assert backend.env.table_z == 0.7
-        assert backend.env.C.getFrame("cube").getPosition()[2] == pytest.approx(0.7 + 0.025, abs=3e-3)
-    finally:
-        backend.env.close()
+    proc = subprocess.run([sys.executable, "-c", SIM_ROBOT_CHECK, str(path)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ))
+    assert proc.returncode == 0 and "SIM-ROBOT-OK" in proc.stdout, proc.stderr[-3000:]
     with pytest.raises(ValueError, match="kinematic backend models the default bench only"):
         make_backend("kinematic", "pick_place", bench_profile=str(path))
