@@ -37,8 +37,13 @@ $(STAMP): requirements.txt src/lpds_core/pyproject.toml src/lpds_sim/pyproject.t
 # driven through the ROS 2 graph (separate processes over DDS) against the RAI sim robot
 demo: setup
 	$(XRUN) $(BIN)/lpds pipeline --task pick_place --out $(OUT)/pick_place
-	$(XRUN) $(BIN)/lpds ros-sim --task pick_place --model-dir $(OUT)/pick_place/export --max-trials 8 --trials 1 --speedup 3 --out $(OUT)/ros_grid
-	@echo "report: $(OUT)/pick_place/report.md   ROS grid: $(OUT)/ros_grid/grid_results.json"
+	@# the ROS grid of this export: one folder per exported model (its digest), so a rerun skips a finished grid
+	@# and a new model never overwrites the bags of an earlier one
+	@ros=$(OUT)/ros_grid/$$(sha256sum $(OUT)/pick_place/export/decoder.onnx | cut -c1-12); \
+	if [ -f $$ros/grid_results.json ]; then echo "ROS grid of this export already done: $$ros"; \
+	else $(XRUN) $(BIN)/lpds ros-sim --task pick_place --model-dir $(OUT)/pick_place/export --max-trials 8 \
+	  --trials 1 --speedup 3 --out $$ros || exit $$?; fi; \
+	echo "report: $(OUT)/pick_place/report.md   ROS grid: $$ros/grid_results.json (one MCAP bag per trial in $$ros/bags)"
 
 test: setup
 	$(XRUN) $(BIN)/python -m pytest

@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speedup", type=float, default=1.0, help="run the sim robot's clock this much faster than "
                                                                  "real time (the policy keeps the env's step semantics)")
     p.add_argument("--episode-timeout", type=float, default=120.0, help="wall-clock seconds per trial")
-    p.add_argument("--out", default="runs/ros_sim", help="output folder (grid results, node logs)")
+    p.add_argument("--out", default="runs/ros_sim", help="output folder (grid results, node logs, bags/: one "
+                                                             "rosbag2 MCAP bag per trial, see `lpds replay`)")
+    p.add_argument("--no-bags", dest="bags", action="store_false", help="do not record the trials into OUT/bags")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -52,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
     if runner == "onnx" and not args.model_dir:
         raise ConfigError("--runner onnx needs --model-dir (an `lpds export` folder)")
     out = Path(args.out)
-    nodes, _ = grid_eval_graph(use_sim=True, episodes=args.max_trials, out_dir=str(out), trials=args.trials,
+    bags = out / "bags"
+    if args.bags and bags.is_dir() and any(bags.iterdir()):
+        raise ConfigError(f"{bags} already holds bags of an earlier run and bags are never overwritten: pass a new "
+                          "--out, or move that folder away")
+    nodes, _ = grid_eval_graph(bags_dir=str(bags) if args.bags else "",use_sim=True, episodes=args.max_trials, out_dir=str(out), trials=args.trials,
                                model_dir=args.model_dir, runner=runner, obs_mode=args.obs_mode, task=args.task,
                                sim_backend=args.backend, control_rate=args.rate, speedup=args.speedup,
                                episode_timeout=args.episode_timeout)
@@ -74,4 +80,6 @@ def run(args: argparse.Namespace) -> int:
     summary = json.loads((out / "grid_results.json").read_text())
     print(f"ROS grid ({args.task}, runner={runner}, backend={args.backend}): "
           f"{summary['successes']}/{summary['total']} successes; per cell {summary['success_table']}")
+    if args.bags:
+        print(f"one MCAP bag per trial in {bags} (review: lpds replay {bags / 'trial_000'})")
     return 0

@@ -159,6 +159,15 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "policy_name": "policy",
         "episode_info_topic": EPISODE_INFO,
         "shutdown_when_done": True,
+        "record_dir": "",  # one rosbag2 (MCAP) bag per trial in this folder (lpds_ros.episode_recorder_node); "" = off
+        "task": "pick_place",  # written into each bag's metadata (lpds replay checks a model against it)
+        "obs_mode": "state",
+    },
+    "episode_recorder_node": {
+        "record_dir": "",  # one bag per policy episode (~/start .. ~/stop) in this folder; "" = off
+        "policy_name": "policy",
+        "task": "pick_place",
+        "obs_mode": "state",
     },
     "trainer_node": {
         "trainer": "lpds_ros.train_hooks:pipeline_train_steer",  # package.module:function (train_hooks contract)
@@ -215,11 +224,13 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
                      controller: str = "cartesian_impedance", runner: str = "onnx", obs_mode: str = "state",
                      start_drivers: Any = False, task: str = "pick_place", sim_backend: str = "rai",
                      control_rate: float = 10.0, speedup: float = 1.0,
-                     policy_params: str = "", bench_profile: str = "") -> tuple[list[NodeSpec], list[IncludeSpec]]:
+                     policy_params: str = "", record_dir: str = "",
+                     bench_profile: str = "") -> tuple[list[NodeSpec], list[IncludeSpec]]:
     """Perception -> policy -> franka adapter, against the sim robot (use_sim) or franka_ros2 + realsense2_camera.
 
     speedup (sim only) runs the sim robot's clock faster than real time; the policy's actions keep the env's
-    per-step semantics (action_scale from control_rate), only its tick bookkeeping follows the wall rate."""
+    per-step semantics (action_scale from control_rate), only its tick bookkeeping follows the wall rate.
+    record_dir: also start the episode_recorder (one MCAP bag per policy episode in that folder)."""
     use_sim = _bool(use_sim)
     speedup = float(speedup) if use_sim else 1.0
     if controller not in ("cartesian_impedance", "joint_trajectory"):
@@ -251,6 +262,9 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
     nodes.append(NodeSpec("franka_adapter_node", "franka_adapter", namespace,
                           {"controller": controller, "robot_ip": "" if use_sim else robot_ip,
                            "gripper_backend": "topic" if use_sim else "franka_actions"}))
+    if record_dir:
+        nodes.append(NodeSpec("episode_recorder_node", "episode_recorder", namespace,
+                              {"record_dir": str(record_dir), "task": task, "obs_mode": obs_mode}))
     return nodes, includes
 
 
@@ -260,14 +274,17 @@ def mug_hang_graph(**kw: Any) -> tuple[list[NodeSpec], list[IncludeSpec]]:
 
 
 def grid_eval_graph(use_sim: Any = True, episodes: int = 0, out_dir: str = "runs/ros_grid", trials: int = 5,
-                    episode_timeout: float = 120.0, **kw: Any) -> tuple[list[NodeSpec], list[IncludeSpec]]:
-    """The pick-and-place graph plus the grid evaluator (auto against the sim robot, operator prompts otherwise)."""
+                    episode_timeout: float = 120.0, bags_dir: str = "",
+                    **kw: Any) -> tuple[list[NodeSpec], list[IncludeSpec]]:
+    """The pick-and-place graph plus the grid evaluator (auto against the sim robot, operator prompts otherwise);
+    bags_dir: the evaluator records one MCAP bag per trial there."""
     nodes, includes = pick_place_graph(use_sim=use_sim, **kw)
     ns = kw.get("namespace", "")
     nodes.append(NodeSpec("grid_evaluator_node", "grid_evaluator", ns,
                           {"mode": "auto" if _bool(use_sim) else "operator", "episodes": int(episodes),
                            "out_dir": out_dir, "trials": int(trials),
-                           "episode_timeout": float(episode_timeout)}))
+                           "episode_timeout": float(episode_timeout), "record_dir": str(bags_dir),
+                           "task": kw.get("task", "pick_place"), "obs_mode": kw.get("obs_mode", "state")}))
     return nodes, includes
 
 

@@ -45,6 +45,10 @@ class TickResult:
     command: SafeTarget | None
     reasons: list[str] = field(default_factory=list)
     planned: bool = False
+    # what the model asked for, before the safety filter (for the episode record): the chunk planned this tick,
+    # and the step's target (position, quaternion, gripper 0..1) integrated from the raw action
+    chunk: np.ndarray | None = None
+    raw_target: tuple[np.ndarray, np.ndarray, float] | None = None
 
 
 def rotate_z(q_xyzw: np.ndarray, angle: float) -> np.ndarray:
@@ -109,6 +113,7 @@ class PolicyController:
         self.spec: RunnerSpec | None = None
         self.streaming = False
         self._need_anchor = True
+        self._chunk: np.ndarray | None = None  # the last planned chunk
         if runner is not None:
             self.set_runner(runner)
 
@@ -199,6 +204,7 @@ class PolicyController:
         if chunk.ndim != 2 or chunk.shape[0] < 1 or chunk.shape[1] != self.spec.act_dim:
             return f"policy returned a chunk of shape {chunk.shape}; need (H, {self.spec.act_dim})"
         self.scheduler.set_chunk(chunk)
+        self._chunk = chunk
         return None
 
     def status(self, now: float) -> list[str]:
@@ -236,13 +242,13 @@ class PolicyController:
                 self.safety.anchor(state.position, state.quaternion,
                                    1.0 if state.gripper_width < 0.5 * 0.08 else 0.0)
             self._need_anchor = False
-        planned = False
+        planned, chunk = False, None
         if self.scheduler.needs_plan():
             why = self._plan(obs)
             if why is not None:
                 self._hold()
                 return TickResult(None, [why])
-            planned = True
+            planned, chunk = True, self._chunk
         a = self.scheduler.pop()
         if a is None:
             self._hold()
@@ -254,8 +260,10 @@ class PolicyController:
         quat = last.quaternion
         if a.shape[0] == 5:  # yaw about the world z axis
             quat = rotate_z(quat, float(a[3]) * self.mapping.yaw_scale)
-        safe = self.safety.filter(target, quat, self.mapping.gripper_command(a[-1]), measured=state.position)
+        gripper = self.mapping.gripper_command(a[-1])
+        safe = self.safety.filter(target, quat, gripper, measured=state.position)
+        raw = (np.asarray(target, float), np.asarray(quat, float), gripper)
         if not safe.accepted:
             self._hold()
-            return TickResult(None, ["model output: " + "; ".join(safe.reasons)], planned)
-        return TickResult(safe, list(safe.reasons), planned)
+            return TickResult(None, ["model output: " + "; ".join(safe.reasons)], planned, chunk, raw)
+        return TickResult(safe, list(safe.reasons), planned, chunk, raw)

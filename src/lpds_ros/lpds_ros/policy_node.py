@@ -4,7 +4,9 @@ Topics (all names are parameters): in  task_state (state obs, JointState as a na
 (perception), current_pose (PoseStamped), gripper joint_states;  out  target_pose (PoseStamped), gripper_command
 (Float64, 0 open .. 1 closed), ~/tick_stats (Float64MultiArray [obs->cmd ms, stamp->cmd ms, compute ms,
 missed ticks so far, commands so far, input gaps so far]),
-~/hold_reason (String, on every change of reason; "" while streaming; latched).  Services: ~/start, ~/stop,
+~/hold_reason (String, on every change of reason; "" while streaming; latched), and for the episode record the
+model's output before the safety filter: ~/plan (JointState: each planned chunk, stamped with its observation) and
+~/raw_target (PoseStamped: each tick's target before the filter).  Services: ~/start, ~/stop,
 ~/reload (std_srvs/Trigger: validated against the running model's observation/action spec, the old model is kept
 on any mismatch or load error).
 
@@ -31,8 +33,8 @@ from std_srvs.srv import Trigger
 from .hold_reasons import HoldReasons
 from .image_codec import depth_metres_from_image, rgb_from_image
 from .policy_core import STOPPED, ActionMapping, PolicyController, RobotState
-from .ros_common import (command_qos, declare_graph_parameters, latched_qos, now_sec, run_node, sensor_qos,
-                         stamp_to_sec)
+from .ros_common import (command_qos, declare_graph_parameters, latched_qos, now_sec, run_node, sec_to_stamp,
+                         sensor_qos, stamp_to_sec)
 from .runner import PolicyRunner, load_runner
 from .safety import SafetyLimits
 from .timesync import ApproxTimePairBuffer
@@ -42,6 +44,7 @@ RELOAD_PARAMETERS = ("model_dir",)  # taken by the next ~/reload
 MAX_LATENCIES = 10_000  # obs->cmd latencies kept for the summary at shutdown (a day at 10 Hz would be 864k)
 MAX_RECV_TIMES = 64
 
+ACTION_NAMES = {4: ["dx", "dy", "dz", "gripper"], 5: ["dx", "dy", "dz", "dyaw", "gripper"]}
 PROPRIO_FIELDS = ("ee_x", "ee_y", "ee_z", "qx", "qy", "qz", "qw", "gripper_width")
 
 
@@ -112,6 +115,9 @@ class PolicyNode(Node):
         self.pub_gripper = self.create_publisher(Float64, p["gripper_command_topic"], command_qos())
         self.pub_stats = self.create_publisher(Float64MultiArray, "~/tick_stats", 10)
         self.pub_reason = self.create_publisher(String, "~/hold_reason", latched_qos())
+        # the model's output before the safety filter, for the episode record (lpds_ros.episode_recorder_node)
+        self.pub_plan = self.create_publisher(JointState, "~/plan", 10)
+        self.pub_raw_target = self.create_publisher(PoseStamped, "~/raw_target", 10)
         self.create_service(Trigger, "~/start", self._srv_start)
         self.create_service(Trigger, "~/stop", self._srv_stop)
         self.create_service(Trigger, "~/reload", self._srv_reload)
@@ -323,6 +329,7 @@ class PolicyNode(Node):
             self.controller.start()
             self._hold_reason(f"policy tick failed: {type(exc).__name__}: {exc}")
             return
+        self._publish_raw(res, obs_stamp)
         if pair is not None:
             if self.controller.streaming and np.isfinite(self._last_used_obs):
                 self.stats["missed"] += sum(1 for s in self._recv_time if self._last_used_obs < s < obs_stamp)
@@ -352,6 +359,31 @@ class PolicyNode(Node):
         self.latencies_ms.append(lat[0])
         self.pub_stats.publish(Float64MultiArray(data=lat))
         self._hold_reason("")
+
+    def _publish_raw(self, res: Any, obs_stamp: float) -> None:
+        """~/plan on a planning tick: the chunk flattened (name "k/component"), stamped with the observation it was
+        planned from, effort = the noise ε the runner drew when it reports it (so a replay can reproduce it);
+        ~/raw_target each tick an action was taken: the target before the safety filter."""
+        if res.chunk is not None:
+            c = np.asarray(res.chunk, float)
+            comps = ACTION_NAMES.get(c.shape[1], [f"a{j}" for j in range(c.shape[1])])
+            msg = JointState(name=[f"{k}/{n}" for k in range(c.shape[0]) for n in comps],
+                             position=[float(x) for x in c.reshape(-1)])
+            eps = getattr(self.controller.runner, "last_eps", None)
+            if eps is not None and np.size(eps) == c.size:
+                msg.effort = [float(x) for x in np.asarray(eps).reshape(-1)]
+            msg.header.stamp = sec_to_stamp(obs_stamp)
+            msg.header.frame_id = self.p["base_frame"]
+            self.pub_plan.publish(msg)
+        if res.raw_target is not None:
+            pos, quat, _ = res.raw_target
+            msg = PoseStamped()
+            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.header.frame_id = self.p["base_frame"]
+            msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pos - self.base_offset)
+            (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
+             msg.pose.orientation.w) = map(float, quat)
+            self.pub_raw_target.publish(msg)
 
     def _hold_reason(self, reason: str) -> None:
         """Record why the node holds now ("" = streaming): the topic hears every change, the log within 0.5 s."""

@@ -41,10 +41,13 @@ class OnnxRunner:
         self.horizon, self.act_dim = int(self.policy.horizon), int(self.policy.act_dim)
         self.obs_spec = self.policy.obs_spec  # checked by the node against the running model on ~/reload
         self._rng = np.random.default_rng(seed)
+        self.last_eps: np.ndarray | None = None  # the noise of the last chunk (recorded, so a replay can reuse it)
 
     def act(self, obs: Any) -> np.ndarray:
         """ε ~ N(0, I) from the node's seeded generator -> perturbation -> decode (all inside OnnxPolicy)."""
-        return np.asarray(self.policy.act(obs, rng=self._rng), dtype=np.float64).reshape(self.horizon, self.act_dim)
+        self.last_eps = self._rng.standard_normal((self.horizon, self.act_dim), dtype=np.float32)
+        return np.asarray(self.policy.act(obs, eps=self.last_eps), dtype=np.float64).reshape(self.horizon,
+                                                                                            self.act_dim)
 
 
 class ScriptedPickPlace:

@@ -59,6 +59,7 @@ class SimRobotNode(Node):
         self._gripper = 0.0
         self._target = None
         self._unanswered = 0  # steps taken without a fresh command (policy stopped, late, or lockstep timeout)
+        self._targets = 0  # targets received since the reset (reported in episode_info with the last one)
 
     def _on_target(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
@@ -67,6 +68,7 @@ class SimRobotNode(Node):
             self.get_logger().error("ignoring a non-finite target pose", throttle_duration_sec=1.0)
             return
         self._target = (pos, quat)
+        self._targets += 1
         self._fresh["target"] = True
         self.backend.command(pos, quat, self._gripper)
 
@@ -121,7 +123,9 @@ class SimRobotNode(Node):
         joints.header.stamp = stamp
         task = JointState(name=list(b.obs_names), position=[float(x) for x in b.task_obs()])
         task.header.stamp = stamp
-        info_d = {**b.episode_info(), "unanswered_steps": float(self._unanswered)}
+        last = self._target[0] if self._target is not None else (np.nan, np.nan, np.nan)
+        info_d = {**b.episode_info(), "unanswered_steps": float(self._unanswered), "targets": float(self._targets),
+                  "target_x": float(last[0]), "target_y": float(last[1]), "target_z": float(last[2])}
         info = JointState(name=list(info_d), position=[float(v) for v in info_d.values()])
         info.header.stamp = stamp
         if images and self.p["publish_images"]:

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from pathlib import Path
 
 import pytest
 
 from lpds_ros.graph import grid_eval_graph
-from lpds_ros.process_graph import GraphProcesses, isolated_ros_env
+from lpds_ros.process_graph import GraphProcesses
+from ros_test_utils import graph_env
 
 pytestmark = pytest.mark.ros
-REPO = Path(__file__).resolve().parents[3]
 
 
 def _env():
-    env = isolated_ros_env()
-    paths = [str(REPO / "src" / p) for p in ("lpds_core", "lpds_sim", "lpds_ros")]
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
-    return env
+    return graph_env()
 
 
 def _run_graph(tmp_path, episodes, backend, rate, timeout, runner="scripted", model_dir="", speedup=1.0):

@@ -10,7 +10,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1]
 REPO = PKG.parents[1]
 PYTHON_KEYS = {"numpy": "python3-numpy", "yaml": "python3-yaml", "onnxruntime": "python3-onnxruntime-pip",
-               "cv2": "python3-opencv"}
+               "cv2": "python3-opencv", "rosbags": "python3-rosbags-pip", "matplotlib": "python3-matplotlib"}
 SIM_ONLY = {"lpds_sim", "robotic", "torch", "gymnasium"}  # never on the robot PC: only lazily, in these modules
 SIM_SIDE = {"rai_backend.py", "demo_model.py", "train_hooks.py"}
 ROBOT_ONLY = {"franka_msgs": "franka_msgs", "pyrealsense2": None}  # lazy, on the robot PC (None: optional pip)
