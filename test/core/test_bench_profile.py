@@ -1,4 +1,4 @@
-"""lpds_core.bench: the profile schema (one-line refusals), exact YAML round trip, rotations and frame conversion."""
+"""lpds_core.bench_profile: the profile schema (one-line refusals), exact YAML round trip, rotations and frame conversion."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lpds_core.bench import (QUAT_NORM_TOL, BenchProfile, base_to_world, calibrated_profile, check_pose_matrix,
+from lpds_core.bench_profile import (QUAT_NORM_TOL, BenchProfile, base_to_world, calibrated_profile, check_pose_matrix,
                              load_profile, matrix_to_quat_xyzw, pose_matrix, profile_yaml, quat_xyzw_to_matrix,
                              read_pose_matrix, unit_quaternion, world_from_base)
 from lpds_core.config import build, to_dict

@@ -25,7 +25,7 @@ pytest.importorskip("robotic")
 import gymnasium as gym  # noqa: E402
 
 import lpds_sim  # noqa: E402,F401  (registers the env ids)
-from lpds_core.bench import BenchProfile, calibrated_profile, load_profile, profile_yaml, world_from_base  # noqa: E402
+from lpds_core.bench_profile import BenchProfile, calibrated_profile, load_profile, profile_yaml, world_from_base  # noqa: E402
 from lpds_core.config import build, to_dict  # noqa: E402
 from lpds_sim import ENV_IDS  # noqa: E402
 
@@ -128,7 +128,7 @@ def test_robot_base_is_where_the_frame_conversion_assumes():
 def test_changed_table_height_moves_the_table_and_what_stands_on_it(tmp_path):
     """+5 cm: the table top, the cube resting on it (after PhysX settled it), the tray floor target and the
     workspace floor move up 5 cm; the robot (base, home pose) does not move."""
-    from lpds_core.bench import matrix_to_quat_xyzw, pose_matrix
+    from lpds_core.bench_profile import matrix_to_quat_xyzw, pose_matrix
     from lpds_sim.cli import main as lpds
 
     main = np.load(MAIN)
@@ -202,7 +202,7 @@ def test_a_calibrated_camera_pose_sees_the_cube_where_the_pinhole_model_puts_it(
     cube looking straight down, turned so that image x = world x and image down = world -y, must see the cube's
     top face centred at the pixel the pinhole model gives for the cube's world position."""
     R = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])  # columns: camera x, y, z in the world
-    from lpds_core.bench import matrix_to_quat_xyzw
+    from lpds_core.bench_profile import matrix_to_quat_xyzw
 
     cube_xy = np.array([0.25, 0.32])  # clear of the tray and of the arm at its home, seen from above
     cam = np.array([0.20, 0.36, 0.65 + 0.05 + 0.5])  # the cube appears right of and below the image centre

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lpds_core.bench import (BenchProfile, calibrated_profile, load_profile, matrix_to_quat_xyzw, pose_matrix,
+from lpds_core.bench_profile import (BenchProfile, calibrated_profile, load_profile, matrix_to_quat_xyzw, pose_matrix,
                              profile_yaml, world_from_base)
 from lpds_sim.cli import main
 

@@ -56,7 +56,7 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "realsense_height": 480,
         "realsense_fps": 30,
         "realsense_serial": "",
-        # bench calibration (lpds_core.bench, config/bench/): the camera's pose is published latched on
+        # bench calibration (lpds_core.bench_profile, config/bench/): the camera's pose is published latched on
         # camera_pose_topic (frame: the profile's sim world); empty = the default profile (today's RAI scene)
         "bench_profile": "",
         "bench_camera": "camera",  # camera (pick-and-place) | mug_camera

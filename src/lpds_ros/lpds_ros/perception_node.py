@@ -5,7 +5,7 @@ the sim robot; `realsense`: pyrealsense2 directly through a FrameSource (lpds_ro
 rs.pipeline + rs.align, or an injected one such as the SDK's software device in tests).
 Preprocessing (crop/resize, depth in metres, holes, hole filling) is lpds_core.image_preprocess, the transform the
 simulator's camera applies at training time, the same code path for every source.
-Bench calibration: the `bench_profile` YAML (lpds_core.bench; empty = the default, today's RAI scene) is the same
+Bench calibration: the `bench_profile` YAML (lpds_core.bench_profile; empty = the default, today's RAI scene) is the same
 file the simulator builds its scene from; the node publishes its camera pose (`bench_camera`) once, latched, on
 `camera_pose_topic`, in the profile's frame (the sim world the policy's targets are in).
 """
@@ -60,7 +60,7 @@ class PerceptionNode(Node):
     def _publish_bench_camera(self, p: dict[str, Any]) -> Any:
         """Load the bench profile (a bad file stops the node with one line) and latch its camera pose."""
         from geometry_msgs.msg import PoseStamped
-        from lpds_core.bench import PROFILE_FRAME, load_profile
+        from lpds_core.bench_profile import PROFILE_FRAME, load_profile
 
         bench = load_profile(p["bench_profile"])
         pos, quat = bench.camera_pose(p["bench_camera"])

@@ -35,7 +35,7 @@ def _latched_pose(ctx, add, topic: str):
 
 @pytest.mark.parametrize("camera", ["camera", "mug_camera"])
 def test_perception_latches_the_profiles_camera_pose(ros, tmp_path, camera):
-    from lpds_core.bench import BenchProfile, calibrated_profile, profile_yaml
+    from lpds_core.bench_profile import BenchProfile, calibrated_profile, profile_yaml
 
     ctx, add = ros
     q = np.array([0.1, -0.9, 0.4, 0.05])
@@ -52,7 +52,7 @@ def test_perception_latches_the_profiles_camera_pose(ros, tmp_path, camera):
 
 
 def test_perception_default_profile_is_the_sim_camera(ros):
-    from lpds_core.bench import BenchProfile
+    from lpds_core.bench_profile import BenchProfile
 
     ctx, add = ros
     _perception(ctx, add)
@@ -104,7 +104,7 @@ def test_sim_robot_builds_its_scene_from_the_profile(tmp_path):
     import sys
 
     pytest.importorskip("robotic")
-    from lpds_core.bench import BenchProfile, calibrated_profile, profile_yaml
+    from lpds_core.bench_profile import BenchProfile, calibrated_profile, profile_yaml
 
     from lpds_ros.sim_backends import make_backend
 

@@ -62,7 +62,7 @@ def parse_pose(text: str) -> tuple[list[float], list[float]]:
 
 def _to_world_xy(text: str | None, flag: str, frame: str) -> list[float] | None:
     """A point on the table given in --frame, as world x y (the table plane is horizontal in both frames)."""
-    from lpds_core import bench
+    from lpds_core import bench_profile as bench
 
     if text is None:
         return None
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from lpds_core import bench
+    from lpds_core import bench_profile as bench
     from lpds_core.config import build, to_dict
     from lpds_core.errors import ConfigError, RunError
 

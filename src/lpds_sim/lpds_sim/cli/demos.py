@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("--sensor-noise", action="store_true", help="emulate RealSense noise in image observations")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (otherwise: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from lpds_core.bench import BenchSetting
+    from lpds_core.bench_profile import BenchSetting
 
     BenchSetting.add_flag(p)
     p.set_defaults(func=run)

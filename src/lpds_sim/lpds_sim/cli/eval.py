@@ -25,7 +25,7 @@ def register(subparsers) -> None:
                    help="stop after this many trials: the grid is saved as partial (cells not reached: 'not run')")
     p.add_argument("--overwrite", action="store_true", help="replace the grid results already in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    from lpds_core.bench import BenchSetting
+    from lpds_core.bench_profile import BenchSetting
 
     BenchSetting.add_flag(p)
     p.set_defaults(func=run)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import robotic as ry
 
-from lpds_core.bench import BenchProfile, matrix_to_quat_xyzw
+from lpds_core.bench_profile import BenchProfile, matrix_to_quat_xyzw
 from lpds_core.image_preprocess import PreprocessConfig, Preprocessor
 
 from .display import ensure_display

@@ -89,7 +89,7 @@ class MugScene:
 
     @classmethod
     def from_profile(cls, bench, mug: MugSpec | None = None) -> "MugScene":
-        """The scene on a calibrated bench (`lpds_core.bench.BenchProfile`: table height, holder place)."""
+        """The scene on a calibrated bench (`lpds_core.bench_profile.BenchProfile`: table height, holder place)."""
         holder = HolderSpec(xy=tuple(bench.holder.holder_xy), peg_height=bench.holder.peg_height,
                             base_z=bench.table.table_height)
         return cls(mug=mug or MugSpec(), holder=holder)

@@ -38,7 +38,7 @@ import numpy as np
 import robotic as ry
 from gymnasium import spaces
 
-from lpds_core.bench import BenchProfile, load_profile
+from lpds_core.bench_profile import BenchProfile, load_profile
 from lpds_core.config import to_dict
 
 from . import scene

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import robotic as ry
 
-from lpds_core.bench import BenchProfile
+from lpds_core.bench_profile import BenchProfile
 
 from . import scene
 from .panda_env import PandaTaskEnv
