@@ -16,25 +16,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def action_entropy(env, act_batch, n_obs: int = 8, n_samples: int = 512, seed: int = 0) -> float:
     """Mean KL entropy (nats) of the first action of a sampled chunk at fixed start observations."""
-    from lpds_core.metrics import kl_entropy
+    from lpds_core.metrics import action_entropy as entropy_at
 
     from lpds_sim.export_run import sample_observations
 
-    obs = sample_observations(env, n_obs, seed)
-    vals = []
-    for i in range(n_obs):
-        o = {k: np.repeat(v[i:i + 1], n_samples, 0) for k, v in obs.items()} if isinstance(obs, dict) \
-            else np.repeat(obs[i:i + 1], n_samples, 0)
-        chunks = np.asarray(act_batch(o))
-        vals.append(kl_entropy(chunks[:, 0, :].reshape(n_samples, -1)))
-    return float(np.mean(vals))
+    return entropy_at(act_batch, sample_observations(env, n_obs, seed), n_samples)
 
 
 def success_auc(run: Path) -> float | None:
@@ -43,8 +35,9 @@ def success_auc(run: Path) -> float | None:
     pts = sorted((r["step"], r["success"]) for r in rows if r.get("group") == "eval" and "success" in r)
     if len(pts) < 2:
         return None
-    steps, succ = np.array([p[0] for p in pts], float), np.array([p[1] for p in pts], float)
-    return float(np.trapezoid(succ, steps) / (steps[-1] - steps[0]))
+    from lpds_core.metrics import curve_auc
+
+    return curve_auc([p[0] for p in pts], [p[1] for p in pts])
 
 
 def merged_config(out: Path, common: str | None, extra: str | None) -> str:

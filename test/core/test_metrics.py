@@ -60,3 +60,55 @@ def test_mode_coverage_counts_rollouts_near_each_goal():
         mode_coverage(ends, goals[:, :1], 0.1)
     with pytest.raises(ValueError, match="positive"):
         mode_coverage(ends, goals, 0.0)
+
+
+# ---- benchmark statistics -----------------------------------------------------------------------------------
+def test_mean_ci95_is_the_student_t_interval():
+    from lpds_core.metrics import mean_ci95
+
+    m, lo, hi = mean_ci95([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / np.sqrt(3)  # t_{0.975, 2} · s / √n with s = 1
+    assert m == pytest.approx(2.0) and lo == pytest.approx(2.0 - half) and hi == pytest.approx(2.0 + half)
+    # over the seed axis of curves (seeds, steps): per step
+    m, lo, hi = mean_ci95(np.array([[0.0, 10.0], [2.0, 10.0]]), axis=0)
+    assert m.tolist() == [1.0, 10.0] and hi[1] == lo[1] == 10.0
+    assert hi[0] - m[0] == pytest.approx(12.706204736174707)  # t_{0.975, 1} · √2 / √2
+    # one seed: no interval, never a fake zero-width one
+    m, lo, hi = mean_ci95([5.0])
+    assert m == 5.0 and np.isnan(lo) and np.isnan(hi)
+    with pytest.raises(ValueError):
+        mean_ci95([])
+
+
+def test_mean_ci95_covers_the_true_mean_95_percent_of_the_time():
+    from lpds_core.metrics import mean_ci95
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(3, 4000))  # 4000 benchmarks of 3 seeds each
+    _, lo, hi = mean_ci95(x, axis=0)
+    cover = np.mean((lo <= 3.0) & (3.0 <= hi))
+    assert 0.935 < cover < 0.965, cover
+
+
+def test_curve_auc_is_the_time_average_of_the_curve():
+    from lpds_core.metrics import curve_auc
+
+    assert curve_auc([0, 1, 3], [0.0, 2.0, 2.0]) == pytest.approx((1.0 + 4.0) / 3.0)
+    assert curve_auc([0, 100], [1.0, 1.0]) == pytest.approx(1.0)
+    assert curve_auc([5], [0.7]) == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="increasing"):
+        curve_auc([0, 2, 1], [0.0, 0.0, 0.0])
+
+
+def test_action_entropy_of_a_gaussian_policy_is_its_closed_form():
+    from lpds_core.metrics import action_entropy
+
+    rng = np.random.default_rng(1)
+    sigma = np.array([0.5, 2.0])  # first action of each chunk ~ N(obs, diag σ²); later actions ignored
+
+    def act(obs):
+        first = obs[:, None, :] + sigma * rng.normal(size=(len(obs), 1, 2))
+        return np.concatenate([first, np.full((len(obs), 3, 2), 7.0)], axis=1)  # (B, H=4, A=2)
+
+    est = action_entropy(act, np.zeros((3, 2)), n_samples=4000)
+    assert est == pytest.approx(_gauss_entropy(np.diag(sigma ** 2)), abs=0.1)

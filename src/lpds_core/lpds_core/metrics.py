@@ -1,9 +1,12 @@
-"""Evaluation metrics: Kozachenko–Leonenko entropy (diversity of behaviour) and goal/mode coverage."""
+"""Evaluation metrics: Kozachenko–Leonenko entropy (diversity of behaviour), goal/mode coverage, action entropy of
+a policy, and the statistics of benchmark curves (95 % intervals over seeds, area under the curve)."""
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 from scipy.special import digamma, gammaln
 
@@ -48,3 +51,54 @@ def mode_coverage(endpoints: np.ndarray, goals: np.ndarray, radius: float) -> np
         raise ValueError("endpoints/goals contain NaN or inf values")
     dists = np.linalg.norm(e[:, None, :] - g[None, :, :], axis=-1)
     return (dists <= radius).mean(axis=0)
+
+
+def mean_ci95(values: ArrayLike, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, low, high) over `axis` (the seeds) with a two-sided 95 % Student-t interval:
+    mean ± t_{0.975, n−1} · s / √n, s the sample standard deviation (ddof=1).
+
+    Why t and not a bootstrap: benchmarks have 3–5 seeds, where a bootstrap interval is too narrow (it cannot be
+    wider than the spread of the few values seen) and the t-interval is the usual, honest choice. With one seed the
+    interval is undefined: low and high are NaN (plots draw no band, tables print the mean alone)."""
+    from scipy.stats import t as student_t
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0 or x.shape[axis] == 0:
+        raise ValueError("mean_ci95 needs at least one value")
+    n = x.shape[axis]
+    mean = x.mean(axis=axis)
+    if n < 2:
+        nan = np.full_like(mean, np.nan)
+        return mean, nan, nan.copy()
+    half = student_t.ppf(0.975, n - 1) * x.std(axis=axis, ddof=1) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def curve_auc(steps: ArrayLike, values: ArrayLike) -> float:
+    """Area under a learning curve (trapezoid over env steps) divided by the step range: the curve's average
+    level over training, in the units of `values`, so runs of different budgets compare. One point: its value."""
+    s = np.asarray(steps, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if s.ndim != 1 or s.shape != v.shape or s.size == 0:
+        raise ValueError(f"steps and values must be 1-D of one length >= 1, got {s.shape} and {v.shape}")
+    if np.any(np.diff(s) <= 0):
+        raise ValueError("steps must be strictly increasing")
+    if s.size == 1:
+        return float(v[0])
+    return float(np.trapezoid(v, s) / (s[-1] - s[0]))
+
+
+def action_entropy(act_batch: Callable[[Any], np.ndarray], observations: Any, n_samples: int = 512,
+                   k: int = 3) -> float:
+    """Mean KL entropy (nats) of the first action of a sampled chunk, `n_samples` samples at each observation
+    (a batch (N, ...) or a dict of batches); `act_batch(obs batch) → chunks (B, H, A)`. This is the "action
+    entropy" every benchmark reports beside success/return: how diverse the policy's behaviour is."""
+    obs = observations
+    n_obs = len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
+    vals = []
+    for i in range(n_obs):
+        o = ({key: np.repeat(np.asarray(v)[i:i + 1], n_samples, 0) for key, v in obs.items()}
+             if isinstance(obs, dict) else np.repeat(np.asarray(obs)[i:i + 1], n_samples, 0))
+        chunks = np.asarray(act_batch(o))
+        vals.append(kl_entropy(chunks[:, 0].reshape(n_samples, -1), k=k))
+    return float(np.mean(vals))

@@ -155,6 +155,15 @@ class _RunSink:
                                     "updates": st.updates, "wall_s": st.wall_s})
 
 
+def restore_checkpoint(state: dict[str, Any], agent: Any, replay: Any) -> LoopState:
+    """Agent, replay buffer and RNG states from a `_RunSink` checkpoint; returns the loop's counters to go on from."""
+    agent.load_state_dict(state["agent"])
+    load_replay_state(replay, state["replay"])
+    runs.set_rng_state(state["rng"])
+    return LoopState(int(state["step"]), int(state["episodes"]), int(state["chunks"]), int(state["updates"]),
+                     float(state.get("wall_s", 0.0)))
+
+
 def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Steer (or resume steering) the base run `cfg.base` into run folder `out`; returns the done.json summary."""
     import torch
@@ -206,11 +215,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     loop_state = LoopState()
     state = ck.load_latest() if resume else None
     if state is not None:
-        agent.load_state_dict(state["agent"])
-        load_replay_state(replay, state["replay"])
-        runs.set_rng_state(state["rng"])
-        loop_state = LoopState(int(state["step"]), int(state["episodes"]), int(state["chunks"]),
-                               int(state["updates"]), float(state.get("wall_s", 0.0)))
+        loop_state = restore_checkpoint(state, agent, replay)
         print(f"resumed {out} at env step {loop_state.env_steps} ({len(replay)} transitions in replay) "
               f"from {ck.latest()}")
     log = runs.ScalarLog(out, resume_step=loop_state.env_steps if state is not None else None)
