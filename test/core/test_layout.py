@@ -16,7 +16,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # package -> packages it must never import
 FORBIDDEN = {"lpds_core": ("lpds_sim", "lpds_ros"), "lpds_sim": ("lpds_ros",)}
 DEPLOYMENT_MODULES = ("lpds_core.onnx_policy", "lpds_core.grid_protocol", "lpds_core.errors",
-                      "lpds_core.image_preprocess")  # numpy, onnxruntime and OpenCV only
+                      "lpds_core.image_preprocess",  # numpy, onnxruntime and OpenCV only
+                      "lpds_core.bench_profile")  # numpy and PyYAML
 BLOCKED = ("torch", "robotic", "lpds_sim", "lpds_ros")
 
 

@@ -59,6 +59,11 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "realsense_height": 480,
         "realsense_fps": 30,
         "realsense_serial": "",
+        # bench calibration (lpds_core.bench_profile, config/bench/): the camera's pose is published latched on
+        # camera_pose_topic (frame: the profile's sim world); empty = the default profile (today's RAI scene)
+        "bench_profile": "",
+        "bench_camera": "camera",  # camera (pick-and-place) | mug_camera
+        "camera_pose_topic": "bench/camera_pose",
     },
     "policy_node": {
         "runner": "onnx",  # onnx | scripted | package.module:factory (factory(model_dir) -> runner)
@@ -133,6 +138,7 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
     "sim_robot_node": {
         "backend": "rai",  # rai (lpds_sim PhysX env) | kinematic (numpy fake hardware, no physics)
         "task": "pick_place",
+        "bench_profile": "",  # rai: bench calibration YAML the scene is built from (empty: the default bench)
         "rate": 10.0,  # env control rate (what the policy was trained at)
         "speedup": 1.0,  # wall-clock ticks per env step period: > 1 runs the sim faster than real time
         # lockstep: step as soon as the period is over AND the command answering the last state has arrived
@@ -238,7 +244,8 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
                      controller: str = "cartesian_impedance", runner: str = "onnx", obs_mode: str = "state",
                      start_drivers: Any = False, task: str = "pick_place", sim_backend: str = "rai",
                      control_rate: float = 10.0, speedup: float = 1.0,
-                     policy_params: str = "", record_dir: str = "") -> tuple[list[NodeSpec], list[IncludeSpec]]:
+                     policy_params: str = "", record_dir: str = "",
+                     bench_profile: str = "") -> tuple[list[NodeSpec], list[IncludeSpec]]:
     """Perception -> policy -> franka adapter, against the sim robot (use_sim) or franka_ros2 + realsense2_camera.
 
     speedup (sim only) runs the sim robot's clock faster than real time; the policy's actions keep the env's
@@ -253,7 +260,7 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
     if use_sim:
         nodes.append(NodeSpec("sim_robot_node", "sim_robot", namespace,
                               {"backend": sim_backend, "task": task, "rate": float(control_rate),
-                               "speedup": speedup}))
+                               "speedup": speedup, "bench_profile": bench_profile}))
     elif _bool(start_drivers):
         includes.append(IncludeSpec("franka_bringup", "franka.launch.py",
                                     {"robot_type": "fr3", "robot_ip": robot_ip, "namespace": namespace,
@@ -261,7 +268,9 @@ def pick_place_graph(use_sim: Any = True, robot_ip: str = "172.16.0.2", model_di
         includes.append(IncludeSpec("realsense2_camera", "rs_launch.py",
                                     {"device_type": "d435i", "rgb_camera.color_profile": "640x480x30",
                                      "align_depth.enable": "true", "enable_sync": "true"}))
-    nodes.append(NodeSpec("perception_node", "perception", namespace, {"source": "sim" if use_sim else "topics"}))
+    nodes.append(NodeSpec("perception_node", "perception", namespace,
+                          {"source": "sim" if use_sim else "topics", "bench_profile": bench_profile,
+                           "bench_camera": "mug_camera" if task == "mug_hang" else "camera"}))
     nodes.append(NodeSpec("policy_node", "policy", namespace,
                           {"runner": runner, "model_dir": model_dir, "obs_mode": obs_mode,
                            "control_rate": float(control_rate) * speedup,

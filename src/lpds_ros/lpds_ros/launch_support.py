@@ -27,6 +27,7 @@ ARGUMENT_HELP = {
     "out_dir": "where results / runs are written",
     "task": "pick_place or mug_hang",
     "config": "YAML file of trainer hook options (see config/ros/train_rai.yaml)",
+    "bench_profile": "bench calibration YAML (config/bench/, `lpds calibrate`) the perception node reads",
 }
 
 

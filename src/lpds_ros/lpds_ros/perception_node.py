@@ -5,6 +5,9 @@ the sim robot; `realsense`: pyrealsense2 directly through a FrameSource (lpds_ro
 rs.pipeline + rs.align, or an injected one such as the SDK's software device in tests).
 Preprocessing (crop/resize, depth in metres, holes, hole filling) is lpds_core.image_preprocess, the transform the
 simulator's camera applies at training time, the same code path for every source.
+Bench calibration: the `bench_profile` YAML (lpds_core.bench_profile; empty = the default, today's RAI scene) is the same
+file the simulator builds its scene from; the node publishes its camera pose (`bench_camera`) once, latched, on
+`camera_pose_topic`, in the profile's frame (the sim world the policy's targets are in).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from lpds_core.image_preprocess import PreprocessConfig, Preprocessor, depth_to_
 
 from .image_codec import depth_metres_from_image, numpy_to_image, rgb_from_image
 from .realsense_source import FrameSource, RealSenseCamera
-from .ros_common import declare_graph_parameters, run_node, sec_to_stamp, sensor_qos, stamp_to_sec
+from .ros_common import declare_graph_parameters, latched_qos, run_node, sec_to_stamp, sensor_qos, stamp_to_sec
 from .timesync import ApproxTimePairBuffer
 
 
@@ -39,6 +42,7 @@ class PerceptionNode(Node):
         self.pub_rgb = self.create_publisher(Image, p["obs_rgb_topic"], sensor_qos())
         self.pub_depth = self.create_publisher(Image, p["obs_depth_topic"], sensor_qos())
         self._stop = threading.Event()
+        self.bench = self._publish_bench_camera(p)
         if p["source"] in ("topics", "sim"):
             self.create_subscription(Image, p["color_topic"], self._on_color, sensor_qos())
             self.create_subscription(Image, p["depth_topic"], self._on_depth, sensor_qos())
@@ -52,6 +56,25 @@ class PerceptionNode(Node):
         else:
             raise ValueError(f"source must be topics, sim or realsense, got {p['source']!r}")
         self.get_logger().info(f"perception up: source={p['source']} -> {p['out_height']}x{p['out_width']}")
+
+    def _publish_bench_camera(self, p: dict[str, Any]) -> Any:
+        """Load the bench profile (a bad file stops the node with one line) and latch its camera pose."""
+        from geometry_msgs.msg import PoseStamped
+        from lpds_core.bench_profile import PROFILE_FRAME, load_profile
+
+        bench = load_profile(p["bench_profile"])
+        pos, quat = bench.camera_pose(p["bench_camera"])
+        msg = PoseStamped()
+        msg.header.frame_id = PROFILE_FRAME
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
+        o = msg.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in quat)
+        self.pub_camera_pose = self.create_publisher(PoseStamped, p["camera_pose_topic"], latched_qos())
+        self.pub_camera_pose.publish(msg)
+        self.get_logger().info(f"bench profile {p['bench_profile'] or '(default)'} ({bench.bench_name}): "
+                               f"{p['bench_camera']} at {[round(float(v), 4) for v in pos]} in {PROFILE_FRAME}")
+        return bench
 
     def _on_color(self, msg: Image) -> None:
         self.pairs.add_a(stamp_to_sec(msg.header.stamp), msg)

@@ -37,7 +37,7 @@ def yaw_of_xyzw(q: np.ndarray) -> float:
 
 class RaiBackend:
     def __init__(self, task: str = "pick_place", seed: int = 0, rate: float = 10.0, image_size: int = 84,
-                 render: bool = True, max_episode_steps: int | None = None):
+                 render: bool = True, max_episode_steps: int | None = None, bench_profile: str = ""):
         import gymnasium as gym
 
         import lpds_sim.rai as rai
@@ -45,7 +45,8 @@ class RaiBackend:
         if task not in rai.ENV_IDS:
             raise ValueError(f"unknown task {task!r}; lpds_sim.rai registers {sorted(rai.ENV_IDS)}")
         self.env = gym.make(rai.ENV_IDS[task], obs_mode="state", control_hz=float(rate), sim_dt=sim_dt_for(rate),
-                            terminate_on_success=False, max_episode_steps=max_episode_steps).unwrapped
+                            terminate_on_success=False, max_episode_steps=max_episode_steps,
+                            bench_profile=bench_profile or None).unwrapped
         self.obs_names = state_names(self.env.state_layout)
         self.joint_names = [f"fr3_joint{i}" for i in range(1, 8)] + ["fr3_finger_joint1", "fr3_finger_joint2"]
         self._lin = self.env.max_lin_speed / self.env.control_hz
@@ -54,7 +55,9 @@ class RaiBackend:
         if render:
             from lpds_sim.rai.camera import CameraSpec, RGBDCamera
 
-            self._camera = RGBDCamera(self.env.C, CameraSpec(size=image_size))
+            # the bench profile's camera for this task (the perception node publishes the same pose)
+            self._camera = RGBDCamera(self.env.C, CameraSpec.from_profile(self.env.bench, self.env.bench_camera,
+                                                                          size=image_size))
         self._seed0 = seed
         self.reset(0, 0, seed)
 

@@ -136,13 +136,17 @@ class KinematicBackend:
 
 
 def make_backend(name: str, task: str, seed: int = 0, rate: float = 10.0, render: bool = True,
-                 max_episode_steps: int | None = None) -> Any:
+                 max_episode_steps: int | None = None, bench_profile: str = "") -> Any:
     if name == "kinematic":
         if task != "pick_place":
             raise ValueError("the kinematic backend only models pick_place")
+        if bench_profile:
+            raise ValueError("the kinematic backend models the default bench only: use backend rai with "
+                             "bench_profile, or leave bench_profile empty")
         return KinematicBackend(max_speed=0.3 / rate, max_episode_steps=max_episode_steps or 150)
     if name == "rai":
         from .rai_backend import RaiBackend  # lazily: needs robotic + lpds_sim
 
-        return RaiBackend(task, seed=seed, rate=rate, render=render, max_episode_steps=max_episode_steps)
+        return RaiBackend(task, seed=seed, rate=rate, render=render, max_episode_steps=max_episode_steps,
+                          bench_profile=bench_profile)
     raise ValueError(f"unknown sim backend {name!r}: use rai or kinematic")

@@ -32,7 +32,7 @@ class SimRobotNode(Node):
         self.p = p = declare_graph_parameters(self, "sim_robot_node")
         self.backend = backend if backend is not None else make_backend(
             p["backend"], p["task"], int(p["seed"]), float(p["rate"]), bool(p["publish_images"]),
-            int(p["max_episode_steps"]) or None)
+            int(p["max_episode_steps"]) or None, bench_profile=str(p["bench_profile"]))
         self._reset_backend()
         sq = sensor_qos()
         self.pub_pose = self.create_publisher(PoseStamped, p["current_pose_topic"], sq)

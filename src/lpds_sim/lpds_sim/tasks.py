@@ -9,6 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from lpds_core.bench_profile import BenchSetting  # noqa: F401  (the one `bench_profile` field of the task settings)
 from lpds_sim import ENV_IDS
 
 

@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "lpds_sim.cli.pipeline",
     "lpds_sim.cli.bench",
     "lpds_sim.cli.datasets",
+    "lpds_sim.cli.calibrate",
 ]
 ENTRY_POINT_GROUP = "lpds.commands"
 

@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--sensor-noise", action="store_true", help="emulate RealSense noise in image observations")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (otherwise: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from lpds_core.bench_profile import BenchSetting
+
+    BenchSetting.add_flag(p)
     p.set_defaults(func=run)
 
 
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from lpds_core.errors import ConfigError, RunError
     from lpds_sim.collect import collect_demos
     from lpds_sim.demos_io import write_demos
-    from lpds_sim.tasks import TASKS, get_task
+    from lpds_sim.tasks import TASKS, BenchSetting, get_task
 
     out = Path(args.out)
     if out.is_dir():
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--control-hz must be > 0, got {args.control_hz}")
     spec = get_task(args.task)
     n = args.n_demos if args.n_demos is not None else spec.default_demos
-    env_kwargs = {"control_hz": args.control_hz}
+    env_kwargs = {"control_hz": args.control_hz, **BenchSetting(args.bench_profile).env_kwargs()}
     if args.obs == "image":
         env_kwargs["sensor_noise"] = args.sensor_noise
     eps, stats, settings = collect_demos(args.task, n, args.obs, args.seed, args.max_attempts,

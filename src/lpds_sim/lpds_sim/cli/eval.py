@@ -25,6 +25,9 @@ def register(subparsers) -> None:
                    help="stop after this many trials: the grid is saved as partial (cells not reached: 'not run')")
     p.add_argument("--overwrite", action="store_true", help="replace the grid results already in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from lpds_core.bench_profile import BenchSetting
+
+    BenchSetting.add_flag(p)
     p.set_defaults(func=run)
 
 
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from lpds_core.errors import ConfigError
     from lpds_core.grid_protocol import GridProtocol
     from lpds_sim.policies import resolve_policy
-    from lpds_sim.tasks import TASKS, get_task, make_env
+    from lpds_sim.tasks import TASKS, BenchSetting, get_task, make_env
 
     check_out(args.out, args.overwrite)
     if args.task not in TASKS:
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         require_count(getattr(args, flag), f"--{flag.replace('_', '-')}")
     spec = get_task(args.task)
     rows, cols, trials = (args.rows or spec.grid[0], args.cols or spec.grid[1], args.trials or spec.grid[2])
-    kw = {"obs_mode": args.obs}
+    kw = {"obs_mode": args.obs, **BenchSetting(args.bench_profile).env_kwargs()}
     if args.obs == "image":
         kw["sensor_noise"] = args.sensor_noise
     env = make_env(args.task, **kw)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import robotic as ry
 
+from lpds_core.bench_profile import BenchProfile, matrix_to_quat_xyzw
 from lpds_core.image_preprocess import PreprocessConfig, Preprocessor
 
 from .display import ensure_display
@@ -32,15 +33,37 @@ class SensorNoise:
         return cls(0.0, 0.0, 0.0, 0.0, 0.0)
 
 
+_DEFAULT_BENCH = BenchProfile()
+
+
 @dataclass
 class CameraSpec:
-    """Pose (eye and look-at point, world frame) and intrinsics; 58° vertical FOV like the D435i depth stream."""
-    eye: tuple[float, float, float] = (0.0, 0.75, 1.2)
-    target: tuple[float, float, float] = (-0.02, 0.27, 0.68)
+    """Pose (colour optical frame in the world: position, quaternion x y z w) and intrinsics. The defaults are the
+    default bench profile's pick-and-place camera (58 deg vertical FOV like the D435i depth stream);
+    `from_profile` takes them from a lab's profile, `look_at` from an eye and a target point."""
+    position: tuple[float, float, float] = _DEFAULT_BENCH.camera.camera_position
+    quat_xyzw: tuple[float, float, float, float] = _DEFAULT_BENCH.camera.camera_quat_xyzw
     size: int = 84
-    vfov_deg: float = 58.0
-    z_range: tuple[float, float] = (0.1, 3.0)
+    vfov_deg: float = _DEFAULT_BENCH.camera.vfov_deg
+    z_range: tuple[float, float] = _DEFAULT_BENCH.camera.depth_range
     noise: SensorNoise = field(default_factory=SensorNoise.off)
+
+    @classmethod
+    def from_profile(cls, profile: BenchProfile, which: str = "camera", **kw) -> "CameraSpec":
+        """`which` camera ('camera': pick-and-place, 'mug_camera') of a profile; the quaternion is passed on as
+        written (RAI normalises it), so the default profile gives today's camera exactly."""
+        if which == "camera":
+            pos, quat = profile.camera.camera_position, profile.camera.camera_quat_xyzw
+        else:
+            pos, quat = profile.mug_camera.mug_camera_position, profile.mug_camera.mug_camera_quat_xyzw
+        return cls(position=tuple(pos), quat_xyzw=tuple(quat), vfov_deg=profile.camera.vfov_deg,
+                   z_range=tuple(profile.camera.depth_range), **kw)
+
+    @classmethod
+    def look_at(cls, eye, target, **kw) -> "CameraSpec":
+        R = look_at_rotation(np.asarray(eye, float), np.asarray(target, float))
+        return cls(position=tuple(float(v) for v in eye), quat_xyzw=tuple(float(v) for v in matrix_to_quat_xyzw(R)),
+                   **kw)
 
 
 def preprocess_config(spec: CameraSpec) -> PreprocessConfig:
@@ -100,9 +123,10 @@ class RGBDCamera:
         self._src_frames = C.getFrameNames()
         if fast:
             self.C.makeMeshesSSCvx(0.0)
-        self._R0 = look_at_rotation(np.array(spec.eye), np.array(spec.target))
-        self.frame = self.C.addFrame(frame_name).setShape(ry.ST.marker, [0.05]).setPosition(list(spec.eye))
-        self.frame.setRotationMatrix(self._R0)
+        x, y, z, w = spec.quat_xyzw
+        self.frame = self.C.addFrame(frame_name).setShape(ry.ST.marker, [0.05]).setPosition(list(spec.position))
+        self.frame.setQuaternion([w, x, y, z])  # RAI: w x y z, normalised on the way in
+        self._R0 = self.frame.getRotationMatrix().copy()
         focal = 0.5 / np.tan(np.deg2rad(spec.vfov_deg) / 2)  # RAI focalLength is relative to the image height
         self.frame.setAttributes({"width": spec.size, "height": spec.size, "focalLength": float(focal),
                                   "zRange": list(spec.z_range)})
@@ -116,7 +140,9 @@ class RGBDCamera:
     def jitter_pose(self, rng: np.random.Generator) -> None:
         """Move the camera slightly (per episode), as a re-mounted real camera would be."""
         n = self.spec.noise
-        pos = np.array(self.spec.eye) + rng.normal(0, n.pose_pos_std, 3) if n.pose_pos_std > 0 else np.array(self.spec.eye)
+        pos = np.array(self.spec.position)
+        if n.pose_pos_std > 0:
+            pos = pos + rng.normal(0, n.pose_pos_std, 3)
         R = _small_rotation(rng.normal(0, n.pose_rot_std, 3)) @ self._R0 if n.pose_rot_std > 0 else self._R0
         self.frame.setPosition(list(pos))
         self.frame.setRotationMatrix(R)

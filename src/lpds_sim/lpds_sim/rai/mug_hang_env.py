@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import robotic as ry
 
-from .camera import CameraSpec
 from .mug_scene import MUG, MUG_HANDLE_CENTRE, MUG_HANDLE_FRAMES, MugScene, axis_angle_quat
 from .mug_success import HangTimer, mug_is_hanging
 from .panda_env import PandaTaskEnv
@@ -33,24 +32,26 @@ class MugHangEnv(PandaTaskEnv):
     mug_yaw_range = (-np.pi, np.pi)  # the handle may point anywhere at the start, as on a real bench
     hold_steps = 10            # 1 s at 10 Hz hanging in a row = success
     contact_margin = 0.002     # mug-table / mug-finger distance that counts as touching
-    scene_spec = MugScene()
-    # the D435i faces the robot across the table, centred between the mug region and the holder, so both are in view
-    # (eye x != target x on purpose: a view direction exactly in the y-z plane renders a blank image in RAI 0.4.1)
-    camera_eye = (0.07, 0.9, 1.25)
-    camera_target = (0.05, 0.28, 0.72)
+    scene_spec = MugScene()  # replaced per env by the bench profile's (table height, holder place)
+    # the D435i faces the robot across the table, centred between the mug region and the holder, so both are in view:
+    # the profile's `mug_camera` (default: eye (0.07, 0.9, 1.25) looking at (0.05, 0.28, 0.72); eye x != target x on
+    # purpose: a view direction exactly in the y-z plane renders a blank image in RAI 0.4.1). The pick-and-place
+    # view would cut the holder off at the image edge.
+    bench_camera = "mug_camera"
 
     def __init__(self, *args, **kwargs):
         # PhysX substeps of 10 ms (the base's default too) are required: at 20 ms the closing fingers tunnel into the
         # mug's body (the gripper closes to 5 mm around a 6 cm mug and drops it on the first acceleration).
         kwargs.setdefault("sim_dt", 0.01)
-        if kwargs.get("camera") is None:  # the shared view cuts the holder off at the image edge
-            kwargs["camera"] = CameraSpec(eye=self.camera_eye, target=self.camera_target)
         self._hang_timer = HangTimer(self.hold_steps)
         self.mug_yaw0 = 0.0
         self._pose_override = None
         super().__init__(*args, **kwargs)
 
     # ---- PandaTaskEnv hooks
+    def _configure_bench(self, bench) -> None:
+        self.scene_spec = MugScene.from_profile(bench, self.scene_spec.mug)
+
     def _build_task(self, C: ry.Config) -> None:
         xy = np.mean(self.object_region, axis=1)
         self.scene_spec.build(C, xy, 0.0)

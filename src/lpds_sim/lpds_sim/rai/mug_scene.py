@@ -56,8 +56,9 @@ class MugSpec:
 class HolderSpec:
     """Holder post with one peg pointing at the robot (-y), metres. Placed like a mug tree at the table's right rear."""
 
-    xy: tuple[float, float] = (0.3, 0.42)
+    xy: tuple[float, float] = (0.3, 0.42)  # world x y (= relative to the table centre); bench profile: holder_xy
     peg_height: float = 0.22  # peg axis above the table top
+    base_z: float = TABLE_TOP_Z  # world z of the table top the post stands on (bench profile: table_height)
     peg_radius: float = 0.006
     peg_length: float = 0.14
     post_width: float = 0.03
@@ -72,7 +73,7 @@ class HolderSpec:
     @property
     def root(self) -> np.ndarray:
         """World position of the peg's root (1 mm off the post face: statics must not overlap, see the reference)."""
-        return np.array([*self.xy, TABLE_TOP_Z + self.peg_height]) + self.axis * (self.post_width / 2 + 0.001)
+        return np.array([*self.xy, self.base_z + self.peg_height]) + self.axis * (self.post_width / 2 + 0.001)
 
     @property
     def tip(self) -> np.ndarray:
@@ -86,9 +87,21 @@ class MugScene:
     mug: MugSpec = field(default_factory=MugSpec)
     holder: HolderSpec = field(default_factory=HolderSpec)
 
+    @classmethod
+    def from_profile(cls, bench, mug: MugSpec | None = None) -> "MugScene":
+        """The scene on a calibrated bench (`lpds_core.bench_profile.BenchProfile`: table height, holder place)."""
+        holder = HolderSpec(xy=tuple(bench.holder.holder_xy), peg_height=bench.holder.peg_height,
+                            base_z=bench.table.table_height)
+        return cls(mug=mug or MugSpec(), holder=holder)
+
+    @property
+    def table_z(self) -> float:
+        """World z of the table top (the mug stands on it, the holder post too)."""
+        return self.holder.base_z
+
     def mug_rest_z(self) -> float:
         """Height of the mug centre when it stands on the table (1 mm above it, so it settles without a jump)."""
-        return TABLE_TOP_Z + self.mug.height / 2 + 0.001
+        return self.table_z + self.mug.height / 2 + 0.001
 
     def hang_offset(self, depth: float, side: int = 1) -> np.ndarray:
         """Mug-centre position relative to the peg root when the peg passes `depth` m deep through the handle.

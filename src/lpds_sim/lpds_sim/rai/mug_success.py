@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mug_scene import TABLE_TOP_Z, MugScene
+from .mug_scene import MugScene
 
 
 def handle_crossing(mug_pos: np.ndarray, mug_rot: np.ndarray, peg_root: np.ndarray,
@@ -62,8 +62,9 @@ def mug_lowest_z(mug_pos: np.ndarray, mug_rot: np.ndarray, scene: MugScene) -> f
 
 
 def mug_is_hanging(mug_pos: np.ndarray, mug_rot: np.ndarray, scene: MugScene, *, touching_table: bool,
-                   held: bool, table_z: float = TABLE_TOP_Z, clearance: float = 0.01) -> bool:
+                   held: bool, table_z: float | None = None, clearance: float = 0.01) -> bool:
     """Rules 1-3 for one instant. `touching_table`/`held`: contacts mug-table / mug-fingers reported by the sim."""
+    table_z = scene.table_z if table_z is None else table_z
     return (not held and not touching_table
             and mug_lowest_z(mug_pos, mug_rot, scene) > table_z + clearance
             and handle_on_peg(mug_pos, mug_rot, scene))

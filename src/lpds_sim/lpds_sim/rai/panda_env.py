@@ -29,6 +29,7 @@ for every task and auditable in one place:
 """
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Any
 
@@ -36,6 +37,9 @@ import gymnasium as gym
 import numpy as np
 import robotic as ry
 from gymnasium import spaces
+
+from lpds_core.bench_profile import BenchProfile, load_profile
+from lpds_core.config import to_dict
 
 from . import scene
 from .camera import CameraSpec, RGBDCamera, SensorNoise
@@ -81,7 +85,8 @@ class PandaTaskEnv(gym.Env):
                  image_size: int = 84, sensor_noise: bool | SensorNoise = False, camera: CameraSpec | None = None,
                  terminate_on_success: bool = True, collision_margin: float = 0.005, render_mode: str | None = None,
                  coarse_free_motion: bool = True, fast_render: bool = True, free_space_substeps: bool = True,
-                 physx_cpu: int | str | None = "auto", privileged_state: bool = False):
+                 physx_cpu: int | str | None = "auto", privileged_state: bool = False,
+                 bench_profile: str | os.PathLike | BenchProfile | None = None):
         if obs_mode not in ("state", "image"):
             raise ValueError(f"obs_mode must be 'state' or 'image', got {obs_mode!r}")
         if privileged_state and obs_mode != "image":
@@ -110,12 +115,20 @@ class PandaTaskEnv(gym.Env):
         self.physx_cpu = physx_cpu
         self._pin = CpuPin(None)
         self.render_mode = render_mode
-        self._ee_low, self._ee_high = np.array(self.ee_low), np.array(self.ee_high)
+        # bench calibration (table, tray/holder, camera): a lab's YAML profile, or the defaults (today's scene)
+        self.bench = load_profile(bench_profile)
+        self.bench_profile = None if bench_profile is None or isinstance(bench_profile, BenchProfile) \
+            else (str(bench_profile) or None)
+        self.table_z = self.bench.table.table_height
+        # the workspace floor follows the table (the class attributes are for the default table height)
+        self._ee_low = np.array(self.ee_low) + np.array([0.0, 0.0, self.table_z - scene.TABLE_TOP_Z])
+        self._ee_high = np.array(self.ee_high)
+        self._configure_bench(self.bench)
 
         # physics scene
         scene.set_physx_params()
-        self.C = scene.panda_config()
-        self.C_ik = scene.panda_config()  # private kinematic robot for IK (never simulated)
+        self.C = scene.panda_config(self.table_z)
+        self.C_ik = scene.panda_config(self.table_z)  # private kinematic robot for IK (never simulated)
         self.q_home = home_joint_state(self.C_ik, scene.EE_FRAME, np.array(self.home_ee_pos), self.home_yaw)
         self.ik = DLSIK(self.C_ik, scene.EE_FRAME, self.q_home)
         self._build_task(self.C)
@@ -129,7 +142,7 @@ class PandaTaskEnv(gym.Env):
         self._lin_step = self.max_lin_speed / self.control_hz
 
         # camera (image mode, or rgb_array rendering) is created lazily and only after ensure_display()
-        self._cam_spec = camera or CameraSpec(size=image_size)
+        self._cam_spec = camera or CameraSpec.from_profile(self.bench, self.bench_camera, size=image_size)
         self._cam_spec.size = image_size
         if sensor_noise is True:
             self._cam_spec.noise = SensorNoise()
@@ -179,7 +192,7 @@ class PandaTaskEnv(gym.Env):
                            "collision_margin": self.collision_margin,
                            "coarse_free_motion": self.coarse_free_motion, "fast_render": self.fast_render,
                            "free_space_substeps": self.free_space_substeps, "physx_cpu": self.physx_cpu,
-                           "privileged_state": self.privileged_state},
+                           "privileged_state": self.privileged_state, "bench_profile": self.bench_profile},
             "action": {"dim": int(self.action_space.shape[0]),
                        "names": ["dx", "dy", "dz", "dyaw", "gripper"] if self.use_yaw else ["dx", "dy", "dz", "gripper"],
                        "low": -1.0, "high": 1.0, "pos_step_m": self.max_lin_speed / self.control_hz,
@@ -187,12 +200,18 @@ class PandaTaskEnv(gym.Env):
                        "gripper": "a>=0 open (0.08 m), a<0 close", "frame": "world"},
             "state_layout": {k: [v.start, v.stop] for k, v in self.state_layout.items()},
             "proprio": ["ee_pos(3)", "ee_quat_wxyz(4)", "gripper_width_m(1)"],
-            "camera": {"eye": list(self._cam_spec.eye), "target": list(self._cam_spec.target),
+            "camera": {"position": list(self._cam_spec.position), "quat_xyzw": list(self._cam_spec.quat_xyzw),
                        "vfov_deg": self._cam_spec.vfov_deg, "size": self._cam_spec.size},
+            "bench": to_dict(self.bench),
             "reward": "-0.1*||obj_xy-target_xy|| - 0.5*collision + 1.0*success",
         }
 
     # ------------------------------------------------------------------ task hooks
+    bench_camera: str = "camera"           # which camera of the bench profile this task's images come from
+
+    def _configure_bench(self, bench: BenchProfile) -> None:
+        """Take the task's geometry (tray, holder, ...) from the bench profile; runs before the scene is built."""
+
     def _build_task(self, C: ry.Config) -> None:
         """Add task objects (dynamic: root frame + mass; static: child of 'table') to the scene."""
         raise NotImplementedError

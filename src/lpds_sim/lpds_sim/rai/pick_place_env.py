@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import robotic as ry
 
+from lpds_core.bench_profile import BenchProfile
+
 from . import scene
 from .panda_env import PandaTaskEnv
 
@@ -18,7 +20,8 @@ class PickPlaceEnv(PandaTaskEnv):
     object_frame = "cube"
     held_frames = ("cube",)
     cube_size = 0.05
-    tray_center_xy = (-0.25, 0.32)   # relative to the table centre (= world xy)
+    tray_center_xy = (-0.25, 0.32)   # world xy (= relative to the table centre); set from the bench profile
+    tray_yaw = 0.0
     tray_inner = 0.2
     tray_wall_h = 0.04
     tray_frames: tuple[str, ...] = ()
@@ -27,16 +30,20 @@ class PickPlaceEnv(PandaTaskEnv):
     default_max_episode_steps = 150
     max_cube_yaw = 0.2  # rad, start yaw jitter (top-down grasps without yaw control stay reliable)
 
+    def _configure_bench(self, bench: BenchProfile) -> None:
+        self.tray_center_xy, self.tray_yaw = tuple(bench.tray.tray_xy), bench.tray.tray_yaw
+
     def _build_task(self, C: ry.Config) -> None:
-        self.tray_frames = tuple(scene.add_tray(C, "tray", self.tray_center_xy, self.tray_inner, self.tray_wall_h))
+        self.tray_frames = tuple(scene.add_tray(C, "tray", self.tray_center_xy, self.tray_inner, self.tray_wall_h,
+                                                yaw=self.tray_yaw))
         xy = np.mean(self.object_region, axis=1)
-        scene.add_box(C, "cube", self.cube_size, np.array([xy[0], xy[1], scene.TABLE_TOP_Z + self.cube_size / 2]))
-        self._floor_z = scene.TABLE_TOP_Z + 0.01  # tray plate top
+        scene.add_box(C, "cube", self.cube_size, np.array([xy[0], xy[1], self.table_z + self.cube_size / 2]))
+        self._floor_z = self.table_z + 0.01  # tray plate top
 
     def _place_task(self, C: ry.Config, xy: np.ndarray, rng: np.random.Generator) -> None:
         yaw = rng.uniform(-self.max_cube_yaw, self.max_cube_yaw)
         f = C.getFrame("cube")
-        f.setPosition([float(xy[0]), float(xy[1]), scene.TABLE_TOP_Z + self.cube_size / 2 + 0.001])
+        f.setPosition([float(xy[0]), float(xy[1]), self.table_z + self.cube_size / 2 + 0.001])
         f.setQuaternion([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
 
     def _target_pos(self) -> np.ndarray:
@@ -47,6 +54,10 @@ class PickPlaceEnv(PandaTaskEnv):
         x, y, z = self._obj_frame().getPosition().tolist()
         tx, ty, tz = self._target_pos().tolist()
         half = self.tray_inner / 2 - self.cube_size / 2 + 0.01
-        inside = abs(x - tx) <= half and abs(y - ty) <= half
+        dx, dy = x - tx, y - ty
+        if self.tray_yaw != 0.0:  # into the tray's own axes
+            c, s = np.cos(self.tray_yaw), np.sin(self.tray_yaw)
+            dx, dy = c * dx + s * dy, -s * dx + c * dy
+        inside = abs(dx) <= half and abs(dy) <= half
         resting = z < tz + 0.015
         return bool(inside and resting and self._obj_speed < 0.05 and self.gripper_open_cmd)

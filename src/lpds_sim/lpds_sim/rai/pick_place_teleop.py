@@ -45,7 +45,7 @@ class PickPlaceOperator(ScriptedOperator):
         u = self.u
         ee = u.ee_target
         t = u._target_pos()
-        hi = scene.TABLE_TOP_Z + self.lift_clearance + u.cube_size
+        hi = u.table_z + self.lift_clearance + u.cube_size
         approach = np.array([[cube[0], cube[1], max(ee[2], hi)], cube + [0, 0, 0.06], cube])
         place = np.array([t[0], t[1], t[2]])
         carry = np.array([cube + [0, 0, 0.08], [cube[0], cube[1], hi], [place[0], place[1], hi], place + [0, 0, 0.04],
