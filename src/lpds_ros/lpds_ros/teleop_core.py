@@ -137,14 +137,15 @@ class TeleopController:
     """One tick: operator input + measured robot state -> the policy-layout action and its safe target."""
 
     def __init__(self, limits: SafetyLimits, mapping: ActionMapping, act_dim: int = 4,
-                 joy: JoyMapping = JoyMapping(), leader_scale: float = 1.0, max_input_age: float = 0.5):
+                 joy: JoyMapping = JoyMapping(), leader_scale: float = 1.0, operator_timeout: float = 0.5,
+                 max_state_age: float = 0.2):
         if act_dim not in (4, 5):
             raise ValueError(f"act_dim must be 4 (dx, dy, dz, gripper) or 5 (+ dyaw), got {act_dim}")
         self.safety = SafetyFilter(limits)
         self.mapping, self.act_dim = mapping, act_dim
         self.joy, self.leader = JoyInput(joy), LeaderInput(leader_scale)
-        self.watchdog = StaleWatchdog(max_input_age, ("robot_state",))
-        self.max_input_age = float(max_input_age)
+        self.watchdog = StaleWatchdog(max_state_age, ("robot_state",))  # older robot state: hold
+        self.operator_timeout = float(operator_timeout)  # no operator message for this long: stand still
         self._input_stamp: float | None = None
 
     def on_joy(self, stamp: float, axes: Sequence[float], buttons: Sequence[int]) -> list[str]:
@@ -174,7 +175,7 @@ class TeleopController:
                 return TeleopTick(None, None, [str(exc)])
             self.joy.closed = state.gripper_width < 0.04
         a = np.zeros(self.act_dim)
-        fresh = self._input_stamp is not None and abs(now - self._input_stamp) <= self.max_input_age
+        fresh = self._input_stamp is not None and abs(now - self._input_stamp) <= self.operator_timeout
         if fresh:  # a silent operator device means: stand still
             a[: self.act_dim - 1] = self.joy.motion(yaw=self.act_dim == 5)
             a[:3] = np.clip(a[:3] + self.leader.motion(self.mapping.action_scale), -1.0, 1.0)
