@@ -210,6 +210,7 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "obs_depth_topic": OBS_DEPTH,
         "action_topic": TELEOP_ACTION,
         "events_topic": TELEOP_EVENTS,
+        "target_pose_topic": TARGET_POSE,
         "base_offset": [0.0, 0.0, 0.0],
         "proprio_layout": ["ee_x", "ee_y", "ee_z", "qw", "qx", "qy", "qz", "gripper_width"],
         "action_scale": 0.03,

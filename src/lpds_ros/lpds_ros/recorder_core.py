@@ -13,8 +13,9 @@ always sampled at the same tick):
 
 The grid starts at the first tick where every required stream has a sample and stops before the first tick where
 one of them is older than `max_gap` (a stream that stopped) or at the last pose: the episode is cut there, and the
-reason is kept. Streams: "ee_pose" (position (3,), quaternion xyzw (4,)), "gripper" (width m), "joints",
-"task_state" (the sim's state vector), "rgb" (3,H,W uint8), "depth" (1,H,W float32 m), "action".
+reason is kept. An optional stream whose first sample comes after the first tick is back-filled with that sample.
+Streams: "ee_pose" (position (3,), quaternion xyzw (4,)), "gripper" (width m), "joints",
+"task_state" (the sim's state vector), "target" (commanded position), "rgb" (3,H,W uint8), "depth" (1,H,W float32 m), "action".
 The files are written with lpds_core.demos_io (numpy + h5py): no torch and no simulator on the robot PC.
 """
 from __future__ import annotations
@@ -156,8 +157,9 @@ class EpisodeBuffer:
         if len(steps) == 0:
             raise DataError(f"the episode is shorter than one control tick of {period:.3f} s with every stream "
                             f"present{': ' + cut if cut else ''}")
-        obs = {n: np.stack([data[n][1][j] for j in idx[n][steps]]) for n in data
-               if n not in ("action", "ee_pose") and n in idx and np.all(idx[n][steps] >= 0)}
+        # optional streams (joints, target, ...) that start a little after the grid: their first sample back-fills
+        obs = {n: np.stack([data[n][1][j] for j in np.maximum(idx[n][steps], 0)]) for n in data
+               if n not in ("action", "ee_pose")}
         pose = [data["ee_pose"][1][j] for j in idx["ee_pose"][steps]]
         obs["ee_pos"] = np.array([p[0] for p in pose], np.float32)
         obs["ee_quat"] = np.array([p[1] for p in pose], np.float32)
@@ -183,13 +185,16 @@ def to_episode(res: Resampled, layout: RecordLayout,
                proprio: Callable[[np.ndarray, np.ndarray, float], np.ndarray] | None = None,
                attrs: dict[str, Any] | None = None) -> Episode:
     """A resampled episode in the file layout `lpds train-base` reads (obs/state, or obs/rgb + depth + proprio),
-    plus the raw robot streams (ee_pos, ee_quat (xyzw), gripper_width, joint_positions) for inspection."""
+    plus the raw robot streams (ee_pos, ee_quat (xyzw), gripper_width, joint_positions, the commanded target_pos)
+    for review."""
     T = len(res.actions)
     o = res.obs
     obs: dict[str, np.ndarray] = {"ee_pos": o["ee_pos"], "ee_quat": o["ee_quat"],
                                   "gripper_width": np.asarray(o["gripper"], np.float32).reshape(T, 1)}
     if "joints" in o:
         obs["joint_positions"] = np.asarray(o["joints"], np.float32)
+    if "target" in o:
+        obs["target_pos"] = np.asarray(o["target"], np.float32)
     if "task_state" in o:
         obs["state"] = np.asarray(o["task_state"], np.float32)
     if layout.obs == "image":

@@ -2,7 +2,8 @@
 
 in   current_pose (PoseStamped), gripper joint_states, joint_states, task_state (sim; state mode), perception's
      obs/rgb + obs/depth (image mode: the policy's own preprocessed images), teleop action (JointState),
-     teleop events (String start|save|discard: the Joy buttons), sim/episode_info (sim: success is kept per demo)
+     teleop events (String start|save|discard: the Joy buttons), the commanded target_pose (kept as obs/target_pos
+     for review), sim/episode_info (sim: success is kept per demo)
 services  ~/start, ~/save, ~/discard (std_srvs/Trigger); parameter keyboard: s=start, w=save, d=discard, q=quit
 Resampling and the file are lpds_ros.recorder_core (zero-order hold by stamp onto the control grid). The output
 file is never overwritten: new episodes are appended to a file this recorder wrote with the same layout, any other
@@ -28,7 +29,7 @@ from .image_codec import depth_metres_from_image, rgb_from_image
 from .policy_core import RobotState
 from .policy_node import proprio_from_state
 from .recorder_core import EpisodeBuffer, check_out_file, layout_for, save_episode, to_episode
-from .ros_common import declare_graph_parameters, run_node, sensor_qos, stamp_to_sec
+from .ros_common import command_qos, declare_graph_parameters, run_node, sensor_qos, stamp_to_sec
 
 KEYS = {"s": "start", "w": "save", "d": "discard", "q": "quit"}
 
@@ -60,6 +61,7 @@ class RecorderNode(Node):
         self.create_subscription(JointState, p["task_state_topic"], self._on_task_state, sq)
         self.create_subscription(JointState, p["episode_info_topic"], self._on_info, 10)
         self.create_subscription(JointState, p["action_topic"], self._on_action, 50)
+        self.create_subscription(PoseStamped, p["target_pose_topic"], self._on_target, command_qos())
         self.create_subscription(String, p["events_topic"], lambda m: self.command(m.data), 10)
         if p["obs_mode"] == "image":
             self.create_subscription(Image, p["obs_rgb_topic"], self._on_rgb, sq)
@@ -82,6 +84,10 @@ class RecorderNode(Node):
         p, q = msg.pose.position, msg.pose.orientation
         self._add("ee_pose", stamp_to_sec(msg.header.stamp),
                   (np.array([p.x, p.y, p.z]) + self.base_offset, np.array([q.x, q.y, q.z, q.w])))
+
+    def _on_target(self, msg: PoseStamped) -> None:
+        p = msg.pose.position
+        self._add("target", stamp_to_sec(msg.header.stamp), np.array([p.x, p.y, p.z]) + self.base_offset)
 
     def _on_gripper(self, msg: JointState) -> None:
         if len(msg.position):
