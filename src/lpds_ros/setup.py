@@ -16,6 +16,8 @@ NODES = {
     "sim_robot_node": "sim_robot_node",
     "trainer_node": "trainer_node",
     "grid_evaluator_node": "grid_evaluator_node",
+    "teleop_node": "teleop_node",
+    "recorder_node": "recorder_node",
 }
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,6 +51,6 @@ setup(
     entry_points={
         "console_scripts": [f"{exe} = {PACKAGE}.{mod}:main" for exe, mod in NODES.items()],
         # `lpds ros-sim`: a subcommand of the `lpds` CLI (lpds_sim) that lives here, found by this entry point
-        "lpds.commands": ["ros-sim = lpds_ros.cli_ros_sim"],
+        "lpds.commands": ["ros-sim = lpds_ros.cli_ros_sim", "record = lpds_ros.cli_record"],
     },
 )
