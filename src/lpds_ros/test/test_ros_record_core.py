@@ -171,3 +171,53 @@ def test_recorded_file_is_what_train_base_reads_and_appends_refuse_other_layouts
     with pytest.raises(RunError, match="not written by `lpds record`"):
         save_episode(other, ep, LAYOUT)
     assert len(load_demos(other)) == 1
+
+
+def test_image_recording_has_the_policy_nodes_proprio_and_train_base_image_keys():
+    from lpds_ros.policy_node import proprio_from_state
+
+    layout = layout_for("pick_place", "image", 10.0, 0.03)
+    buf = _buffer()
+    for t in np.arange(5.0, 7.0, 1 / 30):  # the camera at 30 Hz
+        buf.add("rgb", t, np.full((3, 84, 84), int(t * 10) % 255, np.uint8))
+        buf.add("depth", t, np.full((1, 84, 84), t, np.float32))
+    res = buf.resample(layout, 0.3)
+    layout_names = ["ee_x", "ee_y", "ee_z", "qw", "qx", "qy", "qz", "gripper_width"]
+
+    def proprio(p, q, w):
+        return proprio_from_state(RobotState(0.0, p, q, w), layout_names)
+
+    ep = to_episode(res, layout, proprio)
+    T = len(ep)
+    assert ep.obs["rgb"].shape == (T, 3, 84, 84) and ep.obs["rgb"].dtype == np.uint8
+    assert ep.obs["depth"].shape == (T, 1, 84, 84) and ep.obs["depth"].dtype == np.float32
+    assert np.all(ep.obs["depth"][:, 0, 0, 0] <= res.grid + 1e-6)  # the frame at or before each tick
+    assert ep.obs["proprio"].shape == (T, 8)
+    assert np.allclose(ep.obs["proprio"][:, 3:7], [0, 1, 0, 0])  # x y z w (1, 0, 0, 0) -> w x y z (0, 1, 0, 0)
+    assert layout.env_args()["obs_keys"] == ["depth", "proprio", "rgb"]
+
+
+def test_the_recorder_names_match_lpds_sim_and_lpds_core():
+    """The recorder cannot import lpds_sim or torch on the robot PC, so it names the env ids and image keys itself."""
+    pytest.importorskip("torch")
+    from lpds_core.encoders import IMAGE_KEYS
+    from lpds_sim import ENV_IDS
+
+    from lpds_ros.recorder_core import IMAGE_KEYS as REC_KEYS, TASK_ENV_IDS
+
+    assert tuple(REC_KEYS) == tuple(IMAGE_KEYS)
+    assert all(ENV_IDS[k] == v for k, v in TASK_ENV_IDS.items())
+
+
+def test_a_sample_stamped_exactly_on_a_tick_is_used_at_that_tick():
+    layout = layout_for("pick_place", "state", 8.0, 0.03)  # period 0.125 s: ticks at exact binary fractions
+    buf = EpisodeBuffer()
+    for k in range(12):
+        buf.add("ee_pose", 0.125 * k, (np.zeros(3), np.array(Q)))
+        buf.add("gripper", 0.125 * k, 0.08)
+        buf.add("action", 0.125 * k + 0.01, np.array([0, 0, 0, 1.0]))
+        buf.add("task_state", 0.125 * k + 0.0625, np.array([k], np.float32))  # exactly on tick k
+        buf.add("task_state", 0.125 * k + 0.03, np.array([-1], np.float32))  # earlier in the same period
+    res = buf.resample(layout, 0.3)
+    assert res.grid[1] == 0.1875
+    assert list(res.obs["task_state"][:, 0]) == list(range(len(res.grid)))
