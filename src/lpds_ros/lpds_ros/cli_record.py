@@ -62,6 +62,25 @@ def node_parameters(cfg: RecordConfig) -> tuple[dict, dict]:
     return teleop, recorder
 
 
+DERIVED = {"max_step", "max_lead"}  # teleop limits derived from --rate unless the --ros-params YAML sets them
+
+
+def yaml_keys(path: str) -> set[str]:
+    """Every parameter name a ROS parameters YAML sets (any node section)."""
+    if not path:
+        return set()
+    import yaml
+
+    from lpds_core.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return {k for sec in data.values() for k in (sec.get("ros__parameters") or {})}
+    except (yaml.YAMLError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"--ros-params {path} is not a ROS parameters YAML (node: {{ros__parameters: ...}}): "
+                          f"{' '.join(str(exc).split())[:120]}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     from lpds_core.errors import ConfigError
 
@@ -70,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no output file: pass --out FILE.hdf5")
     if cfg.ros_params and not Path(cfg.ros_params).is_file():
         raise ConfigError(f"--ros-params {cfg.ros_params} does not exist; pass a ROS parameters YAML")
+    yaml_keys(cfg.ros_params)  # a broken YAML is one line here, not an rclpy traceback
     from lpds_ros.recorder_core import check_out_file, layout_for
 
     n = check_out_file(cfg.out, layout_for(cfg.task, cfg.obs, cfg.rate, 0.3 / cfg.rate))  # refuse before ROS starts
@@ -86,6 +106,8 @@ def spin(cfg: RecordConfig) -> int:
     from lpds_ros.teleop_node import TeleopNode
 
     teleop_p, rec_p = node_parameters(cfg)
+    for key in yaml_keys(cfg.ros_params) & DERIVED:  # the bench's own limits (e.g. policy_fr3.yaml) win
+        teleop_p.pop(key, None)
     rclpy.init(args=["lpds", "--ros-args", "--params-file", cfg.ros_params] if cfg.ros_params else None)
     nodes = []
     try:

@@ -44,7 +44,9 @@ def test_record_refuses_in_one_line_what_it_must_not_write(tmp_path, lpds):
     foreign = tmp_path / "scripted.hdf5"
     _scripted_file(foreign)
     before = foreign.read_bytes()
+    (tmp_path / "bad.yaml").write_text("- [unclosed\n")
     cases = [
+        (["--out", "d.hdf5", "--ros-params", "bad.yaml"], "is not a ROS parameters YAML"),
         (["--out", str(foreign)], "was not written by `lpds record`"),
         (["--out", str(tmp_path)], "is a folder"),
         (["--out", "d.hdf5", "--rate", "0"], "rate"),
