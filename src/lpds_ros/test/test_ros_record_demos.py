@@ -18,7 +18,9 @@ from ros_test_utils import call_trigger, wait_for
 pytest.importorskip("robotic")
 pytestmark = pytest.mark.ros
 REPO = Path(__file__).resolve().parents[3]
-RATE, SPEEDUP = 10.0, 3.0  # the env's control rate; the sim, teleop and recorder run 3x faster than real time
+RATE, SPEEDUP = 10.0, 2.0  # the env's control rate; the sim, teleop and recorder run 2x faster than real time
+# the sim steps on the wall clock: on a loaded machine its pose stream can pause; the cut is tested in the unit tests
+MAX_GAP = 0.6
 
 
 class JoyOperator:
@@ -114,7 +116,8 @@ def test_record_demos_through_ros_train_base_and_evaluate(ros, tmp_path):
         joy_topic="test/joy", tick_source="obs", control_rate=wall, action_scale=0.3 / RATE, max_step=0.06,
         max_lead=0.06, max_input_age=0.5)))
     rec = add(RecorderNode(context=ctx, parameter_overrides=_params(
-        task="pick_place", obs_mode="state", out=str(out), control_rate=RATE, speedup=SPEEDUP, max_episodes=2)))
+        task="pick_place", obs_mode="state", out=str(out), control_rate=RATE, speedup=SPEEDUP, max_episodes=2,
+        max_gap=MAX_GAP)))
 
     op = JoyOperator()
     client = add(Node("operator", context=ctx))
@@ -181,14 +184,14 @@ def test_record_demos_through_ros_train_base_and_evaluate(ros, tmp_path):
     assert demos.meta["env_args"]["env_kwargs"] == {"obs_mode": "state", "control_hz": RATE}
     for ep in demos:
         T = len(ep)
-        assert 30 < T < 150, T
+        assert 30 < T < 150, (T, ep.attrs)
         assert ep.obs["state"].shape == (T, len(state)) and ep.actions.shape == (T, 4) and ep.attrs["sim_success"] == 1.0
         assert np.all(np.abs(ep.actions) <= 1.0) and set(np.unique(ep.actions[:, -1])) == {-1.0, 1.0}
         # the recorded actions replay the commands: their position deltas add up to where the target went (to
         # within one step: a teleop reply later than half a tick lands in the next tick's window)
         moved = ep.obs["target_pos"][-1] - ep.obs["target_pos"][0]
         assert np.allclose(ep.actions[1:, :3].sum(0) * 0.03, moved, atol=0.031), (ep.actions[1:, :3].sum(0), moved)
-        assert ep.attrs["held_ticks"] <= T // 5, ep.attrs["held_ticks"]
+        assert ep.attrs["held_ticks"] <= T // 3, ep.attrs["held_ticks"]  # a busy machine delays some sim ticks
 
     base = tmp_path / "base"
     _lpds("train-base", "--task", "pick_place", "--data", str(out), "--obs", "state", "--out", str(base),
