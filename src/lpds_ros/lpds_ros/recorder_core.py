@@ -15,7 +15,8 @@ The grid starts at the first tick where every required stream has a sample and s
 one of them is older than `max_gap` (a stream that stopped) or at the last pose: the episode is cut there, and the
 reason is kept. An optional stream whose first sample comes after the first tick is back-filled with that sample.
 Streams: "ee_pose" (position (3,), quaternion xyzw (4,)), "gripper" (width m), "joints",
-"task_state" (the sim's state vector), "target" (commanded position), "rgb" (3,H,W uint8), "depth" (1,H,W float32 m), "action".
+"task_state" (the sim's state vector), "target" (commanded position), "rgb" (3,H,W uint8), "depth" (1,H,W
+float32 m), "action".
 The files are written with lpds_core.demos_io (numpy + h5py): no torch and no simulator on the robot PC.
 """
 from __future__ import annotations

@@ -109,7 +109,8 @@ class RecorderNode(Node):
 
     def _on_rgb(self, msg: Image) -> None:
         try:
-            self._add("rgb", stamp_to_sec(msg.header.stamp), np.ascontiguousarray(rgb_from_image(msg).transpose(2, 0, 1)))
+            rgb = np.ascontiguousarray(rgb_from_image(msg).transpose(2, 0, 1))
+            self._add("rgb", stamp_to_sec(msg.header.stamp), rgb)
         except ValueError as exc:
             self.get_logger().warning(f"bad rgb image dropped: {exc}", throttle_duration_sec=2.0)
 

@@ -199,7 +199,8 @@ def test_record_demos_through_ros_train_base_and_evaluate(ros, tmp_path):
     for ep in demos:
         T = len(ep)
         assert 30 < T < 150, (T, ep.attrs)
-        assert ep.obs["state"].shape == (T, len(state)) and ep.actions.shape == (T, 4) and ep.attrs["sim_success"] == 1.0
+        assert ep.obs["state"].shape == (T, len(state)) and ep.actions.shape == (T, 4)
+        assert ep.attrs["sim_success"] == 1.0
         assert np.all(np.abs(ep.actions) <= 1.0) and set(np.unique(ep.actions[:, -1])) == {-1.0, 1.0}
         # the recorded actions replay the commands: their position deltas add up to where the target went (to
         # within one step: a teleop reply later than half a tick lands in the next tick's window)
