@@ -159,8 +159,16 @@ class EpisodeBuffer:
             raise DataError(f"the episode is shorter than one control tick of {period:.3f} s with every stream "
                             f"present{': ' + cut if cut else ''}")
         # optional streams (joints, target, ...) that start a little after the grid: their first sample back-fills
-        obs = {n: np.stack([data[n][1][j] for j in np.maximum(idx[n][steps], 0)]) for n in data
-               if n not in ("action", "ee_pose")}
+        obs = {}
+        for n in data:
+            if n in ("action", "ee_pose"):
+                continue
+            try:
+                obs[n] = np.stack([np.asarray(data[n][1][j]) for j in np.maximum(idx[n][steps], 0)])
+            except ValueError as exc:  # messages of changing size
+                if n in layout.required():
+                    raise DataError(f"the {n} messages of the episode change shape ({exc}); fix the publisher "
+                                    f"(e.g. one camera resolution) and record again") from exc
         pose = [data["ee_pose"][1][j] for j in idx["ee_pose"][steps]]
         obs["ee_pos"] = np.array([p[0] for p in pose], np.float32)
         obs["ee_quat"] = np.array([p[1] for p in pose], np.float32)

@@ -154,6 +154,9 @@ class RecorderNode(Node):
                 self.saved = save_episode(self.p["out"], ep, self.layout)
             except UserError as exc:
                 return False, f"not saved (still recording; discard with d): {exc}"
+            except Exception as exc:  # noqa: BLE001 - a bug must not take the recorder (and its episodes) down
+                return False, (f"not saved (still recording; discard with d): {type(exc).__name__}: {exc} "
+                               f"(a bug in the recorder; please report it)")
             self.buffer = None
             self.episodes_this_session += 1
             cut = f"; cut early: {res.cut}" if res.cut else ""

@@ -73,6 +73,13 @@ def test_a_stream_that_stops_cuts_the_episode_where_its_sample_gets_too_old():
         b = _buffer()
         del b.streams["task_state"]
         b.resample(LAYOUT, 0.3)
+    b = _buffer()
+    b.add("joints", 5.0, np.zeros(9, np.float32))
+    b.add("joints", 5.5, np.zeros(7, np.float32))  # an optional stream of changing size is left out
+    assert "joints" not in b.resample(LAYOUT, 0.3).obs
+    b.add("task_state", 5.55, np.zeros(3, np.float32))  # a required one is one clear error
+    with pytest.raises(DataError, match="task_state messages of the episode change shape"):
+        b.resample(LAYOUT, 0.3)
 
 
 def test_actions_are_summed_over_each_pose_interval_and_the_gripper_is_held():
