@@ -168,6 +168,10 @@ class TeleopController:
         if reasons:
             self.safety.reset()  # re-anchor on the measured pose when the state comes back
             return TeleopTick(None, None, reasons)
+        lim = self.safety.limits
+        last = self.safety.last
+        if last is not None and np.linalg.norm(state.position - last.position) > max(lim.max_lead, lim.max_step):
+            self.restart()  # the robot was moved (reset, homing): never pull it back towards the old target
         if not self.safety.anchored:
             try:
                 self.safety.anchor(state.position, state.quaternion, 1.0 if state.gripper_width < 0.04 else 0.0)

@@ -140,6 +140,12 @@ def test_joy_axes_become_policy_actions_through_the_safety_filter():
     c.on_joy(0.0, [1.0, 0, 0, 0, 0, 0], [])
     r = c.tick(0.01, _state(0.0, [0.44, 0.3, 0.9]))
     assert r.command.position[0] == pytest.approx(0.45) and r.action[0] == pytest.approx(0.01 / 0.03)
+    # the robot was moved away (homing between episodes): start from where it is, never pull it back
+    c2 = _controller()
+    c2.on_joy(0.0, [0, 0, 0, 0, 0, 0], [])
+    c2.tick(0.01, _state(0.0, [0.2, 0.3, 0.9]))
+    r2 = c2.tick(0.02, _state(0.01, [0.0, 0.3, 1.0]))
+    assert np.allclose(r2.command.position, [0.0, 0.3, 1.0]) and np.allclose(r2.action[:3], 0)
     # a silent device: stand still (never keep moving on the last axes)
     r = c.tick(2.0, _state(1.99, [0.45, 0.3, 0.9]))
     assert np.allclose(r.action[:3], 0) and "no operator input" in r.reasons[-1]
