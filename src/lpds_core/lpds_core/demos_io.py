@@ -99,13 +99,12 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with h5py.File(path, "r") as f:
             if "data" not in f:
-                raise DataError(f"{path} has no 'data' group: not a robomimic-style demo file; choose another file")
+                raise DataError(f"{path} has no 'data' group: not a robomimic-style demo file")
             meta = {k: _decode(v) for k, v in f["data"].attrs.items()}
             meta["n_episodes"] = len(_demo_names(f["data"]))
             return meta
     except OSError as exc:
-        raise DataError(f"{path} is not a readable HDF5 file ({' '.join(str(exc).split())}); choose another "
-                        f"file") from exc
+        raise DataError(f"{path} is not a readable HDF5 file: {' '.join(str(exc).split())}") from exc
 
 
 def append_demos(path: str | os.PathLike, episodes: list[Episode], attrs: dict[str, Any] | None = None) -> Path:

@@ -68,7 +68,11 @@ def check_out_file(path: str | Path, layout: RecordLayout) -> int:
         raise RunError(f"--out {path} is a folder; pass a file name such as {path / 'demos.hdf5'}")
     if not path.exists():
         return 0
-    meta = read_meta(path)
+    try:
+        meta = read_meta(path)
+    except DataError as exc:
+        raise RunError(f"--out {path} exists and is not a demo file ({exc}); it is never overwritten: choose "
+                       f"another --out") from exc
     env_args = meta.get("env_args") or {}
     if env_args.get("recorded_with") != WRITER:
         raise RunError(f"--out {path} exists and was not written by `lpds record`; it is never overwritten: "

@@ -49,6 +49,7 @@ def test_record_refuses_in_one_line_what_it_must_not_write(tmp_path, lpds):
         (["--out", "d.hdf5", "--ros-params", "bad.yaml"], "is not a ROS parameters YAML"),
         (["--out", str(foreign)], "was not written by `lpds record`"),
         (["--out", str(tmp_path)], "is a folder"),
+        (["--out", "bad.yaml"], "exists and is not a demo file"),
         (["--out", "d.hdf5", "--rate", "0"], "rate"),
         (["--out", "d.hdf5", "--task", "stack"], "task"),
         (["--out", "d.hdf5", "--ros-params", "nope.yaml"], "does not exist"),
