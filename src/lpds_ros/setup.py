@@ -17,6 +17,8 @@ NODES = {
     "trainer_node": "trainer_node",
     "grid_evaluator_node": "grid_evaluator_node",
     "episode_recorder_node": "episode_recorder_node",
+    "teleop_node": "teleop_node",
+    "recorder_node": "recorder_node",
 }
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,6 +52,7 @@ setup(
     entry_points={
         "console_scripts": [f"{exe} = {PACKAGE}.{mod}:main" for exe, mod in NODES.items()],
         # `lpds ros-sim`: a subcommand of the `lpds` CLI (lpds_sim) that lives here, found by this entry point
-        "lpds.commands": ["ros-sim = lpds_ros.cli_ros_sim", "replay = lpds_ros.cli_replay"],
+        "lpds.commands": ["ros-sim = lpds_ros.cli_ros_sim", "replay = lpds_ros.cli_replay",
+                          "record = lpds_ros.cli_record"],
     },
 )

@@ -34,6 +34,8 @@ ROBOT_STATE = "franka_robot_state_broadcaster/robot_state"
 ERROR_RECOVERY = "/action_server/error_recovery"
 SIM_GRIPPER_COMMAND = "franka_gripper/command"
 TRAIN_PROGRESS = "lpds/train/progress"
+TELEOP_ACTION = "lpds/teleop/action"  # JointState: the executed action by name (dx, dy, dz[, dyaw], gripper)
+TELEOP_EVENTS = "lpds/teleop/events"  # String: start | save | discard (Joy buttons)
 
 # lpds_sim PandaTaskEnv defaults: the action semantics the policies are trained with
 SIM_MAX_LIN_SPEED = 0.3  # m/s at |a| = 1
@@ -188,6 +190,67 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "policy_name": "policy",
         "task": "pick_place",
         "obs_mode": "state",
+    },
+    "teleop_node": {
+        "input": "joy",  # joy (sensor_msgs/Joy, e.g. spacenav_node) | leader (PoseStamped of a leader arm) | both
+        "joy_topic": "spacenav/joy",
+        "leader_topic": "leader/pose",
+        "current_pose_topic": CURRENT_POSE,
+        "gripper_state_topic": GRIPPER_STATES,
+        "target_pose_topic": TARGET_POSE,  # the policy node's outputs: run one of the two, never both
+        "gripper_command_topic": GRIPPER_COMMAND,
+        "action_topic": TELEOP_ACTION,
+        "events_topic": TELEOP_EVENTS,
+        "base_frame": "world",
+        "base_offset": [0.0, 0.0, 0.0],  # as the policy node's
+        "control_rate": 10.0,  # wall-clock ticks per second (sim: rate * speedup)
+        "tick_source": "timer",  # timer | obs (one tick per robot pose message: the lockstep sim)
+        "act_dim": 4,  # 4: (dx, dy, dz, gripper) pick_place | 5: (+ dyaw) mug_hang
+        "action_scale": 0.03,  # metres per unit of position action = the policy node's
+        "yaw_scale": 0.1,
+        "gripper_open_value": 1.0,
+        "gripper_closed_value": -1.0,
+        "box_min": [-0.45, -0.05, 0.64],
+        "box_max": [0.45, 0.6, 1.25],
+        "max_step": 0.06,
+        "max_lead": 0.06,
+        "max_input_age": 0.2,  # robot state older than this: hold
+        "operator_timeout": 0.5,  # no Joy/leader message for this long: stand still
+        "joy_axes": [0, 1, 2],
+        "joy_signs": [1.0, 1.0, 1.0],
+        "joy_yaw_axis": 5,
+        "joy_deadband": 0.1,
+        "joy_scale": 1.0,  # action units at full deflection (1: the env's max speed)
+        "gripper_button": 0,
+        "save_button": 1,
+        "start_button": 2,
+        "discard_button": 3,
+        "leader_scale": 1.0,
+    },
+    "recorder_node": {
+        "task": "pick_place",
+        "obs_mode": "state",  # state (needs task_state: the sim's) | image (perception's obs/rgb + obs/depth)
+        "out": "demos.hdf5",
+        "control_rate": 10.0,  # the policy's control rate: the file's control_hz
+        "speedup": 1.0,  # sim only: the grid runs at control_rate * speedup in wall-clock time
+        "max_gap": 0.0,  # seconds a required stream may be silent before the episode is cut (0: 3 periods)
+        "max_episode_seconds": 600.0,
+        "max_episodes": 0,  # > 0: exit after saving this many
+        "current_pose_topic": CURRENT_POSE,
+        "gripper_state_topic": GRIPPER_STATES,
+        "joint_states_topic": JOINT_STATES,
+        "task_state_topic": TASK_STATE,
+        "episode_info_topic": EPISODE_INFO,
+        "obs_rgb_topic": OBS_RGB,
+        "obs_depth_topic": OBS_DEPTH,
+        "action_topic": TELEOP_ACTION,
+        "events_topic": TELEOP_EVENTS,
+        "target_pose_topic": TARGET_POSE,
+        "base_offset": [0.0, 0.0, 0.0],
+        "proprio_layout": ["ee_x", "ee_y", "ee_z", "qw", "qx", "qy", "qz", "gripper_width"],
+        "action_scale": 0.03,
+        "gripper_open_value": 1.0,
+        "keyboard": False,  # read s/w/d/q from stdin (lpds record)
     },
     "trainer_node": {
         "trainer": "lpds_ros.train_hooks:pipeline_train_steer",  # package.module:function (train_hooks contract)

@@ -39,6 +39,15 @@ class ActionMapping:
         return float(np.clip((a - self.gripper_open_value) / (self.gripper_closed_value - self.gripper_open_value),
                              0.0, 1.0))
 
+    def raw_target(self, position: np.ndarray, quaternion: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One action applied to a target pose (before the safety filter): the position delta a[:3] * action_scale,
+        and for 5-D actions a yaw of a[3] * yaw_scale about the world z axis. Shared by the policy and teleop."""
+        target = np.asarray(position, float) + a[:3] * self.action_scale
+        quat = np.asarray(quaternion, float)
+        if a.shape[0] == 5:
+            quat = rotate_z(quat, float(a[3]) * self.yaw_scale)
+        return target, quat
+
 
 @dataclass
 class TickResult:
@@ -256,10 +265,7 @@ class PolicyController:
         if self.mapping.action_clip > 0:
             a = np.clip(a, -self.mapping.action_clip, self.mapping.action_clip)  # NaN stays NaN: the filter rejects
         last = self.safety.last
-        target = last.position + a[:3] * self.mapping.action_scale
-        quat = last.quaternion
-        if a.shape[0] == 5:  # yaw about the world z axis
-            quat = rotate_z(quat, float(a[3]) * self.mapping.yaw_scale)
+        target, quat = self.mapping.raw_target(last.position, last.quaternion, a)
         gripper = self.mapping.gripper_command(a[-1])
         safe = self.safety.filter(target, quat, gripper, measured=state.position)
         raw = (np.asarray(target, float), np.asarray(quat, float), gripper)

@@ -13,7 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 ROBOT_MODULES = ("lpds_ros.policy_node", "lpds_ros.perception_node", "lpds_ros.franka_adapter_node",
                  "lpds_ros.grid_evaluator_node", "lpds_ros.runner", "lpds_ros.safety", "lpds_ros.policy_core",
-                 "lpds_ros.graph", "lpds_ros.process_graph", "lpds_ros.episode_recorder_node", "lpds_ros.episode_bag")
+                 "lpds_ros.graph", "lpds_ros.process_graph", "lpds_ros.episode_recorder_node", "lpds_ros.episode_bag",
+                 "lpds_ros.teleop_node", "lpds_ros.recorder_node", "lpds_ros.cli_record")
 
 CHILD = r'''
 import importlib, importlib.abc, sys
