@@ -91,9 +91,11 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "sync_slop": 0.02,
         "max_input_age": 0.2,
         # workspace box in the policy's frame (defaults: lpds_sim PandaTaskEnv ee_low/ee_high, world frame)
-        # position of the robot base in the policy's (sim world) frame: measured poses are shifted by +offset,
-        # published targets by -offset (rotation assumed identity). 0 in sim; on the robot: the sim's base position
+        # pose of the robot base in the policy's (sim world) frame (lpds_ros.base_frame): measured poses are mapped
+        # world = Rz(base_yaw) base + base_offset, published targets back. 0 in sim (the sim robot publishes in the
+        # world frame); on the FR3: config/ros/policy_fr3.yaml (today's scene: [0, -0.2, 0.65], +pi/2)
         "base_offset": [0.0, 0.0, 0.0],
+        "base_yaw": 0.0,  # rad about z
         "box_min": [-0.45, -0.05, 0.64],
         "box_max": [0.45, 0.6, 1.25],
         "max_step": 0.06,  # metres per tick (env: one action moves the target <= 0.052 m at 10 Hz)
@@ -202,7 +204,8 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "action_topic": TELEOP_ACTION,
         "events_topic": TELEOP_EVENTS,
         "base_frame": "world",
-        "base_offset": [0.0, 0.0, 0.0],  # as the policy node's
+        "base_offset": [0.0, 0.0, 0.0],  # as the policy node's (the leader pose is read in this base frame too)
+        "base_yaw": 0.0,
         "control_rate": 10.0,  # wall-clock ticks per second (sim: rate * speedup)
         "tick_source": "timer",  # timer | obs (one tick per robot pose message: the lockstep sim)
         "act_dim": 4,  # 4: (dx, dy, dz, gripper) pick_place | 5: (+ dyaw) mug_hang
@@ -246,7 +249,8 @@ NODE_PARAMETERS: dict[str, dict[str, Any]] = {
         "action_topic": TELEOP_ACTION,
         "events_topic": TELEOP_EVENTS,
         "target_pose_topic": TARGET_POSE,
-        "base_offset": [0.0, 0.0, 0.0],
+        "base_offset": [0.0, 0.0, 0.0],  # as the policy node's: demos are stored in the world frame
+        "base_yaw": 0.0,
         "proprio_layout": ["ee_x", "ee_y", "ee_z", "qw", "qx", "qy", "qz", "gripper_width"],
         "action_scale": 0.03,
         "gripper_open_value": 1.0,

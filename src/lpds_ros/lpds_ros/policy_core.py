@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .base_frame import rotate_z  # noqa: F401 - also imported from here
 from .chunk_scheduler import ChunkScheduler
 from .runner import PolicyRunner
 from .safety import SafeTarget, SafetyFilter, SafetyLimits
@@ -58,13 +59,6 @@ class TickResult:
     # and the step's target (position, quaternion, gripper 0..1) integrated from the raw action
     chunk: np.ndarray | None = None
     raw_target: tuple[np.ndarray, np.ndarray, float] | None = None
-
-
-def rotate_z(q_xyzw: np.ndarray, angle: float) -> np.ndarray:
-    """World-frame rotation about z applied to an (x, y, z, w) quaternion."""
-    x, y, z, w = q_xyzw
-    c, s = np.cos(angle / 2), np.sin(angle / 2)  # r = (0, 0, s, c); r * q
-    return np.array([c * x - s * y, c * y + s * x, c * z + s * w, c * w - s * z])
 
 
 STOPPED = "stopped: call ~/start to stream"

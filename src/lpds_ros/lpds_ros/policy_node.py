@@ -30,6 +30,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from .base_frame import BaseFrame
 from .hold_reasons import HoldReasons
 from .image_codec import depth_metres_from_image, rgb_from_image
 from .policy_core import STOPPED, ActionMapping, PolicyController, RobotState
@@ -82,9 +83,7 @@ class PolicyNode(Node):
         self.pairs: ApproxTimePairBuffer = ApproxTimePairBuffer(float(p["sync_slop"]), 30)
         self.images: ApproxTimePairBuffer = ApproxTimePairBuffer(1e-6, 4)  # rgb + depth of one frame, any order
         self._gripper_width: float | None = None
-        self.base_offset = np.asarray(p["base_offset"], dtype=float)
-        if self.base_offset.shape != (3,) or not np.all(np.isfinite(self.base_offset)):
-            raise ValueError(f"base_offset must be [x, y, z], got {p['base_offset']}")
+        self.base = BaseFrame.from_parameters(p)  # robot base (current_pose, targets) <-> policy world frame
         self._last_used_obs = -np.inf
         self._last_image = -np.inf
         self.reasons = HoldReasons(0.5)
@@ -263,8 +262,8 @@ class PolicyNode(Node):
         if self._gripper_width is None:
             self._gripper_width = 0.08  # no gripper state yet: assume open (only affects the initial anchor)
         pos, q = msg.pose.position, msg.pose.orientation
-        st = RobotState(stamp_to_sec(msg.header.stamp), np.array([pos.x, pos.y, pos.z]) + self.base_offset,
-                        np.array([q.x, q.y, q.z, q.w]), float(self._gripper_width))
+        st = RobotState(stamp_to_sec(msg.header.stamp),
+                        *self.base.to_world([pos.x, pos.y, pos.z], [q.x, q.y, q.z, q.w]), float(self._gripper_width))
         now = now_sec(self)
         if self._from_future("robot state", st.stamp, now):
             return
@@ -344,9 +343,10 @@ class PolicyNode(Node):
         msg = PoseStamped()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.p["base_frame"]
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, cmd.position - self.base_offset)
+        pos, quat = self.base.to_base(cmd.position, cmd.quaternion)
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pos)
         (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
-         msg.pose.orientation.w) = map(float, cmd.quaternion)
+         msg.pose.orientation.w) = map(float, quat)
         self.pub_target.publish(msg)
         self.pub_gripper.publish(Float64(data=float(cmd.gripper)))
         t1 = time.perf_counter()
@@ -380,7 +380,8 @@ class PolicyNode(Node):
             msg = PoseStamped()
             msg.header.stamp = self.get_clock().now().to_msg()
             msg.header.frame_id = self.p["base_frame"]
-            msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pos - self.base_offset)
+            pos, quat = self.base.to_base(pos, quat)
+            msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pos)
             (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
              msg.pose.orientation.w) = map(float, quat)
             self.pub_raw_target.publish(msg)

@@ -25,6 +25,7 @@ from std_srvs.srv import Trigger
 
 from lpds_core.errors import UserError
 
+from .base_frame import BaseFrame
 from .image_codec import depth_metres_from_image, rgb_from_image
 from .policy_core import RobotState
 from .policy_node import proprio_from_state
@@ -47,7 +48,7 @@ class RecorderNode(Node):
         self.wall_rate = float(p["control_rate"]) * float(p["speedup"])
         self.max_gap = float(p["max_gap"]) or 3.0 / self.wall_rate
         self.saved = check_out_file(p["out"], self.layout)  # refuses a foreign or other-layout file before recording
-        self.base_offset = np.asarray(p["base_offset"], float)
+        self.base = BaseFrame.from_parameters(p)  # robot base (current_pose, target_pose) -> world (the demos)
         self.lock = threading.Lock()
         self.buffer: EpisodeBuffer | None = None
         self._started = 0.0
@@ -82,12 +83,11 @@ class RecorderNode(Node):
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
-        self._add("ee_pose", stamp_to_sec(msg.header.stamp),
-                  (np.array([p.x, p.y, p.z]) + self.base_offset, np.array([q.x, q.y, q.z, q.w])))
+        self._add("ee_pose", stamp_to_sec(msg.header.stamp), self.base.to_world([p.x, p.y, p.z], [q.x, q.y, q.z, q.w]))
 
     def _on_target(self, msg: PoseStamped) -> None:
         p = msg.pose.position
-        self._add("target", stamp_to_sec(msg.header.stamp), np.array([p.x, p.y, p.z]) + self.base_offset)
+        self._add("target", stamp_to_sec(msg.header.stamp), self.base.position_to_world([p.x, p.y, p.z]))
 
     def _on_gripper(self, msg: JointState) -> None:
         if len(msg.position):

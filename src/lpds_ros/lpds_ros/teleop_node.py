@@ -18,6 +18,7 @@ from sensor_msgs.msg import Joy, JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
+from .base_frame import BaseFrame
 from .policy_core import ActionMapping, RobotState
 from .ros_common import command_qos, declare_graph_parameters, now_sec, run_node, sensor_qos, stamp_to_sec
 from .safety import SafetyLimits
@@ -48,7 +49,7 @@ class TeleopNode(Node):
                                 float(p["gripper_closed_value"]), float(p["yaw_scale"]), 1.0)
         self.core = TeleopController(limits, mapping, int(p["act_dim"]), joy, float(p["leader_scale"]),
                                      float(p["operator_timeout"]), float(p["max_input_age"]))
-        self.base_offset = np.asarray(p["base_offset"], float)
+        self.base = BaseFrame.from_parameters(p)  # robot base (poses, targets, leader) <-> policy world frame
         self.names = action_names(int(p["act_dim"]))
         self._state: RobotState | None = None
         self._width = 0.08
@@ -79,13 +80,14 @@ class TeleopNode(Node):
                 self.pub_events.publish(String(data=ev))
 
     def _on_leader(self, msg: PoseStamped) -> None:
-        p = msg.pose.position
-        self.core.on_leader(stamp_to_sec(msg.header.stamp) or now_sec(self), [p.x, p.y, p.z])
+        p = msg.pose.position  # a leader arm mounted like the follower: its motion in the same base frame
+        self.core.on_leader(stamp_to_sec(msg.header.stamp) or now_sec(self),
+                            self.base.position_to_world([p.x, p.y, p.z]))
 
     def _on_pose(self, msg: PoseStamped) -> None:
         pos, q = msg.pose.position, msg.pose.orientation
-        self._state = RobotState(stamp_to_sec(msg.header.stamp), np.array([pos.x, pos.y, pos.z]) + self.base_offset,
-                                 np.array([q.x, q.y, q.z, q.w]), self._width)
+        self._state = RobotState(stamp_to_sec(msg.header.stamp),
+                                 *self.base.to_world([pos.x, pos.y, pos.z], [q.x, q.y, q.z, q.w]), self._width)
         if self.p["tick_source"] == "obs":
             self._tick()
 
@@ -112,9 +114,10 @@ class TeleopNode(Node):
         cmd = res.command
         msg = PoseStamped()
         msg.header.stamp, msg.header.frame_id = stamp, self.p["base_frame"]
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, cmd.position - self.base_offset)
+        pos, quat = self.base.to_base(cmd.position, cmd.quaternion)
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pos)
         (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
-         msg.pose.orientation.w) = map(float, cmd.quaternion)
+         msg.pose.orientation.w) = map(float, quat)
         self.pub_target.publish(msg)
         self.pub_gripper.publish(Float64(data=float(cmd.gripper)))
         act = JointState(name=list(self.names), position=[float(x) for x in res.action])
