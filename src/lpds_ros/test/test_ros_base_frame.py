@@ -175,3 +175,65 @@ def test_policy_node_reads_and_sends_poses_in_the_rotated_base_frame(ros):
     np.testing.assert_allclose([p.x, p.y, p.z], start_base + [0.0, -step, 0.0], atol=1e-9)
     np.testing.assert_allclose([q.x, q.y, q.z, q.w], DOWN, atol=1e-12)  # the measured base orientation, unturned
     assert msg.header.frame_id == "fr3_link0"
+
+
+@pytest.mark.ros
+def test_teleop_and_recorder_map_the_rotated_base_frame(ros, tmp_path):
+    """base_yaw +90 deg: the SpaceMouse's +x (world, the policy's action axes) is sent as a base -y step with the
+    base orientation; the recorder stores the measured pose and the target in the world frame."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Joy
+
+    from lpds_ros.recorder_node import RecorderNode
+    from lpds_ros.ros_common import sec_to_stamp, sensor_qos
+    from lpds_ros.teleop_node import TeleopNode
+
+    ctx, add = ros
+    frame = {"base_offset": list(SIM_BASE_POSITION), "base_yaw": SIM_BASE_YAW, "base_frame": "fr3_link0"}
+
+    def params(**kw):
+        return [Parameter(k, value=v) for k, v in {**frame, **kw}.items()]
+
+    add(TeleopNode(context=ctx, parameter_overrides=params(joy_topic="test/joy", tick_source="obs",
+                                                              max_input_age=0.5)))
+    rec = add(RecorderNode(context=ctx, parameter_overrides=params(out=str(tmp_path / "demos.hdf5"))))
+    node = add(Node("fake_franka", context=ctx))
+    pub_pose = node.create_publisher(PoseStamped, "franka_robot_state_broadcaster/current_pose", sensor_qos())
+    pub_joy = node.create_publisher(Joy, "test/joy", 10)
+    sent: list = []
+    node.create_subscription(PoseStamped, "lpds/target_pose", sent.append, 10)
+    assert wait_for(lambda: pub_pose.get_subscription_count() >= 2 and pub_joy.get_subscription_count() >= 1
+                    and node.count_publishers("lpds/target_pose") >= 1, 10)
+    assert rec.command("start")[0]
+    start_base = np.array([0.5, 0.0, 0.25])
+    for _ in range(40):
+        if len(sent) >= 3:
+            break
+        now = node.get_clock().now().nanoseconds * 1e-9
+        joy = Joy(axes=[1.0, 0.0, 0.0, 0.0, 0.0, 0.0], buttons=[0, 0, 0, 0])
+        joy.header.stamp = sec_to_stamp(now)
+        pub_joy.publish(joy)
+        m = PoseStamped()
+        m.header.stamp = sec_to_stamp(now)
+        m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in start_base)
+        o = m.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in DOWN)
+        pub_pose.publish(m)
+        time.sleep(0.05)
+    assert wait_for(lambda: len(sent) >= 3, 5)
+    for msg in sent:
+        p, q = msg.pose.position, msg.pose.orientation
+        assert msg.header.frame_id == "fr3_link0"
+        np.testing.assert_allclose([p.x, p.z], start_base[[0, 2]], atol=1e-9)  # no base x / z motion
+        np.testing.assert_allclose([q.x, q.y, q.z, q.w], DOWN, atol=1e-12)
+    assert sent[-1].pose.position.y < -0.02  # world +x is base -y
+    with rec.lock:
+        streams = {k: list(v) for k, v in rec.buffer.streams.items()}
+    pos, quat = streams["ee_pose"][0][1]
+    np.testing.assert_allclose(pos, [0.0, 0.3, 0.9], atol=1e-12)
+    _same_rotation(quat, [math.sqrt(0.5), math.sqrt(0.5), 0.0, 0.0])
+    target = streams["target"][-1][1]
+    np.testing.assert_allclose(target[1:], [0.3, 0.9], atol=1e-9)
+    assert target[0] > 0.02  # moved along world +x
