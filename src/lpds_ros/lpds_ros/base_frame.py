@@ -37,8 +37,11 @@ class BaseFrame:
         offset = np.asarray(self.offset, float)
         if offset.shape != (3,) or not np.all(np.isfinite(offset)):
             raise ValueError(f"base_offset must be [x, y, z] (finite, m), got {np.asarray(self.offset).tolist()}")
-        if not math.isfinite(float(self.yaw)) or abs(float(self.yaw)) > 2 * math.pi:
-            raise ValueError(f"base_yaw must be a finite angle in radians (|yaw| <= 2 pi), got {self.yaw}")
+        if not math.isfinite(float(self.yaw)):
+            raise ValueError(f"base_yaw must be a finite angle in radians, got {self.yaw}")
+        if abs(float(self.yaw)) > 2 * math.pi:
+            raise ValueError(f"base_yaw must be an angle in radians within +-2 pi, got {self.yaw} (degrees? "
+                             f"+90 deg is 1.5707963267948966)")
         object.__setattr__(self, "offset", offset)
         object.__setattr__(self, "yaw", float(self.yaw))
 
