@@ -110,7 +110,7 @@ class Bench:
         images = obs_mode == "image"
         self.sim = add(SimRobotNode(context=ctx, parameter_overrides=_params(
             backend=backend, task="pick_place", rate=RATE, speedup=SPEEDUP, lockstep=False, publish_images=images)))
-        add(FrankaAdapterNode(context=ctx, parameter_overrides=_params(gripper_backend="topic")))
+        add(FrankaAdapterNode(context=ctx, parameter_overrides=_params(gripper_backend="topic", error_recovery=False)))
         if images:
             add(PerceptionNode(context=ctx, parameter_overrides=_params(source="sim")))
         add(TeleopNode(context=ctx, parameter_overrides=_params(
