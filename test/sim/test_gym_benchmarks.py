@@ -207,6 +207,8 @@ def test_dataset_errors_are_one_line(tmp_path, monkeypatch, capsys, policy_file)
     assert main(["datasets", "train-expert", "--task", "hopper", "--out", str(tmp_path / "x"),
                  "--eval-every", "3000"]) == 2
     assert "must be a multiple of --eval-every" in capsys.readouterr().err
+    assert main(["datasets", "make", "hopper-medium", "--n-steps", "0"]) == 2
+    assert "--n-steps must be >= 1, got 0" in capsys.readouterr().err
     assert parse_name("walker2d-medium")[0] is get_task("walker2d")
     assert dataset_id(get_task("halfcheetah"), "medium") == "lpds/halfcheetah/medium-v0"
 

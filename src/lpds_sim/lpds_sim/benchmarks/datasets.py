@@ -108,8 +108,8 @@ def make_dataset(name: str, n_steps: int = DEFAULT_N_STEPS, seed: int = 0, polic
     from minari.data_collector import EpisodeBuffer
 
     task, kind = parse_name(name)
-    if n_steps <= 0:
-        raise ConfigError(f"--n-steps must be > 0, got {n_steps}")
+    if n_steps < 1:
+        raise ConfigError(f"--n-steps must be >= 1, got {n_steps}")
     path = Path(policy_path) if policy_path else shipped_policy(task, kind)
     if not path.is_file():
         raise DataError(f"no {kind} policy for {task.name} at {path}: train one (lpds datasets train-expert "

@@ -14,24 +14,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="datasets_command", metavar="ACTION")
 
-    t = sub.add_parser("train-expert", help="train or resume a SAC expert for hopper, walker2d or halfcheetah")
+    fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter, "allow_abbrev": False}
+    t = sub.add_parser("train-expert", help="train or resume a SAC expert for hopper, walker2d or halfcheetah",
+                       **fmt)
     t.add_argument("--task", required=True, help="hopper, walker2d or halfcheetah")
     t.add_argument("--out", required=True, help="run folder; the same command on it resumes")
-    t.add_argument("--total-steps", type=int, default=1_000_000, help="env steps at most (default 1M)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--env-steps", type=int, default=1_000_000, help="env steps at most")
+    t.add_argument("--seed", type=int, default=0, help="seeds the networks, the env and the replay sampling")
     t.add_argument("--warmup-steps", type=int, default=5_000, help="random-action steps before the first update")
-    t.add_argument("--eval-every", type=int, default=5_000)
-    t.add_argument("--eval-episodes", type=int, default=10)
-    t.add_argument("--checkpoint-every", type=int, default=10_000)
-    t.add_argument("--batch-size", type=int, default=256)
+    t.add_argument("--eval-every", type=int, default=5_000, help="env steps between deterministic evaluations")
+    t.add_argument("--trials", type=int, default=10, help="episodes per evaluation")
+    t.add_argument("--checkpoint-every", type=int, default=10_000, help="env steps between checkpoints")
+    t.add_argument("--batch-size", type=int, default=256, help="SAC minibatch")
     t.add_argument("--no-stop-at-medium", action="store_true",
                    help="keep training after the medium snapshot (towards the expert)")
-    t.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    t.add_argument("--threads", type=int, default=1, help="torch threads")
     t.set_defaults(func=run_train)
 
-    m = sub.add_parser("make", help="write a dataset, e.g. hopper-medium, into the Minari cache folder")
+    m = sub.add_parser("make", help="write a dataset, e.g. hopper-medium, into the Minari cache folder", **fmt)
     m.add_argument("name", help="TASK-medium: hopper-medium, walker2d-medium or halfcheetah-medium")
-    m.add_argument("--n-steps", type=int, default=1_000_000, help="transitions (default 1M, as D4RL)")
+    m.add_argument("--n-steps", type=int, default=1_000_000, help="transitions (1M as D4RL)")
     m.add_argument("--seed", type=int, default=0, help="seeds the env resets and the policy's sampling")
     m.add_argument("--policy", help="policy file (default: the medium policy shipped with lpds_sim)")
     m.add_argument("--overwrite", action="store_true", help="replace the dataset if it exists")
@@ -59,15 +61,15 @@ def run_train(args: argparse.Namespace) -> int:
 
     from lpds_sim.benchmarks.experts import SACConfig, train_expert
 
-    for flag in ("total_steps", "eval_every", "eval_episodes", "checkpoint_every", "batch_size", "threads"):
-        if getattr(args, flag) <= 0:
-            raise ConfigError(f"--{flag.replace('_', '-')} must be > 0, got {getattr(args, flag)}")
+    for flag in ("env_steps", "eval_every", "trials", "checkpoint_every", "batch_size", "threads"):
+        if getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.checkpoint_every % args.eval_every:
         raise ConfigError(f"--checkpoint-every ({args.checkpoint_every}) must be a multiple of --eval-every "
                           f"({args.eval_every})")
     torch.set_num_threads(args.threads)
-    cfg = SACConfig(total_steps=args.total_steps, warmup_steps=args.warmup_steps, batch_size=args.batch_size,
-                    eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+    cfg = SACConfig(total_steps=args.env_steps, warmup_steps=args.warmup_steps, batch_size=args.batch_size,
+                    eval_every=args.eval_every, eval_episodes=args.trials,
                     checkpoint_every=args.checkpoint_every, seed=args.seed,
                     stop_at_medium=not args.no_stop_at_medium)
     summary = train_expert(args.task, args.out, cfg, log=lambda m: print(m, flush=True))
