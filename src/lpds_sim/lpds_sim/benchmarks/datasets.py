@@ -120,14 +120,17 @@ def make_dataset(name: str, n_steps: int = DEFAULT_N_STEPS, seed: int = 0, polic
     root = _use_root()
     did = dataset_id(task, kind)
     target = root / did
-    if target.exists():
-        if not overwrite:
-            raise DataError(f"dataset {did} already exists at {target}; pass --overwrite to replace it")
-        minari.delete_dataset(did)
+    exists = f"dataset {did} already exists at {target}; pass --overwrite to replace it"
+    if target.exists() and not overwrite:
+        raise DataError(exists)
 
     env = make_env(task)
     episodes = rollout(lambda o: actor(o)[0], env, n_steps, seed)
     buffers = [EpisodeBuffer(id=i, seed=seed if i == 0 else None, **ep) for i, ep in enumerate(episodes)]
+    if target.exists():  # replaced only now, so a failed rollout leaves the old dataset in place
+        if not overwrite:  # another `lpds datasets make` wrote it meanwhile
+            raise DataError(exists)
+        minari.delete_dataset(did)
     minari.create_dataset_from_buffers(
         dataset_id=did, buffer=buffers, env=task.env_id, algorithm_name=f"LP-DS SAC {kind} snapshot",
         author="LP-DS", code_permalink="lpds datasets make", ref_min_score=task.ref_min,
