@@ -68,14 +68,17 @@ class DatasetSummary:
     policy: str
 
 
-def rollout(policy: Callable[[torch.Tensor], torch.Tensor], env: Any, n_steps: int, seed: int
-            ) -> list[dict[str, np.ndarray]]:
+def rollout(policy: Callable[[torch.Tensor], torch.Tensor], env: Any, n_steps: int, seed: int,
+            progress: bool = False) -> list[dict[str, np.ndarray]]:
     """Episodes of `policy` (stochastic) totalling `n_steps` transitions; the last one is truncated at the budget.
 
     The first reset is seeded with `seed` and later resets continue the env's RNG, as Minari's collector does;
     the policy's noise comes from torch's RNG seeded with `seed` inside a fork, so the caller's RNG is untouched.
     """
+    from tqdm.auto import tqdm
+
     episodes: list[dict[str, np.ndarray]] = []
+    bar = tqdm(total=n_steps, desc="rollout", unit="step", disable=not progress, dynamic_ncols=True, mininterval=1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         obs, _ = env.reset(seed=seed)
@@ -94,15 +97,17 @@ def rollout(policy: Callable[[torch.Tensor], torch.Tensor], env: Any, n_steps: i
                     ep[key].append(value)
                 if term or trunc:
                     break
+            bar.update(len(ep["actions"]))
             episodes.append({k: np.asarray(v, dtype=np.float32 if k in ("observations", "actions", "rewards")
                                            else bool) for k, v in ep.items()})
             if done_steps < n_steps:
                 obs, _ = env.reset()
+    bar.close()
     return episodes
 
 
 def make_dataset(name: str, n_steps: int = DEFAULT_N_STEPS, seed: int = 0, policy_path: str | None = None,
-                 overwrite: bool = False) -> DatasetSummary:
+                 overwrite: bool = False, progress: bool = False) -> DatasetSummary:
     """Write dataset `name` (e.g. hopper-medium) into the cache; refuses to replace one unless `overwrite`."""
     import minari
     from minari.data_collector import EpisodeBuffer
@@ -125,7 +130,7 @@ def make_dataset(name: str, n_steps: int = DEFAULT_N_STEPS, seed: int = 0, polic
         raise DataError(exists)
 
     env = make_env(task)
-    episodes = rollout(lambda o: actor(o)[0], env, n_steps, seed)
+    episodes = rollout(lambda o: actor(o)[0], env, n_steps, seed, progress=progress)
     buffers = [EpisodeBuffer(id=i, seed=seed if i == 0 else None, **ep) for i, ep in enumerate(episodes)]
     if target.exists():  # replaced only now, so a failed rollout leaves the old dataset in place
         if not overwrite:  # another `lpds datasets make` wrote it meanwhile

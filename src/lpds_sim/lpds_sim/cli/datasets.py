@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--n-steps", type=int, default=1_000_000, help="transitions (1M as D4RL)")
     m.add_argument("--seed", type=int, default=0, help="seeds the env resets and the policy's sampling")
     m.add_argument("--policy", help="policy file (default: the medium policy shipped with lpds_sim)")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.add_argument("--overwrite", action="store_true", help="replace the dataset if it exists")
     m.set_defaults(func=run_make)
 
@@ -86,7 +87,7 @@ def run_make(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     s = make_dataset(args.name, n_steps=args.n_steps, seed=args.seed, policy_path=args.policy,
-                     overwrite=args.overwrite)
+                     overwrite=args.overwrite, progress=not args.no_progress)
     print(f"wrote {s.dataset_id} to {s.path}: {s.n_steps} steps, {s.n_episodes} episodes, return "
           f"{s.return_mean:.1f} ± {s.return_std:.1f} per episode (D4RL-normalised {s.normalized_mean:.1f}); "
           f"policy {s.policy}")
