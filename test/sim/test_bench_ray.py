@@ -63,7 +63,7 @@ echo $? >{tmp_path}/first.rc
 echo $? >{tmp_path}/second.rc
 """
     try:
-        res = subprocess.run(UNSHARE + ["bash", "-c", script], capture_output=True, text=True, timeout=240,
+        res = subprocess.run(UNSHARE + ["bash", "-c", script], capture_output=True, text=True, timeout=480,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)

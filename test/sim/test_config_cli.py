@@ -126,7 +126,8 @@ def test_help_of_every_subcommand_shows_every_default():
                 continue
             shown = (a.help or "") if not isinstance(p.formatter_class, type) or not issubclass(
                 p.formatter_class, argparse.ArgumentDefaultsHelpFormatter) else "(default: "
-            assert "default" in shown or isinstance(a, (argparse._StoreTrueAction, argparse._AppendAction)), \
+            assert "default" in shown or "(required)" in shown or isinstance(
+                a, (argparse._StoreTrueAction, argparse._AppendAction)), \
                 f"lpds {name} {a.option_strings[0]}: no default in --help"
 
 

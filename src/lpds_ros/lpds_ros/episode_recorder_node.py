@@ -11,6 +11,7 @@ or the recorder shutting down). The outcome of a deployment episode is unknown t
 from __future__ import annotations
 
 import importlib
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -64,6 +65,16 @@ def _msg_class(msgtype: str) -> Any:
     return getattr(importlib.import_module(pkg.replace("/", ".")), name)
 
 
+def _recorder_sensor_qos() -> Any:
+    """Best effort like the publishers (a reliable subscriber would not match them) with a deeper queue than the
+    sensor profile's 5, so a busy moment of the executor does not drop observations the policy received."""
+    from rclpy.qos import HistoryPolicy, QoSProfile
+
+    base = sensor_qos()
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=base.reliability,
+                      durability=base.durability)
+
+
 class TopicRecorder:
     """Subscriptions on `node`; begin(path, meta) ... end(outcome) writes one bag. Thread-safe: the executor calls
     the callbacks, the caller's thread begins and ends."""
@@ -76,10 +87,15 @@ class TopicRecorder:
         self._latched: dict[str, tuple[str, bytes]] = {}  # topic -> last message, written first into each bag
         self._seen: dict[str, int] = {}  # topic -> last header stamp (ns) written in this bag
         self.names: dict[str, str] = {}  # Recorded.topic -> resolved name
+        # images are compressed on a worker thread, not in the executor's callbacks: a callback that encodes a
+        # 640x480 frame holds up every other subscription, and best-effort observations then overflow their queues
+        self._jobs: queue.Queue = queue.Queue()
+        self._closing = False
+        threading.Thread(target=self._encode_loop, name="bag-image-encoder", daemon=True).start()
         self._subs = [self._subscribe(r) for r in topics]
 
     def _subscribe(self, r: Recorded) -> Any:
-        qos = {"sensor": sensor_qos, "reliable": lambda: 100, "latched": latched_qos}[r.qos]()
+        qos = {"sensor": _recorder_sensor_qos, "reliable": lambda: 100, "latched": latched_qos}[r.qos]()
         cls = _msg_class(r.msgtype)
         if r.codec:
             sub = self.node.create_subscription(cls, r.topic, lambda m, r=r: self._on_image(r, m), qos,
@@ -110,8 +126,22 @@ class TopicRecorder:
         return stamp_ns(typestore().deserialize_cdr(data, msgtype).header)
 
     def _on_image(self, r: Recorded, msg: Any) -> None:
-        if self._writer is None:
+        if self._writer is None or self._closing:
             return
+        self._jobs.put((r, msg, self._now_ns()))
+
+    def _encode_loop(self) -> None:
+        while True:
+            r, msg, now = self._jobs.get()
+            try:
+                self._encode_and_write(r, msg, now)
+            except Exception as exc:  # never let one bad frame stop the recorder
+                self.node.get_logger().warning(f"not recording an image on {r.topic}: {exc}",
+                                               throttle_duration_sec=5.0)
+            finally:
+                self._jobs.task_done()
+
+    def _encode_and_write(self, r: Recorded, msg: Any, now: int) -> None:
         from rclpy.serialization import serialize_message
         from sensor_msgs.msg import CompressedImage
 
@@ -133,7 +163,7 @@ class TopicRecorder:
         name = f"{self.names[r.topic]}/{suffix}"
         with self._lock:
             if self._writer is not None:
-                self._writer.write_cdr(name, COMPRESSED_IMAGE, serialize_message(out), self._now_ns())
+                self._writer.write_cdr(name, COMPRESSED_IMAGE, serialize_message(out), now)
 
     # -- episodes --------------------------------------------------------------------------------------------
     @property
@@ -163,12 +193,17 @@ class TopicRecorder:
         return self.seen_stamp(topic) >= stamp
 
     def end(self, outcome: dict[str, Any]) -> tuple[Path, dict[str, int]] | None:
-        with self._lock:
-            w, self._writer = self._writer, None
-            if w is None:
-                return None
-            w.write_outcome(outcome, self._now_ns())
-            return w.close(), dict(w.counts)
+        self._closing = True  # no new images; the ones already received are still written
+        try:
+            self._jobs.join()
+            with self._lock:
+                w, self._writer = self._writer, None
+                if w is None:
+                    return None
+                w.write_outcome(outcome, self._now_ns())
+                return w.close(), dict(w.counts)
+        finally:
+            self._closing = False
 
 
 class EpisodeRecorderNode(Node):
