@@ -34,8 +34,8 @@ from .base_frame import BaseFrame
 from .hold_reasons import HoldReasons
 from .image_codec import depth_metres_from_image, rgb_from_image
 from .policy_core import STOPPED, ActionMapping, PolicyController, RobotState
-from .ros_common import (command_qos, declare_graph_parameters, latched_qos, now_sec, run_node, sec_to_stamp,
-                         sensor_qos, stamp_to_sec)
+from .ros_common import (base_pose_msg, command_qos, declare_graph_parameters, latched_qos, now_sec, run_node,
+                         sec_to_stamp, sensor_qos, stamp_to_sec)
 from .runner import PolicyRunner, load_runner
 from .safety import SafetyLimits
 from .timesync import ApproxTimePairBuffer
@@ -340,14 +340,8 @@ class PolicyNode(Node):
         if res.reasons:
             self.get_logger().warning("safety: " + "; ".join(res.reasons), throttle_duration_sec=1.0)
         cmd = res.command
-        msg = PoseStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.p["base_frame"]
-        pos, quat = self.base.to_base(cmd.position, cmd.quaternion)
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pos)
-        (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
-         msg.pose.orientation.w) = map(float, quat)
-        self.pub_target.publish(msg)
+        self.pub_target.publish(base_pose_msg(self.base, cmd.position, cmd.quaternion, self.p["base_frame"],
+                                              self.get_clock().now().to_msg()))
         self.pub_gripper.publish(Float64(data=float(cmd.gripper)))
         t1 = time.perf_counter()
         self.stats["commands"] += 1
@@ -377,14 +371,8 @@ class PolicyNode(Node):
             self.pub_plan.publish(msg)
         if res.raw_target is not None:
             pos, quat, _ = res.raw_target
-            msg = PoseStamped()
-            msg.header.stamp = self.get_clock().now().to_msg()
-            msg.header.frame_id = self.p["base_frame"]
-            pos, quat = self.base.to_base(pos, quat)
-            msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pos)
-            (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
-             msg.pose.orientation.w) = map(float, quat)
-            self.pub_raw_target.publish(msg)
+            self.pub_raw_target.publish(base_pose_msg(self.base, pos, quat, self.p["base_frame"],
+                                                      self.get_clock().now().to_msg()))
 
     def _hold_reason(self, reason: str) -> None:
         """Record why the node holds now ("" = streaming): the topic hears every change, the log within 0.5 s."""

@@ -47,6 +47,19 @@ def sec_to_stamp(t: float):
     return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
 
 
+def base_pose_msg(base: Any, position: Any, quaternion: Any, frame_id: str, stamp: Any) -> Any:
+    """A world-frame pose as the PoseStamped franka_ros2 takes: in the robot base frame (`base`: a BaseFrame)."""
+    from geometry_msgs.msg import PoseStamped
+
+    msg = PoseStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    pos, quat = base.to_base(position, quaternion)
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pos)
+    (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
+     msg.pose.orientation.w) = map(float, quat)
+    return msg
+
+
 def now_sec(node: Any) -> float:
     return node.get_clock().now().nanoseconds * 1e-9
 

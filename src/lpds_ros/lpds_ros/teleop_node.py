@@ -20,7 +20,7 @@ from std_srvs.srv import Trigger
 
 from .base_frame import BaseFrame
 from .policy_core import ActionMapping, RobotState
-from .ros_common import command_qos, declare_graph_parameters, now_sec, run_node, sensor_qos, stamp_to_sec
+from .ros_common import base_pose_msg, command_qos, declare_graph_parameters, now_sec, run_node, sensor_qos, stamp_to_sec
 from .safety import SafetyLimits
 from .teleop_core import JoyMapping, TeleopController
 
@@ -112,13 +112,7 @@ class TeleopNode(Node):
             return
         stamp = self.get_clock().now().to_msg()
         cmd = res.command
-        msg = PoseStamped()
-        msg.header.stamp, msg.header.frame_id = stamp, self.p["base_frame"]
-        pos, quat = self.base.to_base(cmd.position, cmd.quaternion)
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = map(float, pos)
-        (msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z,
-         msg.pose.orientation.w) = map(float, quat)
-        self.pub_target.publish(msg)
+        self.pub_target.publish(base_pose_msg(self.base, cmd.position, cmd.quaternion, self.p["base_frame"], stamp))
         self.pub_gripper.publish(Float64(data=float(cmd.gripper)))
         act = JointState(name=list(self.names), position=[float(x) for x in res.action])
         act.header.stamp = stamp
