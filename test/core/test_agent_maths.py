@@ -17,7 +17,9 @@ from lpds_core.chunking import ActionChunkWrapper, bootstrap_discount, chunk_dis
 from lpds_core.errors import ConfigError
 
 H, A, OBS = 2, 2, 3
-TINY = dict(hidden=(32,), critic_hidden=(32,), threads=1)
+# float32 decodes inside updates: these tests compare the updates with hand computations to 1e-5 (bf16 is its own
+# test, test_bf16_update_decoder_stays_close_to_float32)
+TINY = dict(hidden=(32,), critic_hidden=(32,), threads=1, decoder_precision="float32")
 
 
 class LinearDecoder(FrozenDecoder):
@@ -50,6 +52,7 @@ class FixedCritic(nn.Module):
         return q, q
 
     target = forward
+    frozen = forward  # the actor's view (TwinQ.frozen): the same values, no weight gradients
 
     def loss(self, features, inp, y):
         return self.dummy.pow(2)

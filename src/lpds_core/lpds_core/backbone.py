@@ -49,6 +49,12 @@ class FrozenDecoder(nn.Module, ABC):
         noise = torch.randn((feats.shape[0], *self.noise_shape), generator=generator, device=feats.device)
         return self.decode_features(feats, noise)
 
+    def low_precision(self) -> "FrozenDecoder | None":
+        """A frozen copy whose decoder network computes in bfloat16 (the sampler's state and the output stay
+        float32), for the decodes inside gradient updates; None where a backbone has none or must not (agents then
+        decode in float32)."""
+        return None
+
     def freeze(self) -> "FrozenDecoder":
         """Steering never trains the backbone: no grads on its weights, eval mode."""
         for p in self.parameters():

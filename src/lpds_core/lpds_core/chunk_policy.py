@@ -4,6 +4,7 @@ A subclass only says how noise becomes an action (`_decode`) and how it is train
 """
 from __future__ import annotations
 
+import copy
 import math
 from abc import abstractmethod
 from typing import Any, Literal, Mapping
@@ -54,6 +55,30 @@ class ConditionalMLP(nn.Module):
 
     def step(self, cond: torch.Tensor, x: torch.Tensor, t_term: torch.Tensor) -> torch.Tensor:
         return self.out(self.trunk(cond + self.x_in(x) + t_term))
+
+    def forward(self, features: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.step(self.condition(features), x, self.time_term(t))
+
+
+class _LowPrecisionNet(nn.Module):
+    """A ConditionalMLP's decode interface with its matrix products in bfloat16: weights cast once (a per-call
+    autocast recasts every frozen weight at every step); the time embedding stays float32 (its angles reach
+    2π·1000, beyond bf16's 8-bit mantissa); what the sampler adds up comes back as float32."""
+
+    def __init__(self, net: ConditionalMLP, dtype: torch.dtype = torch.bfloat16):
+        super().__init__()
+        self.dtype = dtype
+        self.full = net
+        self.lowp = copy.deepcopy(net).to(dtype)
+
+    def time_term(self, t: torch.Tensor) -> torch.Tensor:
+        return self.full.time_term(t).to(self.dtype)
+
+    def condition(self, features: torch.Tensor) -> torch.Tensor:
+        return self.lowp.condition(features.to(self.dtype))
+
+    def step(self, cond: torch.Tensor, x: torch.Tensor, t_term: torch.Tensor) -> torch.Tensor:
+        return self.lowp.step(cond, x.to(self.dtype), t_term).float()
 
     def forward(self, features: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.step(self.condition(features), x, self.time_term(t))
@@ -137,6 +162,12 @@ class ChunkPolicy(FrozenDecoder):
     def decode_features(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         self._check_noise(features, noise)
         return self._decode(features, noise)
+
+    def low_precision(self) -> "ChunkPolicy":
+        lowp = copy.copy(self)  # shares the encoder and normalisers; only the network is swapped
+        lowp._modules = dict(self._modules)
+        lowp._modules["net"] = _LowPrecisionNet(self.net)
+        return lowp.freeze()
 
     @abstractmethod
     def _decode(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -32,8 +32,15 @@ def chunk_discounting(rewards: Sequence[float], gamma: float) -> tuple[float, fl
 
 
 class ActionChunkWrapper(gym.Wrapper):
-    def __init__(self, env: gym.Env, horizon: int, gamma: float = 0.99):
+    """A per-step env driven by action chunks (H, A): one `step` executes the chunk's first `exec_steps` actions
+    (None: all H; fewer = re-plan sooner, DPPO's act_steps < horizon) and returns their discounted reward sum."""
+
+    def __init__(self, env: gym.Env, horizon: int, gamma: float = 0.99, exec_steps: int | None = None):
         super().__init__(env)
+        if exec_steps is not None and not 1 <= int(exec_steps) <= int(horizon):
+            raise ValueError(f"ActionChunkWrapper: exec_steps must be in [1, horizon={horizon}] or None, "
+                             f"got {exec_steps}")
+        self.exec_steps = int(horizon) if exec_steps is None else int(exec_steps)
         space = env.action_space
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"ActionChunkWrapper needs a 1-D Box action space, got {space}")
@@ -53,7 +60,7 @@ class ActionChunkWrapper(gym.Wrapper):
         terminated = truncated = False
         info: dict = {}
         obs = None
-        for a in chunk:
+        for a in chunk[:self.exec_steps]:
             obs, r, terminated, truncated, info = self.env.step(a)
             rewards.append(float(r))
             if terminated or truncated:

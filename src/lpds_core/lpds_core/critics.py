@@ -71,6 +71,18 @@ class TwinQ(nn.Module):
         x = self._x(features, inp)
         return self.target_q1(x).squeeze(-1), self.target_q2(x).squeeze(-1)
 
+    def frozen(self, features: torch.Tensor, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q1, Q2 for an actor's loss: differentiable in the inputs, not in the critic's weights (the backward
+        pass then skips the critics' weight gradients, which the actor step would only throw away)."""
+        params = [p for p in self.online_parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            return self(features, inp)
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
     def online_parameters(self) -> list[nn.Parameter]:
         return [*self.q1.parameters(), *self.q2.parameters()]
 

@@ -63,6 +63,12 @@ class DiffusionPolicy(ChunkPolicy):
         ab = acp[ts].tolist()
         self._ddim_coefs = list(zip(ab, ab[1:] + [1.0]))  # python floats: constants in an exported graph
 
+    def low_precision(self) -> None:
+        """None: DDIM divides by √ᾱ_t (≈ 0.08 at the noisiest step) and clamps x̂0, which amplifies bf16's rounding:
+        on Hopper states the gradient with respect to the noise through a bf16 copy had a cosine of 0.25 with the
+        float32 one (flow matching: > 0.99). Diffusion backbones decode in float32 inside updates too."""
+        return None
+
     def _time_input(self, t: torch.Tensor) -> torch.Tensor:
         return t.to(torch.float32) / self.num_train_steps
 

@@ -49,6 +49,8 @@ class LoopConfig:
     eval_trials: int = setting(1, "trials of every periodic evaluation (per grid cell on the RAI tasks: 1 = 8 "
                                   "trials on the 2×4 grid)", min=1)
     ckpt_every: int = setting(5_000, "env steps between checkpoints", min=1)
+    exec_steps: int | None = setting(None, "actions of each chunk executed before the policy re-plans (none: the "
+                                     "whole chunk H)", min=1)
     vector: str = setting("async", "vector env: async (one process per env; RAI PhysX needs it) or sync",
                           choices=("sync", "async"))
     # exploration over the noise temperature (agents that decode ε + Δ): each collected chunk decodes c·ε with
@@ -70,13 +72,18 @@ class LoopConfig:
         return self
 
 
-def as_chunk_env(env: gym.Env, horizon: int, act_dim: int, gamma: float) -> gym.Env:
-    """The env itself if it already takes (H, A) chunks, else wrapped in ActionChunkWrapper."""
+def as_chunk_env(env: gym.Env, horizon: int, act_dim: int, gamma: float, exec_steps: int | None = None
+                 ) -> gym.Env:
+    """The env itself if it already takes (H, A) chunks, else wrapped in ActionChunkWrapper (executing the first
+    `exec_steps` actions of each chunk)."""
     shape = tuple(env.action_space.shape or ())
     if shape == (horizon, act_dim):
+        if exec_steps not in (None, horizon):
+            raise ValueError(f"exec_steps={exec_steps}: this env takes whole ({horizon}, {act_dim}) chunks itself, "
+                             f"so it cannot re-plan after fewer steps; leave exec_steps unset")
         return env
     if shape == (act_dim,):
-        return ActionChunkWrapper(env, horizon, gamma)
+        return ActionChunkWrapper(env, horizon, gamma, exec_steps)
     raise ValueError(f"env action space {shape} matches neither the backbone's chunk ({horizon}, {act_dim}) "
                      f"nor one step ({act_dim},)")
 

@@ -46,18 +46,18 @@ def check_policy_fits(env: Any, act_dim: int, obs_keys: Any, what: str, task: st
                        f"{env_keys}; pass --obs to match the policy (state or image)")
 
 
-def _chunk_env_factory(task: str, obs_mode: str, horizon: int, gamma: float, **env_kwargs: Any
-                       ) -> Callable[[], Any]:
+def _chunk_env_factory(task: str, obs_mode: str, horizon: int, gamma: float, exec_steps: int | None = None,
+                       **env_kwargs: Any) -> Callable[[], Any]:
     def make():
         from lpds_core.chunking import ActionChunkWrapper
 
-        return ActionChunkWrapper(make_env(task, obs_mode, **env_kwargs), horizon, gamma)
+        return ActionChunkWrapper(make_env(task, obs_mode, **env_kwargs), horizon, gamma, exec_steps)
 
     return make
 
 
 def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: float, seed: int,
-                    vector: str = "async", **env_kwargs: Any):
+                    vector: str = "async", exec_steps: int | None = None, **env_kwargs: Any):
     """n_envs chunk-stepping envs in a Gymnasium vector env (SAME_STEP autoreset: final obs in info);
     `env_kwargs` go to every env (e.g. privileged_state=True).
 
@@ -71,7 +71,7 @@ def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: 
         from lpds_sim.rai.display import ensure_display
 
         ensure_display()
-    fns = [_chunk_env_factory(task, obs_mode, horizon, gamma, **env_kwargs) for _ in range(n_envs)]
+    fns = [_chunk_env_factory(task, obs_mode, horizon, gamma, exec_steps, **env_kwargs) for _ in range(n_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP
     if vector == "async":
         envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="forkserver")

@@ -56,6 +56,10 @@ class SteerConfig:
     def check(self) -> "SteerConfig":
         if not self.base:
             raise runs.ConfigError("no base run: pass --base RUN (a finished `lpds train-base` run folder)")
+        if self.train.exec_steps is not None:
+            raise runs.ConfigError(f"train.exec_steps={self.train.exec_steps}: the RAI grid protocol and the robot "
+                                   f"execute whole chunks; leave it unset for train-steer (re-planning after k "
+                                   f"steps is for `lpds bench` suites)")
         noise_steer = self.algo in ("lpds", "lpds-a")
         if self.train.explore_eps_scale is not None and not noise_steer:
             raise runs.ConfigError(f"explore_eps_scale applies to lpds/lpds-a (they decode ε + Δ); {self.algo} "

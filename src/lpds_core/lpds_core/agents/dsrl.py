@@ -91,7 +91,7 @@ class DSRLSACAgent(_NoiseSACAgent):
         feats, nfeats = self._batch_features(batch)
         out = self._critic_step(feats, nfeats, batch, "noise", lambda f, w: w)  # Q(s, w): the critic sees the noise
         if self.updates % c.actor_every == 0:
-            out.update(self._actor_and_alpha_step(feats, lambda f, w: torch.min(*self.critic(f, w))))
+            out.update(self._actor_and_alpha_step(feats, lambda f, w: torch.min(*self.critic.frozen(f, w))))
         self.critic.polyak(c.tau)
         self.updates += 1
         return out
@@ -116,13 +116,18 @@ class DSRLNAAgent(_NoiseSACAgent):
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
         c = self.config
         feats, nfeats = self._batch_features(batch)
-        out = self._critic_step(feats, nfeats, batch, "action", self.decode)  # Q^A(s, a) on decoded actions
+        # Q^A(s, a) on decoded actions
+        out = self._critic_step(feats, nfeats, batch, "action", lambda f, w: self.decode(f, w, for_update=True))
 
-        # distil Q^W(s, w) ≈ Q^A(s, Φ(s, w)) on w ~ N(0, I), head by head
-        for _ in range(c.noise_critic_steps):
-            with torch.no_grad():
-                w = torch.randn(feats.shape[0], *self.noise_shape)
-                qa1, qa2 = self.critic(feats, self.decode(feats, w))
+        # distil Q^W(s, w) ≈ Q^A(s, Φ(s, w)) on fresh w ~ N(0, I), head by head. Q^A does not change during the
+        # distillation, so all its targets come from one batched decode (one pass of k·B instead of k of B).
+        k, b = c.noise_critic_steps, feats.shape[0]
+        with torch.no_grad():
+            w_all = torch.randn(k * b, *self.noise_shape)
+            f_all = feats.repeat(k, 1)
+            qa1_all, qa2_all = self.critic(f_all, self.decode(f_all, w_all, for_update=True))
+        for i in range(k):
+            w, (qa1, qa2) = w_all[i * b:(i + 1) * b], (qa1_all[i * b:(i + 1) * b], qa2_all[i * b:(i + 1) * b])
             qw1, qw2 = self.noise_critic(feats, w)
             distill = 0.5 * ((qw1 - qa1).pow(2).mean() + (qw2 - qa2).pow(2).mean())
             self.optimizers["noise_critic"].zero_grad(set_to_none=True)
@@ -131,7 +136,7 @@ class DSRLNAAgent(_NoiseSACAgent):
         out["distill_loss"] = float(distill.detach())
 
         if self.updates % c.actor_every == 0:
-            out.update(self._actor_and_alpha_step(feats, lambda f, w: torch.min(*self.noise_critic(f, w))))
+            out.update(self._actor_and_alpha_step(feats, lambda f, w: torch.min(*self.noise_critic.frozen(f, w))))
         self.critic.polyak(c.tau)
         self.updates += 1
         return out

@@ -67,15 +67,16 @@ class LPDSAgent(Agent):
         """The Polyak-averaged perturbation when asked for and kept, else the online one."""
         return self.perturbation_avg if averaged and self.perturbation_avg is not None else self.perturbation
 
-    def steered(self, features: torch.Tensor, eps: torch.Tensor, averaged: bool = False
+    def steered(self, features: torch.Tensor, eps: torch.Tensor, averaged: bool = False, for_update: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(actions, noise fed to the decoder, Δ) for given features and base noise ε; `averaged`: with the
-        Polyak-averaged perturbation where there is one (what evaluation and the robot run)."""
+        Polyak-averaged perturbation where there is one (what evaluation and the robot run); `for_update`: see
+        `Agent.decode`."""
         delta = self._perturbation(averaged)(features, eps if self.config.use_eps else None)
         if self.space == "noise":
             w = eps + delta
-            return self.decode(features, w), w, delta
-        base = self.decode(features, eps)
+            return self.decode(features, w, for_update), w, delta
+        base = self.decode(features, eps, for_update)
         return self.clip(base + delta * self.action_scale), eps, delta
 
     def _act_batch(self, obs: Obs, deterministic: bool, eps_scale: torch.Tensor | None = None
@@ -105,18 +106,29 @@ class LPDSAgent(Agent):
         obs, nobs = self._batch_obs(batch)
         feats, nfeats = self.features(obs), self.features(nobs)
         cin, ncin = self.critic_inputs(obs, feats), self.critic_inputs(nobs, nfeats)
+        actor_step = self.updates % c.actor_every == 0
+        # one decode of the next observations serves the TD target (detached) and, with shared_decode, the actor
+        # step (the perturbation has not changed in between; next observations are replay states like any other)
+        shared = actor_step and c.shared_decode
+        with torch.set_grad_enabled(shared):
+            a_next, _, delta_next = self.steered(nfeats, torch.randn(nfeats.shape[0], *self.noise_shape),
+                                                 for_update=True)
         with torch.no_grad():
-            a_next, _, _ = self.steered(nfeats, torch.randn(nfeats.shape[0], *self.noise_shape))
-            y = td_target(batch["reward"], batch["discount"], batch["done"], *self.critic.target(ncin, a_next))
+            y = td_target(batch["reward"], batch["discount"], batch["done"],
+                          *self.critic.target(ncin, a_next.detach()))
         critic_loss = self.critic.loss(cin, batch["action"], y)
         self.optimizers["critic"].zero_grad(set_to_none=True)
         critic_loss.backward()
         self.optimizers["critic"].step()
         out = {"critic_loss": float(critic_loss.detach()), "q_target": float(y.mean())}
 
-        if self.updates % c.actor_every == 0:
-            a, _, delta = self.steered(feats, torch.randn(feats.shape[0], *self.noise_shape))
-            q = torch.min(*self.critic(cin, a))
+        if actor_step:
+            if shared:
+                a, delta, actor_feats, actor_cin = a_next, delta_next, nfeats, ncin
+            else:
+                a, _, delta = self.steered(feats, torch.randn(feats.shape[0], *self.noise_shape), for_update=True)
+                actor_feats, actor_cin = feats, cin
+            q = torch.min(*self.critic.frozen(actor_cin, a))
             q_term = -q.mean()
             if c.actor_q_normalize:
                 q_term = q_term / q.abs().mean().detach().clamp_min(1e-3)
@@ -130,7 +142,7 @@ class LPDSAgent(Agent):
                 polyak_(self.perturbation_avg, self.perturbation, c.actor_avg_rate)
             out.update(actor_loss=float(actor_loss.detach()), q_pi=float(q.detach().mean()), **{"lambda": lam},
                        delta_sq=float(constraint.detach()), gap=float(constraint.detach()) - self.trust_region.delta)
-            gain = self.perturbation.gain(feats) if self.space == "noise" else None
+            gain = self.perturbation.gain(actor_feats) if self.space == "noise" else None
             if gain is not None:
                 out["noise_gain"] = float(gain.mean())
         self.critic.polyak(c.tau)

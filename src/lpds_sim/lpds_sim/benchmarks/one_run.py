@@ -87,7 +87,8 @@ def _final(suite: Any, cfg: dict[str, Any], act: Any) -> dict[str, float]:
 
     task, seed = cfg["task"], int(cfg["seed"])
     torch.manual_seed(10_000 + seed)  # the same noise draws for every method (base and temperature c=1 agree)
-    res = suite.evaluate(task, act, int(cfg["trials"]), seed=10_000 + seed)
+    res = suite.evaluate(task, act, int(cfg["trials"]), seed=10_000 + seed,
+                         exec_steps=cfg["train"].get("exec_steps"))
     obs = suite.entropy_observations(task, int(cfg["entropy_states"]), seed=50_000)
     res["action_entropy"] = action_entropy(act, obs, int(cfg["entropy_samples"]))
     res["normalised_return"] = suite.normalised(task, res["return"])
@@ -156,7 +157,7 @@ def _steer(suite: Any, cfg: dict[str, Any], backbone: Any, run: runs.RunDir, fau
     h, a = backbone.noise_shape
 
     def one_env() -> Any:
-        return as_chunk_env(suite.make_env(task), h, a, agent_cfg.gamma)
+        return as_chunk_env(suite.make_env(task), h, a, agent_cfg.gamma, loop.exec_steps)
 
     vec = gym.vector.SyncVectorEnv if loop.vector == "sync" else gym.vector.AsyncVectorEnv
     envs = vec([one_env] * loop.n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
@@ -171,7 +172,7 @@ def _steer(suite: Any, cfg: dict[str, Any], backbone: Any, run: runs.RunDir, fau
 
     def evaluate(env_steps: int) -> dict[str, float]:
         agent.eval()
-        res = suite.evaluate(task, agent.act, loop.eval_trials, seed=10_000 + seed)
+        res = suite.evaluate(task, agent.act, loop.eval_trials, seed=10_000 + seed, exec_steps=loop.exec_steps)
         agent.train()
         return {"return": res["return"], "success": res["success"]}
 

@@ -9,7 +9,8 @@ folders, resume, Ray, aggregation) is the suite-independent machinery in `one_ru
                                   so every algorithm and seed of the sweep starts from the same base
     load_base(path)               worker side: that base as a FrozenDecoder
     make_env(task)                one per-step Gymnasium env (the machinery chunks it)
-    evaluate(task, act, n, seed)  {"return", "success"} of `act(obs batch) -> chunks (B, H, A)` over n episodes
+    evaluate(task, act, n, seed, exec_steps)   {"return", "success"} of `act(obs batch) -> chunks (B, H, A)` over
+                                  n episodes, re-planning after `exec_steps` actions (None: whole chunks)
     entropy_observations(task, n, seed)   the fixed observations the action entropy is measured at
     normalised(task, ret)         a suite's normalised return (D4RL-style), or None where it defines none
 
@@ -42,6 +43,11 @@ class Suite:
         a sweep's settings are defaults < these < --config < flags."""
         return {}
 
+    def algo_presets(self) -> dict[str, dict[str, Any]]:
+        """Per-algorithm agent settings of this suite (an algorithm's reference values), applied to the fields a
+        sweep's --config and flags leave at the suite's preset."""
+        return {}
+
     def check_tasks(self, tasks: list[str]) -> list[str]:
         tasks = list(tasks) or list(self.tasks)
         bad = [t for t in tasks if t not in self.tasks]
@@ -64,7 +70,8 @@ class Suite:
     def make_env(self, task: str) -> Any:
         raise NotImplementedError
 
-    def evaluate(self, task: str, act: ActBatch, n_episodes: int, seed: int) -> dict[str, float]:
+    def evaluate(self, task: str, act: ActBatch, n_episodes: int, seed: int, exec_steps: int | None = None
+                 ) -> dict[str, float]:
         raise NotImplementedError
 
     def entropy_observations(self, task: str, n: int, seed: int) -> Any:
@@ -108,7 +115,10 @@ class ToySuite(Suite):
 
         return MultiGoalEnv()
 
-    def evaluate(self, task: str, act: ActBatch, n_episodes: int, seed: int) -> dict[str, float]:
+    def evaluate(self, task: str, act: ActBatch, n_episodes: int, seed: int, exec_steps: int | None = None
+                 ) -> dict[str, float]:
+        if exec_steps is not None:
+            raise ConfigError(f"train.exec_steps={exec_steps}: the toy suite executes whole chunks; leave it unset")
         from lpds_sim.toy import MultiGoalEnv
         from lpds_sim.toy.evaluate import rollouts, summarize
 
@@ -137,9 +147,16 @@ class GymSuite(Suite):
 
         # DSRL's Gym settings scaled to a 2-core CPU (3×256 critics instead of 3×128..2048, UTD 1 instead of 20:
         # state it beside every result); a single in-process env per run (IPC costs more than a MuJoCo step)
-        return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.99),
+        # γ = 0.99 per chunk of 4 (DSRL's and DPPO's Gym discount, both per chunk) is 0.99^(1/4) per env step here;
+        # δ = 0.35, inside the range the paper calls insensitive (the δ ablation sweeps around it); whole chunks
+        # executed (exec_steps = H = 4, as both references do on Gym)
+        return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.9975, delta=0.35),
                 "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=2_000, eval_every=10_000,
-                                    ckpt_every=5_000, eval_trials=5, batch_size=256)}
+                                    ckpt_every=5_000, eval_trials=5, batch_size=256, exec_steps=None)}
+
+    def algo_presets(self) -> dict[str, dict[str, Any]]:
+        # DPPO's own Gym fine-tuning settings (config/agents/dppo.yaml: irom-lab/dppo's ft_ppo_diffusion_mlp)
+        return {"dppo": {"lr_actor": 1e-4, "lr_critic": 1e-3, "clip_ploss_coef_base": 0.01}}
 
     def base_kind(self, algo: str) -> str:
         return "diffusion" if algo == "dppo" else "flow"
@@ -165,10 +182,11 @@ class GymSuite(Suite):
 
         return make_env(get_task(task))
 
-    def evaluate(self, task: str, act: ActBatch, n_episodes: int, seed: int) -> dict[str, float]:
+    def evaluate(self, task: str, act: ActBatch, n_episodes: int, seed: int, exec_steps: int | None = None
+                 ) -> dict[str, float]:
         from lpds_core.evaluation import evaluate_chunks
 
-        res = evaluate_chunks(lambda: self.make_env(task), act, n_episodes, seed)
+        res = evaluate_chunks(lambda: self.make_env(task), act, n_episodes, seed, exec_steps=exec_steps)
         return {"return": res["return"], "success": float("nan"), "length": res["length"]}
 
     def entropy_observations(self, task: str, n: int, seed: int) -> np.ndarray:

@@ -110,6 +110,14 @@ def plan(cfg: BenchConfig, bases: dict[tuple[str, str], str],
          base_kind: Any = lambda algo: "diffusion" if algo == "dppo" else "flow") -> list[dict[str, Any]]:
     """One job per (task, algo[, δ], seed): its run folder and the exact settings saved there; `bases` maps
     (task, base kind) to the base's file."""
+    from .suites import get_suite
+
+    suite = get_suite(cfg.suite)
+    preset_agent = to_dict(bench_defaults(cfg.suite).agent)
+    chosen = to_dict(cfg.agent)
+    # per-algorithm presets fill only what --config and flags left at the suite's preset: the user still wins
+    algo_agent = {algo: {k: v for k, v in over.items() if chosen.get(k) == preset_agent.get(k)}
+                  for algo, over in suite.algo_presets().items()}
     jobs = []
     runs_dir = cfg.out_dir / "runs"
     fault = os.environ.get(FAULT_ENV, "")
@@ -118,7 +126,7 @@ def plan(cfg: BenchConfig, bases: dict[tuple[str, str], str],
             variants = [[["delta", d]] for d in cfg.deltas] if cfg.deltas and algo in DELTA_ALGOS else [[]]
             for overrides in variants:
                 for seed in cfg.seeds:
-                    agent = {**to_dict(cfg.agent), **dict(overrides)}
+                    agent = {**chosen, **algo_agent.get(algo, {}), **dict(overrides)}
                     train = {**to_dict(cfg.train), "seed": seed}
                     rel = one_run.folder(task, algo, seed, overrides)
                     config = {"suite": cfg.suite, "task": task, "algo": algo, "seed": seed, "overrides": overrides,
