@@ -172,3 +172,35 @@ def test_gym_suite_says_what_it_waits_for(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "no shipped flow base for hopper" in err and "lpds datasets make hopper-medium" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "b" / "runs").exists()
+
+
+def test_base_kinds_run_each_noise_steerer_on_each_base(toy_cfg):
+    cfg, bases = toy_cfg
+    suite = get_suite("toy")
+    bases = {**bases, ("four_goal", "diffusion"): suite.prepare("four_goal", cfg, "diffusion")}
+    jobs = _jobs(dataclasses.replace(cfg), bases, ["base", "lpds"], seeds=[0], base_kinds=["flow", "diffusion"])
+    names = [j["name"] for j in jobs]
+    assert names == ["four_goal/base/seed0", "four_goal/lpds_flowbase/seed0", "four_goal/lpds_diffusionbase/seed0"]
+    assert [j["config"]["label"] for j in jobs[1:]] == ["lpds [flow base]", "lpds [diffusion base]"]
+    assert [Path(j["config"]["base"]).name for j in jobs[1:]] == [Path(bases[("four_goal", k)]).name
+                                                                   for k in ("flow", "diffusion")]
+    with pytest.raises(Exception, match="--base-kinds and --base-kind"):
+        dataclasses.replace(cfg, base_kinds=["flow"], base_kind="diffusion").check()
+
+
+def test_delta_ablation_figure_and_auc_ratio_come_from_the_folders(toy_cfg):
+    from lpds_sim.benchmarks.aggregate import auc_ratios
+
+    cfg, bases = toy_cfg
+    cfg = dataclasses.replace(cfg, out=str(Path(cfg.out).parent / "out_delta"))
+    jobs = _jobs(cfg, bases, ["base", "lpds"], seeds=[0], deltas=[0.01, 0.5], base_kinds=[])
+    for j in jobs:
+        one_run.execute(j)
+    summary = aggregate(cfg, jobs, get_suite("toy"))
+    assert "deltas.png" in summary["figures"] and (Path(cfg.out) / "deltas.png").stat().st_size > 10_000
+    rows = [r for r in summary["table"] if r.get("delta_ablation")]
+    assert sorted(r["delta"] for r in rows) == [0.01, 0.5]
+    fake = [{"task": "t", "method": "lpds", "auc": {"mean": 3.0}}, {"task": "t", "method": "dsrl-na",
+                                                                   "auc": {"mean": 2.0}}]
+    assert auc_ratios(fake) == {"t": 1.5}
+    assert auc_ratios(fake[:1]) == {"t": None}

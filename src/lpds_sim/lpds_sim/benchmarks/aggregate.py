@@ -52,7 +52,9 @@ def collect(jobs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
         steps, vals = _eval_curve(root, metric)
         c = job["config"]
         groups[(c["task"], c["label"])].append({"seed": c["seed"], "algo": c["algo"], "metrics": m,
-                                                "steps": steps, "values": vals})
+                                                "steps": steps, "values": vals,
+                                                "delta": c["agent"].get("delta"),
+                                                "overrides": c.get("overrides", [])})
     return {"groups": groups, "missing": missing}
 
 
@@ -82,9 +84,21 @@ def table_rows(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict
                              **{k: _stat([x.get(k) for x in rs]) for k in COLUMNS}})
             continue
         ms = [r["metrics"] for r in seed_runs]
-        rows.append({"task": task, "method": lab, "c": None, "seeds": len(ms),
+        rows.append({"task": task, "method": lab, "c": None, "seeds": len(ms), "delta": seed_runs[0].get("delta"),
+                     "delta_ablation": any(k == "delta" for k, _ in seed_runs[0].get("overrides", [])),
                      **{k: _stat([m.get(k) for m in ms]) for k in COLUMNS}})
     return rows
+
+
+def auc_ratios(rows: list[dict[str, Any]], num: str = "lpds", den: str = "dsrl-na") -> dict[str, float | None]:
+    """Per task: mean AUC of `num` over mean AUC of `den` (the paper's aim: LP-DS ≥ 1.25× DSRL-NA at equal env
+    steps); None where either is missing or the denominator is not positive."""
+    out: dict[str, float | None] = {}
+    for task in dict.fromkeys(r["task"] for r in rows):
+        a = next((r["auc"]["mean"] for r in rows if r["task"] == task and r["method"] == num), None)
+        b = next((r["auc"]["mean"] for r in rows if r["task"] == task and r["method"] == den), None)
+        out[task] = None if a is None or b is None or b <= 0 else float(a / b)
+    return out
 
 
 def _fmt(s: dict[str, float | None], digits: int = 2) -> str:
@@ -116,7 +130,7 @@ def write_tables(rows: list[dict[str, Any]], out: Path, note: str) -> None:
 
 def aggregate(cfg: Any, jobs: list[dict[str, Any]], suite: Any) -> dict[str, Any]:
     """Tables, figures and summary.json of the finished runs among `jobs`, in `cfg.out_dir`."""
-    from .plots import plot_curves, plot_floor
+    from .plots import plot_curves, plot_deltas, plot_floor
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +152,12 @@ def aggregate(cfg: Any, jobs: list[dict[str, Any]], suite: Any) -> dict[str, Any
                     if t == task and rs[0]["algo"] != "temperature"} for task in tasks}
     plot_curves(bands, out / "curves.png", suite.metric, cfg.train.env_steps)
     plot_floor(rows, tasks, out / "floor.png", suite.metric)
+    figures = ["curves.png", "floor.png"]
+    if any(r.get("delta_ablation") for r in rows):
+        plot_deltas(rows, tasks, out / "deltas.png", suite.metric)
+        figures.append("deltas.png")
     summary = {"suite": suite.name, "out": str(out), "runs": len(jobs), "unfinished": got["missing"],
-               "table": rows, "figures": ["curves.png", "floor.png"], "tables": ["table.md", "table.csv"]}
+               "table": rows, "auc_ratios": auc_ratios(rows), "figures": figures,
+               "tables": ["table.md", "table.csv"]}
     runs.atomic_write_json(out / "summary.json", summary)
     return summary

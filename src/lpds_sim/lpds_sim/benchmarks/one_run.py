@@ -196,14 +196,17 @@ def _steer(suite: Any, cfg: dict[str, Any], backbone: Any, run: runs.RunDir, fau
             "trust_region": agent.trust_region.describe() if hasattr(agent, "trust_region") else None}
 
 
-def label(algo: str, overrides: list[tuple[str, Any]] | list[list[Any]]) -> str:
-    """The method's name in tables and legends: `lpds δ=0.1` for a δ-ablation run."""
+def label(algo: str, overrides: list[tuple[str, Any]] | list[list[Any]], base_kind: str | None = None) -> str:
+    """The method's name in tables and legends: `lpds δ=0.1` for a δ-ablation run, `lpds [diffusion base]` in a
+    flow-vs-diffusion sweep."""
     names = {"delta": "δ"}
     return " ".join([algo] + [f"{names.get(k, k)}={v:g}" if isinstance(v, float) else f"{names.get(k, k)}={v}"
-                              for k, v in overrides])
+                              for k, v in overrides] + ([f"[{base_kind} base]"] if base_kind else []))
 
 
-def folder(task: str, algo: str, seed: int, overrides: list[tuple[str, Any]] | list[list[Any]]) -> Path:
-    """RUNS/<task>/<algo>[_<key><value>...]/seed<seed>: one folder per run, named by what defines it."""
+def folder(task: str, algo: str, seed: int, overrides: list[tuple[str, Any]] | list[list[Any]],
+           base_kind: str | None = None) -> Path:
+    """RUNS/<task>/<algo>[_<key><value>...][_<kind>base]/seed<seed>: one folder per run, named by what defines
+    it."""
     name = algo + "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}" for k, v in overrides)
-    return Path(task) / name / f"seed{seed}"
+    return Path(task) / (name + (f"_{base_kind}base" if base_kind else "")) / f"seed{seed}"

@@ -1,4 +1,4 @@
-"""The bench's two figures (matplotlib, Agg): learning curves per task, and the noise-temperature floor."""
+"""The bench's figures (matplotlib, Agg): learning curves per task, the noise-temperature floor, the δ ablation."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -72,6 +72,41 @@ def plot_floor(rows: list[dict[str, Any]], tasks: list[str], path: Path, metric:
         if ax.has_data():
             ax.legend(fontsize=7)
     axes[0][0].set_ylabel(f"final {metric}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_deltas(rows: list[dict[str, Any]], tasks: list[str], path: Path, metric: str) -> Path:
+    """Per task: LP-DS's final metric and its AUC against δ (log axis) with 95 % error bars, and the action entropy
+    on a twin axis: is the result insensitive to δ above some value, and what does a larger δ cost in diversity?"""
+    plt = _plt()
+    tasks = tasks or ["(no runs)"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        pts = sorted((r for r in rows if r["task"] == task and r.get("delta_ablation") and r[metric]["mean"]
+                      is not None), key=lambda r: r["delta"])
+        if not pts:
+            continue
+        d = [r["delta"] for r in pts]
+        for key, lab, fmt in ((metric, f"final {metric}", "-o"), ("auc", f"{metric} AUC", "--s")):
+            m = [r[key]["mean"] for r in pts]
+            err = [[0 if r[key]["lo"] is None else r[key]["mean"] - r[key]["lo"] for r in pts],
+                   [0 if r[key]["hi"] is None else r[key]["hi"] - r[key]["mean"] for r in pts]]
+            ax.errorbar(d, m, yerr=err, fmt=fmt, ms=4, capsize=2, label=lab)
+        base = next((r for r in rows if r["task"] == task and r["method"] == "base"), None)
+        if base is not None and base[metric]["mean"] is not None:
+            ax.axhline(base[metric]["mean"], color="gray", ls=":", label="base")
+        twin = ax.twinx()
+        twin.plot(d, [r["action_entropy"]["mean"] for r in pts], "-^", color="tab:green", ms=4, alpha=0.7)
+        twin.set_ylabel("KL action entropy (nats)", color="tab:green", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_title(f"{task}: LP-DS vs δ")
+        ax.set_xlabel("trust-region δ")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(metric)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -26,6 +26,7 @@ from . import one_run
 LEARNING = ("lpds", "dsrl-na", "dsrl-sac", "lpds-a", "dppo")
 ALGOS = one_run.NO_TRAINING + LEARNING
 DELTA_ALGOS = ("lpds",)  # algorithms that `--deltas` turns into one run per δ
+KIND_ALGOS = ("lpds", "lpds-a", "dsrl-na", "dsrl-sac")  # algorithms `--base-kinds` runs once per kind of base
 FAULT_ENV = "LPDS_BENCH_FAULT"  # test-only: the run folder name (task/algo/seedN) that exits after 1st checkpoint
 
 
@@ -57,6 +58,8 @@ class BenchConfig:
     base_kind: str = setting("auto", "frozen base of every run: auto (the suite's choice per algorithm: flow, "
                                      "diffusion for dppo), flow or diffusion (the flow-vs-diffusion ablation)",
                              choices=("auto", "flow", "diffusion"))
+    base_kinds: list[str] = setting([], "flow-vs-diffusion ablation: the noise-steering algorithms run once per "
+                                        "base kind, comma-separated (flow,diffusion; none: --base-kind)")
     bc_steps: int | None = setting(None, "BC steps of a base the suite trains itself (toy; none: its default)",
                                    min=1)
     agent: AgentConfig = nested(AgentConfig)
@@ -74,6 +77,14 @@ class BenchConfig:
             raise ConfigError("--seeds is empty; give at least one seed, e.g. --seeds 0,1,2")
         if "temperature" in self.algos and not self.temperatures:
             raise ConfigError("--temperatures is empty but --algos has temperature; give e.g. 0,0.5,1")
+        self.base_kinds = [p.strip() for v in self.base_kinds for p in str(v).split(",") if p.strip()]
+        bad_kinds = [k for k in self.base_kinds if k not in ("flow", "diffusion")]
+        if bad_kinds or len(set(self.base_kinds)) != len(self.base_kinds):
+            raise ConfigError(f"--base-kinds {','.join(self.base_kinds)}: list flow and/or diffusion, each once")
+        if self.base_kinds and not set(self.algos) & set(KIND_ALGOS):
+            raise ConfigError(f"--base-kinds needs one of {', '.join(KIND_ALGOS)} in --algos")
+        if self.base_kinds and self.base_kind != "auto":
+            raise ConfigError("--base-kinds and --base-kind both choose the base: give one of them")
         if self.deltas and not set(self.algos) & set(DELTA_ALGOS):
             raise ConfigError(f"--deltas needs one of {', '.join(DELTA_ALGOS)} in --algos")
         if self.device == "cuda" and self.gpus_per_run <= 0:
@@ -124,14 +135,17 @@ def plan(cfg: BenchConfig, bases: dict[tuple[str, str], str],
     for task in cfg.tasks:
         for algo in cfg.algos:
             variants = [[["delta", d]] for d in cfg.deltas] if cfg.deltas and algo in DELTA_ALGOS else [[]]
-            for overrides in variants:
+            per_kind = bool(cfg.base_kinds) and algo in KIND_ALGOS
+            for kind, overrides in ((k, o) for k in (cfg.base_kinds if per_kind else [base_kind(algo)])
+                                    for o in variants):
+                named = kind if per_kind else None  # in the folder and label only when the sweep varies it
                 for seed in cfg.seeds:
                     agent = {**chosen, **algo_agent.get(algo, {}), **dict(overrides)}
                     train = {**to_dict(cfg.train), "seed": seed}
-                    rel = one_run.folder(task, algo, seed, overrides)
+                    rel = one_run.folder(task, algo, seed, overrides, named)
                     config = {"suite": cfg.suite, "task": task, "algo": algo, "seed": seed, "overrides": overrides,
-                              "label": one_run.label(algo, overrides), "base": bases[(task, base_kind(algo))],
-                              "base_kind": base_kind(algo), "device": cfg.device,
+                              "label": one_run.label(algo, overrides, named), "base": bases[(task, kind)],
+                              "base_kind": kind, "device": cfg.device,
                               "trials": cfg.trials, "entropy_states": cfg.entropy_states,
                               "entropy_samples": cfg.entropy_samples, "agent": agent, "train": train}
                     if algo == "temperature":
@@ -201,7 +215,7 @@ def run_sweep(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     if "dppo" in cfg.algos and kind_of("dppo") != "diffusion":
         raise ConfigError("--algos dppo fine-tunes a diffusion base's chain; --base-kind flow cannot serve it: "
                           "use --base-kind auto or diffusion")
-    kinds = list(dict.fromkeys(kind_of(a) for a in cfg.algos))
+    kinds = list(dict.fromkeys([kind_of(a) for a in cfg.algos] + list(cfg.base_kinds)))
     # once, here: the same base for every run (per kind: DPPO steers a diffusion base)
     bases = {(task, kind): suite.prepare(task, cfg, kind) for task in cfg.tasks for kind in kinds}
     jobs = plan(cfg, bases, kind_of)
