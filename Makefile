@@ -26,10 +26,11 @@ apt:
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt src/lpds_core/pyproject.toml src/lpds_sim/pyproject.toml $(ROS_PKGS)
+$(STAMP): requirements.txt requirements-nodeps.txt src/lpds_core/pyproject.toml src/lpds_sim/pyproject.toml $(ROS_PKGS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps $(PIP_EDITABLE)
 	touch $@
 
