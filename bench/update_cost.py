@@ -78,7 +78,7 @@ def replay_batch(obs_dim: int, shape: tuple[int, int], n: int, low: np.ndarray, 
                  gen: torch.Generator) -> dict[str, torch.Tensor]:
     """A replay-shaped batch (values do not matter for the cost; shapes and dtypes do)."""
     obs = torch.randn(n, obs_dim, generator=gen)
-    lo, hi = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
+    lo, hi = torch.tensor(np.array(low), dtype=torch.float32), torch.tensor(np.array(high), dtype=torch.float32)
     return {"obs": obs, "next_obs": obs + 0.01 * torch.randn(n, obs_dim, generator=gen),
             "action": lo + (hi - lo) * torch.rand(n, *shape, generator=gen),
             "noise": torch.randn(n, *shape, generator=gen), "reward": torch.randn(n, generator=gen),
@@ -158,17 +158,20 @@ def main() -> None:
               flush=True)
     med = {n: statistics.median(v) for n, v in times.items()}
     ref = med.get("sac")
+    # ratios: the median over rounds of each round's ratio (variants of one round ran back to back, so a load
+    # spike on a shared machine moves both sides of a ratio; absolute times are only context)
+    ratio = {n: statistics.median(t / s for t, s in zip(times[n], times["sac"])) for n in steps} if ref else {}
     print(f"\n{args.task}, {args.kind} base (decoder {bb.config['n_layers']}×{bb.config['hidden']}, "
           f"{bb.config['num_steps']} steps), batch {args.batch}, {args.threads} thread(s), {args.rounds} rounds "
           f"× {args.reps} updates; bf16 CPU support: {torch.cpu._is_avx512_bf16_supported()}\n")
-    print("| variant | what | ms per call | × minimal SAC per update | × minimal SAC per env step |")
+    print("| variant | what | ms per call (median) | × minimal SAC per update | × minimal SAC per env step |")
     print("|---|---|---|---|---|")
     for n in steps:
         what = "minimal SAC (the reference)" if n == "sac" else VARIANTS[n][2]
         per_call = f"{1e3 * med[n]:.1f}"
-        ratio = "—" if ref is None or n == "dppo" else f"{med[n] / ref:.2f}×"
-        env_ratio = "—" if ref is None else f"{(med[n] / per_env_step[n]) / (ref / per_env_step['sac']):.2f}×"
-        print(f"| {n} | {what} | {per_call} | {ratio} | {env_ratio} |")
+        per_update = "—" if ref is None or n == "dppo" else f"{ratio[n]:.2f}×"
+        env_ratio = "—" if ref is None else f"{ratio[n] * per_env_step['sac'] / per_env_step[n]:.2f}×"
+        print(f"| {n} | {what} | {per_call} | {per_update} | {env_ratio} |")
 
 
 if __name__ == "__main__":
