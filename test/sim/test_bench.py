@@ -180,9 +180,10 @@ def test_base_kinds_run_each_noise_steerer_on_each_base(toy_cfg):
     bases = {**bases, ("four_goal", "diffusion"): suite.prepare("four_goal", cfg, "diffusion")}
     jobs = _jobs(dataclasses.replace(cfg), bases, ["base", "lpds"], seeds=[0], base_kinds=["flow", "diffusion"])
     names = [j["name"] for j in jobs]
-    assert names == ["four_goal/base/seed0", "four_goal/lpds_flowbase/seed0", "four_goal/lpds_diffusionbase/seed0"]
-    assert [j["config"]["label"] for j in jobs[1:]] == ["lpds [flow base]", "lpds [diffusion base]"]
-    assert [Path(j["config"]["base"]).name for j in jobs[1:]] == [Path(bases[("four_goal", k)]).name
+    assert names == ["four_goal/base_flowbase/seed0", "four_goal/base_diffusionbase/seed0",
+                     "four_goal/lpds_flowbase/seed0", "four_goal/lpds_diffusionbase/seed0"]
+    assert [j["config"]["label"] for j in jobs[2:]] == ["lpds [flow base]", "lpds [diffusion base]"]
+    assert [Path(j["config"]["base"]).name for j in jobs[2:]] == [Path(bases[("four_goal", k)]).name
                                                                    for k in ("flow", "diffusion")]
     with pytest.raises(Exception, match="--base-kinds and --base-kind"):
         dataclasses.replace(cfg, base_kinds=["flow"], base_kind="diffusion").check()

@@ -26,7 +26,7 @@ from . import one_run
 LEARNING = ("lpds", "dsrl-na", "dsrl-sac", "lpds-a", "dppo")
 ALGOS = one_run.NO_TRAINING + LEARNING
 DELTA_ALGOS = ("lpds",)  # algorithms that `--deltas` turns into one run per δ
-KIND_ALGOS = ("lpds", "lpds-a", "dsrl-na", "dsrl-sac")  # algorithms `--base-kinds` runs once per kind of base
+KIND_ALGOS = ("base", "lpds", "lpds-a", "dsrl-na", "dsrl-sac")  # what `--base-kinds` runs once per kind of base
 FAULT_ENV = "LPDS_BENCH_FAULT"  # test-only: the run folder name (task/algo/seedN) that exits after 1st checkpoint
 
 
