@@ -69,8 +69,10 @@ def curve_band(seed_runs: list[dict[str, Any]]) -> dict[str, np.ndarray] | None:
     return {"steps": grid, "mean": m, "lo": lo, "hi": hi, "n": len(curves)}
 
 
-def table_rows(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per (task, method); the temperature run gives one row per c."""
+def table_rows(groups: dict[tuple[str, str], list[dict[str, Any]]], extra: tuple[str, ...] = ()
+               ) -> list[dict[str, Any]]:
+    """One row per (task, method); the temperature run gives one row per c. `extra`: the suite's own columns."""
+    cols = COLUMNS + tuple(extra)
     rows = []
     for (task, lab), seed_runs in sorted(groups.items()):
         if seed_runs[0]["algo"] == "temperature":
@@ -81,12 +83,12 @@ def table_rows(groups: dict[tuple[str, str], list[dict[str, Any]]]) -> list[dict
                                                   "wall_s": r["metrics"]["wall_s"] / len(r["metrics"]["temperature"])})
             for c, rs in sorted(by_c.items()):
                 rows.append({"task": task, "method": f"temperature c={c:g}", "c": c, "seeds": len(rs),
-                             **{k: _stat([x.get(k) for x in rs]) for k in COLUMNS}})
+                             **{k: _stat([x.get(k) for x in rs]) for k in cols}})
             continue
         ms = [r["metrics"] for r in seed_runs]
         rows.append({"task": task, "method": lab, "c": None, "seeds": len(ms), "delta": seed_runs[0].get("delta"),
                      "delta_ablation": any(k == "delta" for k, _ in seed_runs[0].get("overrides", [])),
-                     **{k: _stat([m.get(k) for m in ms]) for k in COLUMNS}})
+                     **{k: _stat([m.get(k) for m in ms]) for k in cols}})
     return rows
 
 
@@ -109,22 +111,24 @@ def _fmt(s: dict[str, float | None], digits: int = 2) -> str:
     return f"{s['mean']:.{digits}f} ± {(s['hi'] - s['mean']):.{digits}f}"
 
 
-def write_tables(rows: list[dict[str, Any]], out: Path, note: str) -> None:
+def write_tables(rows: list[dict[str, Any]], out: Path, note: str, extra: tuple[str, ...] = ()) -> None:
     head = ["task", "method", "seeds", "return", "normalised return", "success", "AUC", "KL action entropy (nats)",
-            "env steps", "wall time (s)"]
+            "env steps", "wall time (s)"] + [k.replace("_", " ") for k in extra]
     md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         md.append("| " + " | ".join([r["task"], r["method"], str(r["seeds"]), _fmt(r["return"]),
                                      _fmt(r["normalised_return"]), _fmt(r["success"]), _fmt(r["auc"]),
-                                     _fmt(r["action_entropy"]), _fmt(r["env_steps"], 0), _fmt(r["wall_s"], 1)])
+                                     _fmt(r["action_entropy"]), _fmt(r["env_steps"], 0), _fmt(r["wall_s"], 1)]
+                                    + [_fmt(r[k]) for k in extra])
                   + " |")
     runs.atomic_write_bytes(out / "table.md", ("\n".join(md) + "\n\n" + note + "\n").encode())
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["task", "method", "seeds"] + [f"{k}_{s}" for k in COLUMNS for s in ("mean", "ci95_lo", "ci95_hi")])
+    cols = COLUMNS + tuple(extra)
+    w.writerow(["task", "method", "seeds"] + [f"{k}_{s}" for k in cols for s in ("mean", "ci95_lo", "ci95_hi")])
     for r in rows:
         w.writerow([r["task"], r["method"], r["seeds"]] +
-                   ["" if r[k][s] is None else r[k][s] for k in COLUMNS for s in ("mean", "lo", "hi")])
+                   ["" if r[k][s] is None else r[k][s] for k in cols for s in ("mean", "lo", "hi")])
     runs.atomic_write_bytes(out / "table.csv", buf.getvalue().encode())
 
 
@@ -136,7 +140,8 @@ def aggregate(cfg: Any, jobs: list[dict[str, Any]], suite: Any) -> dict[str, Any
     out.mkdir(parents=True, exist_ok=True)
     got = collect(jobs, suite.metric)
     groups = got["groups"]
-    rows = table_rows(groups)
+    extra = tuple(getattr(suite, "extra_columns", ()))
+    rows = table_rows(groups, extra)
     kinds = {j["config"].get("base_kind", "flow") for j in jobs}
     dppo_note = "; dppo: the diffusion base of the same demos, the others the flow base" if len(kinds) > 1 else ""
     note = (f"Mean ± half-width of the two-sided 95 % Student-t interval over seeds ({suite.name} suite, "
@@ -146,7 +151,7 @@ def aggregate(cfg: Any, jobs: list[dict[str, Any]], suite: Any) -> dict[str, Any
             f"Kozachenko–Leonenko (k=3) of the first action of {cfg.entropy_samples} sampled chunks at "
             f"{cfg.entropy_states} fixed observations, averaged. {len(got['missing'])} of {len(jobs)} runs "
             f"unfinished.")
-    write_tables(rows, out, note)
+    write_tables(rows, out, note, extra)
     tasks = list(dict.fromkeys(j["config"]["task"] for j in jobs))
     bands = {task: {lab: curve_band(rs) for (t, lab), rs in groups.items()
                     if t == task and rs[0]["algo"] != "temperature"} for task in tasks}

@@ -14,9 +14,11 @@ folders, resume, Ray, aggregation) is the suite-independent machinery in `one_ru
     entropy_observations(task, n, seed)   the fixed observations the action entropy is measured at
     normalised(task, ret)         a suite's normalised return (D4RL-style), or None where it defines none
 
-Suites: `toy` (the 2-D four-goal task; runs end to end in minutes on a CPU) and `gym` (Hopper/Walker2d/
-HalfCheetah-v5, waiting for its medium datasets and shipped bases; refused with one line until they exist).
-robomimic / adroit / avoiding plug in the same way.
+Suites: `toy` (the 2-D four-goal task; runs end to end in minutes on a CPU), `gym` (Hopper/Walker2d/
+HalfCheetah-v5, waiting for its medium datasets and shipped bases; refused with one line until they exist) and
+`avoiding` (D3IL's Avoiding re-implemented in the plane; its base is trained into the cache on first use).
+robomimic / adroit plug in the same way. A suite's `extra_columns` are metrics its evaluate() adds that the
+tables show beside the common ones (Avoiding: D3IL's mode entropy).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class Suite:
     name: str = ""
     tasks: tuple[str, ...] = ()
     metric: str = "return"  # what the curves and the floor figure plot on the y axis ("return" or "success")
+    extra_columns: tuple[str, ...] = ()  # keys of evaluate()'s result that the tables add as columns
 
     def presets(self) -> dict[str, Any]:
         """The suite's own defaults of the agent and loop sections ({"agent": AgentConfig, "train": LoopConfig});
@@ -202,7 +205,61 @@ class GymSuite(Suite):
         return get_task(task).normalized(ret)
 
 
-SUITES: dict[str, Suite] = {s.name: s for s in (ToySuite(), GymSuite())}
+class AvoidingSuite(Suite):
+    """D3IL Avoiding (`lpds_sim.benchmarks.avoiding`): success, and D3IL's diversity (the entropy of the modes of
+    the successful rollouts over log 24) beside it; the base is BC on the scripted operator's 24-mode demos,
+    trained into the cache (~/.cache/lpds or --cache-dir) on first use. Chunk H = 4 executed whole (DPPO's avoid
+    setting), 150-step episodes ending at success or collision, sparse reward 1 at success."""
+
+    name = "avoiding"
+    tasks = ("avoiding",)
+    metric = "success"
+    extra_columns = ("mode_entropy",)
+
+    def presets(self) -> dict[str, Any]:
+        from lpds_core.agents import AgentConfig
+        from lpds_core.training import LoopConfig
+
+        # a short-horizon sparse task on a 2-core CPU: 2×256 actor, 3×256 critics, UTD 1; one in-process env;
+        # γ = 0.99 per env step (episodes of ~100 steps); evaluations of 30 episodes (D3IL evaluates 30)
+        return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.99),
+                "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=1_000, eval_every=5_000,
+                                    ckpt_every=5_000, eval_trials=30, batch_size=256, exec_steps=None)}
+
+    def prepare(self, task: str, cfg: Any, kind: str = "flow") -> str:
+        from .avoiding.base import avoiding_base_policy
+
+        _, path = avoiding_base_policy(cache_dir=cfg.cache_dir, progress=False, kind=kind,
+                                       **({} if cfg.bc_steps is None else {"bc_steps": cfg.bc_steps}))
+        return str(path)
+
+    def load_base(self, path: str) -> Any:
+        from lpds_core.checkpoint import load_backbone
+
+        from .avoiding.base import TASK
+
+        return load_backbone(path, expect={"task": TASK}).freeze()
+
+    def make_env(self, task: str) -> Any:
+        from .avoiding import AvoidingEnv
+
+        return AvoidingEnv()
+
+    def evaluate(self, task: str, act: ActBatch, n_episodes: int, seed: int, exec_steps: int | None = None
+                 ) -> dict[str, float]:
+        from .avoiding.evaluate import evaluate_avoiding
+
+        res = evaluate_avoiding(act, n_episodes, seed, exec_steps=exec_steps)
+        return {k: float(res[k]) for k in ("return", "success", "mode_entropy", "collision", "modes_found",
+                                           "length")}
+
+    def entropy_observations(self, task: str, n: int, seed: int) -> np.ndarray:
+        env = self.make_env(task)  # the start state, where the choice among the 24 paths begins (D3IL's reset
+        # is deterministic, so the n observations are equal)
+        return np.stack([env.reset(seed=seed + i)[0] for i in range(n)]).astype(np.float32)
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (ToySuite(), GymSuite(), AvoidingSuite())}
 
 
 def get_suite(name: str) -> Suite:

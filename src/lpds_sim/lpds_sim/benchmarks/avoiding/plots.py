@@ -1,0 +1,60 @@
+"""The Avoiding figure (matplotlib, Agg): evaluation trajectories over the obstacle field, one panel per policy,
+successes and failures in different colours (the paper's and D3IL's trajectory plots)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .geometry import EE_RADIUS, FINISH_Y, OBSTACLES, START_XY, mode_entropy
+
+SUCCESS_COLOUR, FAILURE_COLOUR = "tab:blue", "tab:red"
+
+
+def _plt() -> Any:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def draw_field(ax: Any) -> None:
+    """Cylinders (grey, with the rod's radius as a dashed margin), finish line and start point on `ax`."""
+    plt = _plt()
+    for x, y, r in OBSTACLES:
+        ax.add_patch(plt.Circle((x, y), r, color="0.4", zorder=2))
+        ax.add_patch(plt.Circle((x, y), r + EE_RADIUS, fill=False, ls="--", lw=0.6, color="0.4", zorder=2))
+    ax.axhline(FINISH_Y, color="tab:green", lw=1.2, ls="-", zorder=1)
+    ax.scatter([START_XY[0]], [START_XY[1]], marker="o", s=30, color="k", zorder=4)
+    ax.set_xlim(0.15, 0.85)
+    ax.set_ylim(-0.32, 0.42)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+
+
+def plot_trajectories(panels: dict[str, list[dict[str, Any]]], path: str | Path, max_paths: int = 100) -> Path:
+    """One panel per policy: `panels[title]` is a list of episodes {"path" (T, 2), "success", "mode"} (as
+    `evaluate_avoiding` returns them); successes in blue, failures (collision or time-out) in red; the panel's
+    title adds the success rate and the normalised mode entropy."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 4.6), squeeze=False)
+    for ax, (title, episodes) in zip(axes[0], panels.items()):
+        draw_field(ax)
+        for e in episodes[:max_paths]:
+            p = np.asarray(e["path"])
+            ax.plot(p[:, 0], p[:, 1], lw=0.8, alpha=0.6, zorder=3,
+                    color=SUCCESS_COLOUR if e["success"] else FAILURE_COLOUR)
+        ok = [e["mode"] for e in episodes if e["success"]]
+        rate = len(ok) / max(len(episodes), 1)
+        ax.set_title(f"{title}\nsuccess {rate:.2f}, mode entropy {mode_entropy(ok):.2f}", fontsize=9)
+    axes[0][0].set_ylabel("y (m)")
+    axes[0][0].plot([], [], color=SUCCESS_COLOUR, label="success")
+    axes[0][0].plot([], [], color=FAILURE_COLOUR, label="failure")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
