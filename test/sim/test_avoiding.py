@@ -11,7 +11,8 @@ import pytest
 
 from lpds_sim.benchmarks.avoiding import ENV_ID, AvoidingEnv, mode_entropy, path_mode
 from lpds_sim.benchmarks.avoiding.demos import GAP_X, make_demos, operator_episode
-from lpds_sim.benchmarks.avoiding.geometry import (FINISH_Y, N_MODES, OBSTACLES, ROW_Y, START_XY, gap_of,
+from lpds_sim.benchmarks.avoiding.geometry import (FINISH_Y, N_MODES, OBSTACLES, ROW_Y, START_XY, ModeTracker,
+                                                   gap_of,
                                                    mode_bits, mode_gaps, mode_index, path_collides)
 
 
@@ -58,6 +59,23 @@ def test_straight_paths_through_known_gaps_give_their_codes():
     mid = path_mode(_line(START_XY, (0.575, -0.2), (0.575, -0.05), (0.5, 0.0), (0.5, 0.16), (0.425, 0.2),
                           (0.425, 0.40)))  # right of row 1, middle gap of row 2, second gap of row 3
     assert mid.success and mode_gaps(mid.mode) == (1, 1, 1) and mid.mode == 17
+
+
+def test_a_rows_gap_is_fixed_at_the_first_step_in_its_band():
+    # through row 3's left gap, then right above the row and up: D3IL keeps the first gap (its l3_passed flag)
+    late = path_mode(_line(START_XY, (0.30, -0.20), (0.30, 0.30), (0.70, 0.30), (0.70, 0.40)))
+    assert late.success and mode_gaps(late.mode) == (0, 0, 0)
+    # the row-1 band starts 3 cm below the row: a path that is in it left of x = 0.5 is "left" for good
+    assert path_mode(_line(START_XY, (0.42, -0.13), (0.42, -0.05), (0.3, 0.0), (0.3, 0.4))).mode == 0
+    t = ModeTracker()  # the bands themselves: rows 1, 2 within 3 cm of the row; row 3 only from y = 0.26 on
+    t.update(0.3, -0.131)
+    t.update(0.3, 0.049)
+    t.update(0.3, 0.259)
+    assert t.passed == [False, False, False]
+    t.update(0.3, -0.129)
+    t.update(0.3, 0.109)
+    t.update(0.3, 0.26)
+    assert t.passed == [True, True, True] and t.mode == 0
 
 
 def test_every_one_of_the_24_paths_has_its_own_code_in_the_env_too():
