@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=100, help="evaluation episodes of each base")
     p.add_argument("--figure", default="avoiding_bases.png", help="trajectory figure to write (PNG)")
     args = p.parse_args(argv)
+    torch.set_num_threads(1)  # like BC (lpds_core.bc): small nets, and the cores are shared
     kinds = [k for k in args.kinds.split(",") if k]
     bad = [k for k in kinds if k not in KINDS]
     if bad:
