@@ -2,6 +2,7 @@
 diversity metric, the scripted operator, the cached base and a tiny in-process `lpds bench avoiding`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -196,6 +197,10 @@ def test_tiny_bench_carries_the_mode_entropy_into_metrics_and_table(tmp_path):
                      eval_trials=4).items():
         setattr(cfg.train, k, v)
     cfg.check()
+    suite = get_suite("avoiding")
+    (dppo,) = plan(dataclasses.replace(cfg, algos=["dppo"]), {("avoiding", "diffusion"): "d.safetensors"},
+                   suite.base_kind)  # DPPO's own avoid settings, on the diffusion base
+    assert dppo["config"]["base"] == "d.safetensors" and dppo["config"]["agent"]["lr_actor"] == 1e-5
     jobs = plan(cfg, {("avoiding", "flow"): str(base)})
     metrics = [one_run.execute(j) for j in jobs]
     for m in metrics:

@@ -226,6 +226,12 @@ class AvoidingSuite(Suite):
                 "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=1_000, eval_every=5_000,
                                     ckpt_every=5_000, eval_trials=30, batch_size=256, exec_steps=None)}
 
+    def algo_presets(self) -> dict[str, dict[str, Any]]:
+        # DPPO's avoid fine-tuning (cfg/d3il/finetune/avoid_m*/ft_ppo_diffusion_mlp.yaml: actor lr 1e-5, critic
+        # 1e-3, T = 20 with the last 10 fine-tuned); its 50 envs × 25 chunks per update become 1 env × 250 chunks
+        # (about 10 episodes) here, minibatches of 1000 (chunk, denoising step) pairs
+        return {"dppo": {"lr_actor": 1e-5, "lr_critic": 1e-3, "rollout_steps": 250, "ppo_batch_size": 1000}}
+
     def prepare(self, task: str, cfg: Any, kind: str = "flow") -> str:
         from .avoiding.base import avoiding_base_policy
 
