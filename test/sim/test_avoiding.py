@@ -209,5 +209,11 @@ def test_tiny_bench_carries_the_mode_entropy_into_metrics_and_table(tmp_path):
     s = aggregate(cfg, jobs, get_suite("avoiding"))
     table = (Path(cfg.out) / "table.md").read_text()
     assert "mode entropy" in table.splitlines()[0]
+    from lpds_sim.benchmarks.avoiding.plots import load_episodes
+
+    kept = load_episodes(Path(jobs[0]["root"]) / "trajectories.npz")  # the base's final evaluation, as drawn
+    assert len(kept) == cfg.trials and np.mean([e["success"] for e in kept]) == pytest.approx(metrics[0]["success"])
+    assert (Path(jobs[1]["root"]) / "plots" / "trajectories.png").is_file()
+    assert "trajectories.png" in s["figures"] and (Path(cfg.out) / "trajectories.png").is_file()
     assert {r["method"]: r for r in s["table"]}["base"]["mode_entropy"]["mean"] == pytest.approx(
         metrics[0]["mode_entropy"])

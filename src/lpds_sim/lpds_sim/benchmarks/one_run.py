@@ -4,7 +4,8 @@ What a run folder of a bench holds (lpds_sim.runs.RunDir, so the layout, atomic 
 the training commands'): config.yaml (every setting, checked again on resume), provenance.json, workers.jsonl (the
 Ray node id, host and pid of every session), scalars.jsonl (group "eval": env steps → return / success), the
 checkpoints of learning algorithms, metrics.json (final return, success, normalised return, AUC, KL action
-entropy, env steps, wall time; the temperature run: one row per c) and done.json, written last.
+entropy, env steps, wall time; the temperature run: one row per c), whatever the suite keeps of its final
+evaluation (`Suite.save_final`; Avoiding: the trajectories and their figure) and done.json, written last.
 
 Algorithms: `base` (the frozen base, w ~ N(0, I)), `temperature` (no training: decode c·ε for each fixed c, a
 curve over c), and the learning ones through the one steering loop (`lpds_core.training.run_steering`): lpds,
@@ -112,6 +113,7 @@ def _no_training(suite: Any, cfg: dict[str, Any], backbone: Any, run: runs.RunDi
     rows = []
     for c in temps:
         res = _final(suite, cfg, _scaled(agent, c))
+        suite.save_final(run.root, f"c{c:g}" if cfg["algo"] == "temperature" else "")
         rows.append({"c": c, **res})
     if cfg["algo"] == "base":
         log = runs.ScalarLog(run.root, tensorboard=False)
@@ -189,6 +191,7 @@ def _steer(suite: Any, cfg: dict[str, Any], backbone: Any, run: runs.RunDir, fau
         log.close()
     agent.eval()
     res = _final(suite, cfg, agent.act)
+    suite.save_final(run.root, "")
     ev = sorted({r["step"]: r for r in runs.read_scalars(run.root, "eval")}.items())
     auc = curve_auc([s for s, _ in ev], [r[suite.metric] for _, r in ev]) if ev else None
     return {**res, "auc": auc, "env_steps": st.env_steps, "budget": loop.env_steps, "updates": st.updates,

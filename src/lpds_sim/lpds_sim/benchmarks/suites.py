@@ -23,6 +23,7 @@ tables show beside the common ones (Avoiding: D3IL's mode entropy).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable
 
@@ -82,6 +83,14 @@ class Suite:
 
     def normalised(self, task: str, ret: float) -> float | None:
         return None
+
+    def save_final(self, root: Path, name: str) -> None:
+        """Keep what the last evaluate() saw beyond its numbers in the run folder (`name`: "" or the
+        temperature's "c0.5"); none by default."""
+
+    def bench_figures(self, jobs: list[dict[str, Any]], out: Path) -> list[str]:
+        """A suite's own figures of a bench, drawn from the run folders into `out`; their file names."""
+        return []
 
 
 class ToySuite(Suite):
@@ -256,8 +265,26 @@ class AvoidingSuite(Suite):
         from .avoiding.evaluate import evaluate_avoiding
 
         res = evaluate_avoiding(act, n_episodes, seed, exec_steps=exec_steps)
+        self._last_episodes = res["episodes"]  # for save_final: a worker runs one job at a time
         return {k: float(res[k]) for k in ("return", "success", "mode_entropy", "collision", "modes_found",
                                            "length")}
+
+    def save_final(self, root: Path, name: str) -> None:
+        from .avoiding.plots import plot_trajectories, save_episodes
+
+        episodes = getattr(self, "_last_episodes", None)
+        if episodes is None:
+            return
+        suffix = f"_{name}" if name else ""
+        save_episodes(episodes, Path(root) / f"trajectories{suffix}.npz")
+        plot_trajectories({f"{Path(root).parent.name} {name}".strip(): episodes},
+                          Path(root) / "plots" / f"trajectories{suffix}.png")
+
+    def bench_figures(self, jobs: list[dict[str, Any]], out: Path) -> list[str]:
+        from .avoiding.plots import bench_trajectories
+
+        path = bench_trajectories(jobs, Path(out) / "trajectories.png")
+        return [path.name] if path is not None else []
 
     def entropy_observations(self, task: str, n: int, seed: int) -> np.ndarray:
         env = self.make_env(task)  # the start state, where the choice among the 24 paths begins (D3IL's reset

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     for row in summary["table"]:
         print(f"{row['task']:<12} {row['method']:<22} {suite_metric(row)}")
     out = cfg.out_dir
-    print(f"wrote {out}/table.md, table.csv, curves.png, floor.png, summary.json")
+    print(f"wrote {out}/table.md, table.csv, {', '.join(summary['figures'])}, summary.json")
     return 0
 
 

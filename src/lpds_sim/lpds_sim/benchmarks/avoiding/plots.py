@@ -58,3 +58,41 @@ def plot_trajectories(panels: dict[str, list[dict[str, Any]]], path: str | Path,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def save_episodes(episodes: list[dict[str, Any]], path: str | Path) -> Path:
+    """Evaluation episodes (paths of different lengths) as one .npz: `path_i`, `success`, `collided`, `mode`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, success=np.array([e["success"] for e in episodes], bool),
+                        collided=np.array([e["collided"] for e in episodes], bool),
+                        mode=np.array([e["mode"] for e in episodes], np.int64),
+                        **{f"path_{i}": np.asarray(e["path"], np.float32) for i, e in enumerate(episodes)})
+    tmp.replace(path)
+    return path
+
+
+def load_episodes(path: str | Path) -> list[dict[str, Any]]:
+    with np.load(path) as z:
+        return [{"path": z[f"path_{i}"], "success": bool(s), "collided": bool(c), "mode": int(m)}
+                for i, (s, c, m) in enumerate(zip(z["success"], z["collided"], z["mode"]))]
+
+
+def bench_trajectories(jobs: list[dict[str, Any]], path: str | Path) -> Path | None:
+    """The bench's trajectory figure: one panel per task and method (the temperature run: one per c), drawn from
+    the final evaluation of the lowest finished seed of each; None when no run has kept its trajectories."""
+    panels: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for job in sorted(jobs, key=lambda j: (j["config"]["task"], j["config"]["label"], j["config"]["seed"])):
+        root, c = Path(job["root"]), job["config"]
+        if not (root / "done.json").is_file():
+            continue
+        for f in sorted(root.glob("trajectories*.npz")):
+            name = f"{c['label']} {f.stem[len('trajectories_'):].replace('c', 'c=', 1)}".strip()
+            if len({j["config"]["task"] for j in jobs}) > 1:
+                name = f"{c['task']}: {name}"
+            if name not in seen:
+                seen.add(name)
+                panels[f"{name} (seed {c['seed']})"] = load_episodes(f)
+    return plot_trajectories(panels, path) if panels else None
