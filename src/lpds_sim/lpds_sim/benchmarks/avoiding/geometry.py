@@ -153,4 +153,4 @@ def mode_entropy(codes: Iterable[Hashable]) -> float:
     if not keys:
         return 0.0
     p = np.array(list(Counter(keys).values()), dtype=float) / len(keys)
-    return float(-(p * np.log(p)).sum() / np.log(N_MODES))
+    return max(0.0, float(-(p * np.log(p)).sum() / np.log(N_MODES)))  # one mode: 0.0, not -0.0

@@ -79,6 +79,11 @@ def load_episodes(path: str | Path) -> list[dict[str, Any]]:
                 for i, (s, c, m) in enumerate(zip(z["success"], z["collided"], z["mode"]))]
 
 
+def _temperature(f: Path) -> float:
+    """c of a temperature run's trajectories_c<c>.npz (−1 for a run's single trajectories.npz): panel order."""
+    return float(f.stem[len("trajectories_c"):]) if f.stem.startswith("trajectories_c") else -1.0
+
+
 def bench_trajectories(jobs: list[dict[str, Any]], path: str | Path) -> Path | None:
     """The bench's trajectory figure: one panel per task and method (the temperature run: one per c), drawn from
     the final evaluation of the lowest finished seed of each; None when no run has kept its trajectories."""
@@ -88,7 +93,7 @@ def bench_trajectories(jobs: list[dict[str, Any]], path: str | Path) -> Path | N
         root, c = Path(job["root"]), job["config"]
         if not (root / "done.json").is_file():
             continue
-        for f in sorted(root.glob("trajectories*.npz")):
+        for f in sorted(root.glob("trajectories*.npz"), key=_temperature):
             name = f"{c['label']} {f.stem[len('trajectories_'):].replace('c', 'c=', 1)}".strip()
             if len({j["config"]["task"] for j in jobs}) > 1:
                 name = f"{c['task']}: {name}"
