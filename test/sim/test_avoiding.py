@@ -214,6 +214,6 @@ def test_tiny_bench_carries_the_mode_entropy_into_metrics_and_table(tmp_path):
     kept = load_episodes(Path(jobs[0]["root"]) / "trajectories.npz")  # the base's final evaluation, as drawn
     assert len(kept) == cfg.trials and np.mean([e["success"] for e in kept]) == pytest.approx(metrics[0]["success"])
     assert (Path(jobs[1]["root"]) / "plots" / "trajectories.png").is_file()
-    assert "trajectories.png" in s["figures"] and (Path(cfg.out) / "trajectories.png").is_file()
+    assert {"trajectories.png", "diversity.png"} <= set(s["figures"]) and (Path(cfg.out) / "diversity.png").is_file()
     assert {r["method"]: r for r in s["table"]}["base"]["mode_entropy"]["mean"] == pytest.approx(
         metrics[0]["mode_entropy"])

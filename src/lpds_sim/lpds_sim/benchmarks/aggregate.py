@@ -161,7 +161,7 @@ def aggregate(cfg: Any, jobs: list[dict[str, Any]], suite: Any) -> dict[str, Any
     if any(r.get("delta_ablation") for r in rows):
         plot_deltas(rows, tasks, out / "deltas.png", suite.metric)
         figures.append("deltas.png")
-    figures += suite.bench_figures(jobs, out)
+    figures += suite.bench_figures(jobs, rows, out)
     summary = {"suite": suite.name, "out": str(out), "runs": len(jobs), "unfinished": got["missing"],
                "table": rows, "auc_ratios": auc_ratios(rows), "figures": figures,
                "tables": ["table.md", "table.csv"]}

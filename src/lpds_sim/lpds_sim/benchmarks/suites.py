@@ -88,8 +88,9 @@ class Suite:
         """Keep what the last evaluate() saw beyond its numbers in the run folder (`name`: "" or the
         temperature's "c0.5"); none by default."""
 
-    def bench_figures(self, jobs: list[dict[str, Any]], out: Path) -> list[str]:
-        """A suite's own figures of a bench, drawn from the run folders into `out`; their file names."""
+    def bench_figures(self, jobs: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) -> list[str]:
+        """A suite's own figures of a bench, drawn from the run folders and the table's rows into `out`; their
+        file names."""
         return []
 
 
@@ -280,11 +281,12 @@ class AvoidingSuite(Suite):
         plot_trajectories({f"{Path(root).parent.name} {name}".strip(): episodes},
                           Path(root) / "plots" / f"trajectories{suffix}.png")
 
-    def bench_figures(self, jobs: list[dict[str, Any]], out: Path) -> list[str]:
-        from .avoiding.plots import bench_trajectories
+    def bench_figures(self, jobs: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) -> list[str]:
+        from .avoiding.plots import bench_trajectories, plot_diversity
 
-        path = bench_trajectories(jobs, Path(out) / "trajectories.png")
-        return [path.name] if path is not None else []
+        paths = [bench_trajectories(jobs, Path(out) / "trajectories.png"),
+                 plot_diversity(rows, Path(out) / "diversity.png")]
+        return [p.name for p in paths if p is not None]
 
     def entropy_observations(self, task: str, n: int, seed: int) -> np.ndarray:
         env = self.make_env(task)  # the start state, where the choice among the 24 paths begins (D3IL's reset

@@ -101,3 +101,47 @@ def bench_trajectories(jobs: list[dict[str, Any]], path: str | Path) -> Path | N
                 seen.add(name)
                 panels[f"{name} (seed {c['seed']})"] = load_episodes(f)
     return plot_trajectories(panels, path) if panels else None
+
+
+def plot_diversity(rows: list[dict[str, Any]], path: str | Path) -> Path | None:
+    """The paper's Avoiding figure: LP-DS's final success and mode entropy against δ (one point per δ of the
+    ablation, 95 % error bars over seeds), with the base and the other methods (DSRL, DPPO, ...) as horizontal
+    lines of the same two quantities; both lie in [0, 1], so they share one axis. None without LP-DS rows."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    lp = {t: sorted((r for r in rows if r["task"] == t and r["method"].split(" ")[0] == "lpds"
+                     and r.get("delta") is not None and r["success"]["mean"] is not None), key=lambda r: r["delta"])
+          for t in tasks}
+    tasks = [t for t in tasks if lp[t]]
+    if not tasks:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 3.9), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        d = [r["delta"] for r in lp[task]]
+        for key, lab, fmt, colour in (("success", "LP-DS success", "-o", "tab:blue"),
+                                      ("mode_entropy", "LP-DS mode entropy", "--s", "tab:orange")):
+            m = [r[key]["mean"] for r in lp[task]]
+            err = [[0 if r[key]["lo"] is None else r[key]["mean"] - r[key]["lo"] for r in lp[task]],
+                   [0 if r[key]["hi"] is None else r[key]["hi"] - r[key]["mean"] for r in lp[task]]]
+            ax.errorbar(d, m, yerr=err, fmt=fmt, ms=4, capsize=2, color=colour, label=lab)
+        others = [r for r in rows if r["task"] == task and r["c"] is None and r["method"].split(" ")[0] != "lpds"
+                  and r["success"]["mean"] is not None]
+        for i, r in enumerate(others):
+            colour = "gray" if r["method"] == "base" else f"C{i + 2}"
+            ax.axhline(r["success"]["mean"], color=colour, ls="-", lw=1, alpha=0.8, label=f"{r['method']} success")
+            if r["mode_entropy"]["mean"] is not None:
+                ax.axhline(r["mode_entropy"]["mean"], color=colour, ls=":", lw=1.2,
+                           label=f"{r['method']} mode entropy")
+        if len(set(d)) > 1:
+            ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{task}: success and diversity vs δ")
+        ax.set_xlabel("trust-region δ")
+        ax.set_ylabel("final success / mode entropy (log 24)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
