@@ -205,3 +205,29 @@ def test_delta_ablation_figure_and_auc_ratio_come_from_the_folders(toy_cfg):
                                                                    "auc": {"mean": 2.0}}]
     assert auc_ratios(fake) == {"t": 1.5}
     assert auc_ratios(fake[:1]) == {"t": None}
+
+
+def test_a_ray_node_that_misses_its_startup_window_is_retried_then_one_line(monkeypatch):
+    import ray
+
+    from lpds_core.errors import RunError
+    from lpds_sim.benchmarks import sweep
+
+    calls = []
+
+    def slow_init(*a, **k):
+        calls.append(k.get("address"))
+        raise Exception("The current node timed out during startup. This could happen because ...")
+
+    monkeypatch.setattr(ray, "init", slow_init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    with pytest.raises(RunError, match="did not start within Ray's 30 s, twice"):
+        sweep._init_ray(bench_defaults("toy"))
+    assert calls == ["local", "local"]
+
+    def other(*a, **k):
+        raise ValueError("something else")
+
+    monkeypatch.setattr(ray, "init", other)
+    with pytest.raises(ValueError):
+        sweep._init_ray(bench_defaults("toy"))

@@ -192,8 +192,19 @@ def _init_ray(cfg: BenchConfig) -> Any:
                            f"({' '.join(str(exc).split())[:200]}); start one with `ray start --head` or drop "
                            f"--address") from None
     else:
-        ray.init(address="local", num_cpus=cfg.num_cpus, num_gpus=None if cfg.device == "cuda" else 0,
-                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        for attempt in (1, 2):  # Ray waits a hard-coded 30 s for its local node: a busy machine can miss it once
+            try:
+                ray.init(address="local", num_cpus=cfg.num_cpus, num_gpus=None if cfg.device == "cuda" else 0,
+                         include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+                break
+            except Exception as exc:  # Ray raises a bare Exception for this
+                if "timed out during startup" not in str(exc):
+                    raise
+                ray.shutdown()
+                if attempt == 2:
+                    raise RunError("the local Ray node did not start within Ray's 30 s, twice (the machine is "
+                                   "busy); rerun the same command when it is quieter, or start a cluster with "
+                                   "`ray start --head` and pass --address 127.0.0.1:6379") from None
     return ray
 
 
