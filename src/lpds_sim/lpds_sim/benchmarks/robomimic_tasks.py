@@ -117,7 +117,10 @@ class RobomimicEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None:  # reseed robosuite's generator in place: its samplers hold this same object
             self.sim_env.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
-        self.raw_obs = self.sim_env.reset()
+        self.sim_env.reset()
+        # robosuite 1.5 leaves the object-relative sensors (obj_to_eef pos/quat) at zero in reset()'s observation:
+        # they read the gripper pose from a cache filled later in the same pass; a second pass fills them
+        self.raw_obs = self.sim_env._get_observations(force_update=True)
         self._t = 0
         return self._flat(), {"success": False}
 
