@@ -334,3 +334,28 @@ def run_episode(env: RobomimicEnv, seed: int, style: str) -> dict[str, Any]:
     return {"obs": {k: v[:-1] for k, v in stacked.items()}, "next_obs": {k: v[1:] for k, v in stacked.items()},
             "actions": np.stack(acts), "rewards": np.asarray(rews, dtype=np.float32), "dones": dones,
             "states": np.stack(states), "success": bool(success), "style": style, "seed": seed}
+
+
+def success_rates(task: str, n_episodes: int, seed: int = 0) -> dict[str, tuple[int, int]]:
+    """Operator success per style over `n_episodes` episodes (styles cycling, resets seeded as `make_demos`
+    seeds them), plus "all": style -> (successes, episodes)."""
+    env = RobomimicEnv(task)
+    styles = list(STYLES)
+    out = {s: [0, 0] for s in [*styles, "all"]}
+    try:
+        for i in range(n_episodes):
+            style = styles[i % len(styles)]
+            ok = run_episode(env, seed * 1_000_003 + i, style)["success"]
+            for k in (style, "all"):
+                out[k][0] += ok
+                out[k][1] += 1
+    finally:
+        env.close()
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+if __name__ == "__main__":  # python -m lpds_sim.benchmarks.robomimic_operators TASK N_EPISODES [SEED]
+    import sys
+
+    rates = success_rates(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    print(sys.argv[1], ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in rates.items()))

@@ -11,7 +11,9 @@ Wrapped the way robomimic's and DPPO's low-dim references run them through robos
   the episode terminates on success (robomimic's rollouts stop there) and truncates after 300 (Lift, Can) or
   400 (Square) steps.
 
-One robosuite env is built per Gymnasium env and reused across resets (`hard_reset=False`). `reset(seed=s)`
+One robosuite env is built per Gymnasium env and reused across resets (`hard_reset=False`), from a fixed
+`model_seed` (so Lift's cube size, which robosuite draws when it builds the model, is one per env rather than
+one per episode as with robosuite's default hard resets). `reset(seed=s)`
 reseeds robosuite's own generator in place (`env.rng`, which its placement samplers and robot initial-pose noise
 share), so the same seed gives the same initial state; `reset()` without a seed continues that stream.
 """
@@ -90,10 +92,12 @@ class RobomimicEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, task: str = "lift", max_episode_steps: int | None = None):
+    def __init__(self, task: str = "lift", max_episode_steps: int | None = None, model_seed: int = 0):
         self.task = get_task(task)
         self.max_steps = int(max_episode_steps or self.task.max_steps)
-        self.sim_env = make_robosuite(self.task)
+        # robosuite draws model properties (Lift's cube size) from its generator when it builds the model: a fixed
+        # seed there makes every env instance the same model, so reset(seed=s) means the same episode everywhere
+        self.sim_env = make_robosuite(self.task, seed=model_seed)
         self.sizes = obs_sizes(self.task)
         dim = sum(self.sizes.values())
         self.observation_space = gym.spaces.Box(-OBS_BOUND, OBS_BOUND, (dim,), np.float32)
