@@ -188,3 +188,19 @@ def test_loader_names_missing_keys_and_unknown_split(tmp_path):
         load_robomimic(path)
     with pytest.raises(DataError, match="no mask 'valid'"):
         load_robomimic(path, split="valid")
+
+
+def test_cli_makes_scripted_demos_into_the_cache_and_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    from lpds_sim.cli import main
+
+    monkeypatch.setenv("LPDS_ROBOMIMIC_DIR", str(tmp_path))
+    assert main(["datasets", "make", "lift-scripted", "--n-demos", "1", "--seed", "4", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    want = tmp_path / "lift" / "scripted_n1_seed4.hdf5"
+    assert f"wrote 1 demos to {want}: operator success" in out and want.is_file()
+    assert main(["datasets", "make", "lift-scripted", "--n-demos", "1", "--seed", "4"]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["datasets", "make", "cube-scripted"]) == 2
+    assert "unknown robomimic task 'cube'; choose one of lift, can, square" in capsys.readouterr().err
+    assert main(["datasets", "make", "can-scripted", "--n-demos", "0"]) == 2
+    assert "--n-demos must be >= 1, got 0" in capsys.readouterr().err
