@@ -178,17 +178,28 @@ def test_maker_never_replaces_what_it_did_not_write(tmp_path):
     assert path.read_bytes() == b"not mine"
 
 
-def test_loader_names_missing_keys_and_unknown_split(tmp_path):
+def test_loader_reads_splits_and_names_missing_keys(tmp_path):
     from lpds_core.demos_io import Episode, write_demos
 
-    ep = Episode({"robot0_eef_pos": np.zeros((2, 3))}, np.zeros((2, 7)), np.zeros(2), np.zeros(2, bool))
-    path = write_demos(tmp_path / "partial.hdf5", [ep], {"env_name": "Lift", "type": 1, "env_kwargs": {}},
-                       masks={"train": ["demo_0"]})
-    with pytest.raises(DataError, match="lacks observation keys"):
-        load_robomimic(path)
-    with pytest.raises(DataError, match="no mask 'valid'"):
-        load_robomimic(path, split="valid")
+    sizes = rt.obs_sizes(rt.TASKS["lift"])
+    eps = [Episode({k: np.full((n, d), float(i)) for k, d in sizes.items()}, np.full((n, 7), float(i)),
+                   np.zeros(n), np.zeros(n, bool)) for i, n in enumerate((2, 3, 4))]
+    env_args = {"env_name": "Lift", "type": 1, "env_kwargs": {}}
+    path = write_demos(tmp_path / "full.hdf5", eps, env_args,
+                       masks={"train": ["demo_0", "demo_2"], "valid": ["demo_1"]})
+    train, meta = load_robomimic(path, split="train")
+    assert [e["name"] for e in train] == ["data/demo_0", "data/demo_2"]
+    assert meta["masks"] == {"train": ["demo_0", "demo_2"], "valid": ["demo_1"]}
+    (valid,), _ = load_robomimic(path, split="valid")
+    assert valid["obs"].shape == (3, 19) and np.all(valid["obs"] == 1.0) and np.all(valid["actions"] == 1.0)
+    with pytest.raises(DataError, match="no mask 'test'"):
+        load_robomimic(path, split="test")
+    with pytest.raises(ValueError, match="not in the file"):
+        write_demos(tmp_path / "bad.hdf5", eps, env_args, masks={"train": ["demo_7"]})
 
+    part = Episode({"robot0_eef_pos": np.zeros((2, 3))}, np.zeros((2, 7)), np.zeros(2), np.zeros(2, bool))
+    with pytest.raises(DataError, match="lacks observation keys"):
+        load_robomimic(write_demos(tmp_path / "partial.hdf5", [part], env_args))
 
 def test_cli_makes_scripted_demos_into_the_cache_and_errors_are_one_line(tmp_path, monkeypatch, capsys):
     from lpds_sim.cli import main
