@@ -7,9 +7,10 @@ human-like variation drawn per episode from its own generator: waypoint offsets,
 corrections (overshoot a waypoint then correct), action noise, and a style (`STYLES`) that sets how it moves, like
 robomimic's "multi-human" sets of operators of different skill:
 
-- `steady`: moderate speed, vertical descents from a hover point, short pauses;
-- `swift`: fast, diagonal approach, few pauses, more action noise;
-- `careful`: slow, high hover, long pauses and more corrections.
+- `steady`: moderate speed, across at the start height then down to a hover point, short pauses;
+- `swift`: fast, straight (diagonal) to the hover point, few pauses, more action noise;
+- `careful`: slower, across-then-down to a high hover point, long pauses and more corrections.
+Every style descends vertically from its hover point to the grasp.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ POS_SCALE = 0.05  # the OSC's output_max for position (m per step at action 1)
 ROT_SCALE = 0.5  # ... and rotation (rad)
 OPEN, CLOSE = -1.0, 1.0
 MAX_TURN = 0.12  # rad per step the wrist is asked to turn
+MAX_REGRASPS = 2
 WRIST_RANGE = 2.0  # rad of gripper yaw either side of the reset pose that the Panda's last joint allows
 # the gripper pointing straight down, fingers closing along world y (its x-axis), as at robosuite's reset pose
 R_DOWN = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
@@ -45,7 +47,7 @@ class Style:
 STYLES: dict[str, Style] = {
     "steady": Style("steady", (0.014, 0.020), (0.06, 0.10), (2, 6), 0.4, 0.15, 0.05, False),
     "swift": Style("swift", (0.018, 0.026), (0.04, 0.07), (1, 3), 0.2, 0.10, 0.08, True),
-    "careful": Style("careful", (0.011, 0.015), (0.08, 0.12), (3, 8), 0.6, 0.3, 0.04, False),
+    "careful": Style("careful", (0.013, 0.017), (0.08, 0.12), (3, 7), 0.6, 0.3, 0.04, False),
 }
 
 
@@ -97,6 +99,7 @@ class Operator:
         self._overshoot: np.ndarray | None = None
         self._noise = np.zeros(6)
         self._trail: list[np.ndarray] = []
+        self._regrasps = 0
 
     # -- state ----------------------------------------------------------------------------------------------
     def eef_pos(self) -> np.ndarray:
@@ -142,6 +145,9 @@ class Operator:
         if self._pause > 0:
             self._pause -= 1
             return self.move(self.eef_pos(), ph.grip if self._t_phase else self._prev_grip(), 0.0)
+        if ph.name in ("lift", "transport") and self._t_phase >= 8 and self._regrasps < MAX_REGRASPS \
+                and np.linalg.norm(self.eef_pos() - self.grasp_point()) > 0.04:
+            return self._regrasp()  # it slipped or was never held: back to the hover point, like a person would
         target = ph.target()
         if self._overshoot is not None:
             target = target + self._overshoot
@@ -159,6 +165,20 @@ class Operator:
             self._next_phase()
         return a
 
+    def grasp_point(self) -> np.ndarray:
+        """Where the hand holds the object (the object follows it there while held)."""
+        raise NotImplementedError
+
+    def replan(self) -> None:
+        """Recompute what depends on the object's pose at the start (the wrist yaw), before a regrasp."""
+
+    def _regrasp(self) -> np.ndarray:
+        self._regrasps += 1
+        self._i = [p.name for p in self.phases].index("hover")
+        self._t_phase, self._trail, self._overshoot = 0, [], None
+        self.replan()
+        return self.move(self.eef_pos() + np.array([0.0, 0.0, 0.02]), OPEN, 0.02)
+
     def _prev_grip(self) -> float:
         return self.phases[self._i - 1].grip if self._i > 0 else OPEN
 
@@ -175,7 +195,7 @@ class Operator:
             off[2] = abs(off[2])  # overshoot sideways or above, never into the table
             self._overshoot = off / np.linalg.norm(off) * self.rng.uniform(0.015, 0.035)
 
-    correctable: tuple[str, ...] = ("hover", "transport")
+    correctable: tuple[str, ...] = ("over", "hover", "transport")
 
     @property
     def done(self) -> bool:
@@ -184,12 +204,21 @@ class Operator:
     def jitter(self, scale: float) -> np.ndarray:
         return self.rng.uniform(-scale, scale, 3)
 
+    def approach(self, hover: Callable[[], np.ndarray]) -> list[Phase]:
+        """Reach the hover point: straight there (diagonal styles), or first across at the start height (at
+        least the hover height), then down onto it (up-over-down styles)."""
+        if self.style.diagonal:
+            return [Phase("hover", hover, OPEN, tol=0.02)]
+        z0 = self.eef_pos()[2]
+        return [Phase("over", lambda: np.array([*hover()[:2], max(z0, hover()[2])]), OPEN, tol=0.02),
+                Phase("hover", hover, OPEN, tol=0.01)]
+
 
 class LiftOperator(Operator):
     def __init__(self, env: RobomimicEnv, style: str | Style, seed: int):
         super().__init__(env, style, seed)
-        cube = self.sim_env.cube_body_id
-        self.yaw = wrap(self.body_yaw(cube) - np.pi / 2, np.pi / 2)  # fingers square to the cube's faces
+        cube = self.cube = self.sim_env.cube_body_id
+        self.replan()
         grasp_off = self.jitter(0.004) * np.array([1, 1, 0]) + np.array([0, 0, self.rng.uniform(-0.006, 0.0)])
         lift_h = self.rng.uniform(0.10, 0.18)
 
@@ -200,7 +229,7 @@ class LiftOperator(Operator):
             return grasp() + np.array([0, 0, self.hover])
 
         self.phases = [
-            Phase("hover", hover, OPEN, tol=0.02 if self.style.diagonal else 0.01),
+            *self.approach(hover),
             Phase("descend", grasp, OPEN, tol=0.006, speed=min(self.speed, 0.012)),
             Phase("grasp", grasp, CLOSE, tol=1.0, min_steps=int(self.rng.integers(8, 14))),
             Phase("lift", lambda: grasp() * np.array([1, 1, 0]) + np.array([0, 0, 0.83 + lift_h]), CLOSE,
@@ -208,11 +237,18 @@ class LiftOperator(Operator):
         ]
 
 
+    def replan(self) -> None:
+        self.yaw = wrap(self.body_yaw(self.cube) - np.pi / 2, np.pi / 2)  # fingers square to the cube's faces
+
+    def grasp_point(self) -> np.ndarray:
+        return self.body_pos(self.cube)
+
+
 class CanOperator(Operator):
     def __init__(self, env: RobomimicEnv, style: str | Style, seed: int):
         super().__init__(env, style, seed)
         u = self.sim_env
-        can = u.obj_body_id["Can"]
+        can = self.can = u.obj_body_id["Can"]
         # the can's bin is the target bin's quadrant nearest the robot's reach (its far corner is out of reach)
         goal_xy = np.array([self.rng.uniform(0.12, 0.17), self.rng.uniform(0.30, 0.34)])
         grasp_off = np.array([*self.rng.uniform(-0.004, 0.004, 2), self.rng.uniform(0.005, 0.02)])
@@ -231,25 +267,29 @@ class CanOperator(Operator):
             return lambda: np.array([*(xy + self.eef_pos()[:2] - self.body_pos(can)[:2]), z])
 
         self.phases = [
-            Phase("hover", hover, OPEN, tol=0.02 if self.style.diagonal else 0.01),
+            *self.approach(hover),
             Phase("descend", grasp, OPEN, tol=0.006, speed=min(self.speed, 0.012)),
             Phase("grasp", grasp, CLOSE, tol=1.0, min_steps=int(self.rng.integers(8, 14))),
             Phase("lift", lambda: np.array([*grasp()[:2], carry_z]), CLOSE, tol=0.02),
-            Phase("transport", held_above(goal_xy, carry_z), CLOSE, tol=0.02, max_steps=160),
-            Phase("lower", held_above(goal_xy, drop_z), CLOSE, tol=0.015),
+            # the long carry between the bins goes faster than the fine approach (and fits the 300 steps)
+            Phase("transport", held_above(goal_xy, carry_z), CLOSE, tol=0.02, max_steps=160,
+                  speed=2.0 * self.speed),
+            Phase("lower", held_above(goal_xy, drop_z), CLOSE, tol=0.02),
             Phase("release", lambda: self.eef_pos(), OPEN, tol=1.0, min_steps=int(self.rng.integers(6, 10))),
             Phase("retreat", lambda: np.array([*goal_xy, carry_z + 0.05]), OPEN, tol=0.02),
         ]
 
 
-class SquareOperator(Operator):
-    correctable = ("hover", "transport")
+    def grasp_point(self) -> np.ndarray:
+        return self.body_pos(self.can)
 
+
+class SquareOperator(Operator):
     def __init__(self, env: RobomimicEnv, style: str | Style, seed: int):
         super().__init__(env, style, seed)
         u = self.sim_env
         nut = u.obj_body_id["SquareNut"]
-        handle = u.object_site_ids[0]
+        handle = self.handle = u.object_site_ids[0]
         peg = u.peg1_body_id
         self.nut, self.peg = nut, peg
         self.yaw, self.nut_goal_yaw = self._plan_yaws()
@@ -272,7 +312,7 @@ class SquareOperator(Operator):
             return f
 
         self.phases = [
-            Phase("hover", hover, OPEN, tol=0.02 if self.style.diagonal else 0.01),
+            *self.approach(hover),
             Phase("descend", grasp, OPEN, tol=0.005, speed=min(self.speed, 0.01)),
             Phase("grasp", grasp, CLOSE, tol=1.0, min_steps=int(self.rng.integers(8, 14))),
             Phase("lift", lambda: np.array([*grasp()[:2], carry_z]), CLOSE, tol=0.02),
@@ -284,6 +324,12 @@ class SquareOperator(Operator):
             Phase("retreat", lambda: self.eef_pos() * np.array([1, 1, 0]) + np.array([0, 0, carry_z]), OPEN,
                   tol=0.02),
         ]
+
+    def grasp_point(self) -> np.ndarray:
+        return self.sim.data.site_xpos[self.handle].copy()
+
+    def replan(self) -> None:
+        self.yaw, self.nut_goal_yaw = self._plan_yaws()
 
     def _plan_yaws(self) -> tuple[float, float]:
         """(gripper yaw for the grasp, nut yaw over the peg). The fingers close across the handle (gripper yaw
