@@ -1,7 +1,8 @@
 """RoboMimic tasks through robosuite: the Gymnasium envs, the scripted operators, the robomimic HDF5 demos.
 
 One module with one env per task for the whole module: robosuite's first step JIT-compiles numba (a one-off cost
-per process when its cache is cold). The Square operator test takes ~30 s: set LPDS_SLOW_ROBOMIMIC=1 to run it.
+per process when its cache is cold). The Square operator tests (~15 s, more on a busy machine) run only with
+LPDS_SLOW_ROBOMIMIC=1.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from lpds_sim.benchmarks import robomimic_tasks as rt  # noqa: E402
 from lpds_sim.benchmarks.robomimic_data import MAKER, load_robomimic, make_demos  # noqa: E402
 from lpds_sim.benchmarks.robomimic_operators import STYLES, run_episode  # noqa: E402
 
-SLOW = pytest.mark.skipif(not os.environ.get("LPDS_SLOW_ROBOMIMIC"), reason="~30 s: set LPDS_SLOW_ROBOMIMIC=1")
+SLOW = pytest.mark.skipif(not os.environ.get("LPDS_SLOW_ROBOMIMIC"), reason="~15 s: set LPDS_SLOW_ROBOMIMIC=1")
 
 
 @pytest.fixture(scope="module")
