@@ -5,6 +5,9 @@ Layout: `data` group with attrs `total` (transitions), `env_args` (JSON: task, e
 state layout, action semantics) and one group per episode `data/demo_k` (attr `num_samples`) holding
 `obs/<key>` (T, ...), `actions` (T, A), `rewards` (T,), `dones` (T,). Image keys are `rgb` uint8 (T,3,H,W),
 `depth` float32 metres (T,1,H,W), `proprio` float32 (T,P); state mode stores `state` float32 (T,D).
+Optional, as in robomimic's own files: `data/demo_k/next_obs/<key>` and `data/demo_k/states` (simulator states),
+and top-level `mask/<split>` datasets listing demo names as byte strings (e.g. `mask/train`, `mask/valid`); the
+reader returns those splits in `meta["masks"]`.
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ class Episode:
     dones: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
     name: str = ""  # where it came from, e.g. "data/demo_3" (for error messages)
+    next_obs: dict[str, np.ndarray] | None = None  # robomimic's `next_obs` (its loader reads it by default)
+    states: np.ndarray | None = None  # simulator states (robomimic's `states`, for replay)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -52,7 +57,9 @@ def stack_obs(obs_list: list) -> dict[str, np.ndarray]:
 
 
 def write_demos(path: str | os.PathLike, episodes: list[Episode], env_args: dict[str, Any],
-                attrs: dict[str, Any] | None = None) -> Path:
+                attrs: dict[str, Any] | None = None, masks: dict[str, list[str]] | None = None) -> Path:
+    """Write `episodes` as data/demo_0.. (atomically: a temporary file renamed when complete); `masks` maps a
+    split name to demo names (`{"train": ["demo_0", ...], "valid": [...]}`), written as robomimic's `mask/<split>`."""
     import h5py
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +72,11 @@ def write_demos(path: str | os.PathLike, episodes: list[Episode], env_args: dict
         _put_attrs(data, attrs or {})
         for i, ep in enumerate(episodes):
             _write_episode(data, f"demo_{i}", ep)
+        for split, names in (masks or {}).items():
+            unknown = sorted(set(names) - set(data.keys()))
+            if unknown:
+                raise ValueError(f"mask {split!r} names demos that are not in the file: {unknown[:3]}")
+            f.create_dataset(f"mask/{split}", data=np.array([n.encode() for n in names], dtype="S"))
     os.replace(tmp, path)  # never leave a half-written file under the final name
     return path
 
@@ -84,6 +96,12 @@ def _write_episode(data: Any, name: str, ep: Episode) -> None:
     g.create_dataset("actions", data=np.asarray(ep.actions, dtype=np.float32))
     g.create_dataset("rewards", data=np.asarray(ep.rewards, dtype=np.float32))
     g.create_dataset("dones", data=np.asarray(ep.dones, dtype=bool))
+    if ep.next_obs is not None:
+        ng = g.create_group("next_obs")
+        for k, v in ep.next_obs.items():
+            ng.create_dataset(k, data=v, compression="lzf" if np.ndim(v) >= 3 else None)
+    if ep.states is not None:
+        g.create_dataset("states", data=np.asarray(ep.states))
 
 
 def _demo_names(data: Any) -> list[str]:
@@ -191,7 +209,10 @@ def _read_demos(f: Any, path: Path, regen: str) -> DemoSet:
         try:
             obs = {k: g["obs"][k][()] for k in g["obs"].keys()}
             ep = Episode(obs, g["actions"][()], g["rewards"][()], g["dones"][()],
-                         {k: _decode(v) for k, v in g.attrs.items()})
+                         {k: _decode(v) for k, v in g.attrs.items()},
+                         next_obs={k: g["next_obs"][k][()] for k in g["next_obs"].keys()} if "next_obs" in g
+                         else None,
+                         states=g["states"][()] if "states" in g else None)
         except KeyError as exc:
             raise DataError(f"demo file {path}: group data/{n} lacks {exc}; expected obs/*, actions, rewards, "
                             f"dones: {regen}") from exc
@@ -202,4 +223,6 @@ def _read_demos(f: Any, path: Path, regen: str) -> DemoSet:
             raise DataError(f"demo file {path}: data/{n} has {T} actions but {bad} differ in length; {regen}")
         ep.name = f"data/{n}"
         eps.append(ep)
+    if "mask" in f:
+        meta["masks"] = {k: [_decode(x) for x in f["mask"][k][()]] for k in f["mask"].keys()}
     return DemoSet(eps, meta)

@@ -1,7 +1,9 @@
 """`lpds datasets`: Gym locomotion datasets made here, D4RL's way, in Minari's format.
 
   train-expert  train (or resume) a SAC expert; keeps the first snapshot near one third of expert return
-  make          roll a shipped medium policy out into a Minari dataset (deterministic, in minutes)
+  make          roll a shipped medium policy out into a Minari dataset (deterministic, in minutes); or, for
+                lift-scripted / can-scripted / square-scripted, the scripted RoboMimic operators' successful
+                episodes into a robomimic HDF5 file
   base          train a flow or diffusion base policy on a task's dataset (the bench's frozen base)
 """
 from __future__ import annotations
@@ -31,8 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--threads", type=int, default=1, help="torch threads")
     t.set_defaults(func=run_train)
 
-    m = sub.add_parser("make", help="write a dataset, e.g. hopper-medium, into the Minari cache folder", **fmt)
-    m.add_argument("name", help="TASK-medium: hopper-medium, walker2d-medium or halfcheetah-medium")
+    m = sub.add_parser("make", help="write a dataset, e.g. hopper-medium or lift-scripted, into the cache folder",
+                       **fmt)
+    m.add_argument("name", help="TASK-medium: hopper-medium, walker2d-medium or halfcheetah-medium; or "
+                                "TASK-scripted: lift-scripted, can-scripted or square-scripted (robomimic HDF5)")
+    m.add_argument("--n-demos", type=int, default=200,
+                   help="TASK-scripted: successful demos to keep")
+    m.add_argument("--out", help="TASK-scripted: the .hdf5 file (default: ~/.cache/lpds/robomimic/TASK/"
+                                 "scripted_nN_seedS.hdf5, or under $LPDS_ROBOMIMIC_DIR)")
     m.add_argument("--n-steps", type=int, default=1_000_000, help="transitions (1M as D4RL)")
     m.add_argument("--seed", type=int, default=0, help="seeds the env resets and the policy's sampling")
     m.add_argument("--policy", help="policy file (default: the medium policy shipped with lpds_sim)")
@@ -81,6 +89,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_make(args: argparse.Namespace) -> int:
+    if args.name.endswith("-scripted"):
+        return run_make_scripted(args)
     import torch
 
     from lpds_sim.benchmarks.datasets import make_dataset
@@ -91,6 +101,17 @@ def run_make(args: argparse.Namespace) -> int:
     print(f"wrote {s.dataset_id} to {s.path}: {s.n_steps} steps, {s.n_episodes} episodes, return "
           f"{s.return_mean:.1f} ± {s.return_std:.1f} per episode (D4RL-normalised {s.normalized_mean:.1f}); "
           f"policy {s.policy}")
+    return 0
+
+
+def run_make_scripted(args: argparse.Namespace) -> int:
+    from lpds_sim.benchmarks.robomimic_data import make_demos
+
+    s = make_demos(args.name[: -len("-scripted")], args.n_demos, seed=args.seed, out=args.out,
+                   overwrite=args.overwrite, progress=not args.no_progress)
+    styles = ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in s.per_style.items())
+    print(f"wrote {s.n_demos} demos to {s.path}: operator success {s.success_rate:.0%} over {s.attempts} episodes "
+          f"({styles}); {s.mean_length:.0f} steps per demo on average")
     return 0
 
 
