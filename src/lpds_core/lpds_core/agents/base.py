@@ -6,6 +6,7 @@ An agent never owns the backbone's weights: the backbone is kept outside the mod
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,13 +188,20 @@ class Agent(nn.Module):
         bounded = action_space is not None and isinstance(action_space, gym.spaces.Box) \
             and bool(np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high)))
         self.clip_actions = bounded
-        # the decoder the updates run: a bf16 copy of the network where asked for and the backbone offers one
-        # (flow matching does; diffusion's DDIM chain amplifies bf16 rounding and keeps float32)
-        lowp = backbone.low_precision() if low_precision_decoder(self.config.decoder_precision) else None
-        self.__dict__["update_backbone"] = lowp if lowp is not None else self.backbone
-        self.update_bf16 = lowp is not None
         self.updates = 0
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @functools.cached_property
+    def update_backbone(self) -> FrozenDecoder:
+        """The decoder the updates run: a bf16 copy of the network where asked for and the backbone offers one
+        (flow matching does; diffusion's DDIM chain amplifies bf16 rounding and keeps float32). Built on first
+        use, so agents that only act (base, evaluation, export) never copy the network."""
+        lowp = self.backbone.low_precision() if low_precision_decoder(self.config.decoder_precision) else None
+        return lowp if lowp is not None else self.backbone
+
+    @property
+    def update_bf16(self) -> bool:
+        return self.update_backbone is not self.backbone
 
     # ---- observations -------------------------------------------------------------------------
     def obs_to_tensor(self, obs: Any) -> tuple[Obs, bool]:
