@@ -104,9 +104,13 @@ def test_every_grid_trial_leaves_a_bag_that_rosbags_and_mcap_read_as_the_live_ru
             graded, sent = _graded_numbers(reader[info_topic], reader[target_topic], live["info_stamp_ns"])
             assert bool(graded["success"]) == trial["success"] and int(graded["steps"]) == trial["length"]
             assert graded["return"] == pytest.approx(trial["ret"], abs=1e-12)
-            # the commanded targets: as many in the bag as the sim robot received, the last one the same values
-            assert len(sent) == int(live["targets"]) > 10
-            assert np.allclose(sent[-1], [live["target_x"], live["target_y"], live["target_z"]], atol=1e-12)
+            # the commanded targets: the bag holds every one the policy sent; the sim robot received at most those
+            # (its command QoS is depth 1: under load an older target is replaced by a newer one, and one still in
+            # flight at the info stamp is counted later), and the last it received is one of them, in order
+            received = int(live["targets"])
+            assert 10 < received <= len(sent)
+            last = [live["target_x"], live["target_y"], live["target_z"]]
+            assert any(np.allclose(s, last, atol=1e-12) for s in sent[received - 1:]), (received, len(sent))
         # everything the review needs is there: observations, state, before/after safety, hold reasons, images
         for topic in ("sim/task_state", "current_pose", "joint_states", "policy/plan", "policy/raw_target",
                       "lpds/gripper_command", "equilibrium_pose", "policy/tick_stats",
