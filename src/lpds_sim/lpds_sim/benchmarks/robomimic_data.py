@@ -56,6 +56,7 @@ class MakeSummary:
     success_rate: float
     per_style: dict[str, tuple[int, int]]  # style -> (successes, attempts)
     mean_length: float
+    return_mean: float | None = None  # the operator's mean return over all its episodes (None: not reported)
 
 
 def make_demos(task_name: str, n_demos: int, seed: int = 0, out: str | os.PathLike | None = None,
@@ -68,7 +69,7 @@ def make_demos(task_name: str, n_demos: int, seed: int = 0, out: str | os.PathLi
     if n_demos < 1:
         raise ConfigError(f"--n-demos must be >= 1, got {n_demos}")
     path = Path(out) if out else default_path(task, n_demos, seed)
-    _check_target(path, overwrite)
+    check_target(path, overwrite)
     styles = list(STYLES)
     env = RobomimicEnv(task.name)
     kept: list[Episode] = []
@@ -99,14 +100,8 @@ def make_demos(task_name: str, n_demos: int, seed: int = 0, out: str | os.PathLi
         env.close()
         if bar is not None:
             bar.close()
-    names = [f"demo_{i}" for i in range(len(kept))]
-    order = np.random.default_rng(seed).permutation(len(kept))
-    n_valid = int(round(VALID_FRACTION * len(kept)))
-    masks = {"valid": [names[i] for i in sorted(order[:n_valid])],
-             "train": [names[i] for i in sorted(order[n_valid:])]}
-    for s in styles:
-        masks[s] = [n for n, ep in zip(names, kept) if ep.attrs["operator"] == s]
-    _check_target(path, overwrite)  # again: another maker may have written it meanwhile
+    masks = demo_masks([ep.attrs["operator"] for ep in kept], styles, seed)
+    check_target(path, overwrite)  # again: another maker may have written it meanwhile
     write_demos(path, kept, robomimic_env_args(task), masks=masks,
                 attrs={"maker": MAKER, "task": task.name, "seed": seed, "attempts": attempts,
                        "operator_success_rate": len(kept) / attempts})
@@ -115,16 +110,30 @@ def make_demos(task_name: str, n_demos: int, seed: int = 0, out: str | os.PathLi
                        float(np.mean([len(e) for e in kept])))
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
+def demo_masks(styles_of: list[str], styles: list[str], seed: int) -> dict[str, list[str]]:
+    """robomimic's masks of demos demo_0..: a seeded 90/10 `train`/`valid` split and one mask per operator style
+    (`styles_of[i]`: the style of demo_i), like MH's operator masks."""
+    names = [f"demo_{i}" for i in range(len(styles_of))]
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_valid = int(round(VALID_FRACTION * len(names)))
+    masks = {"valid": [names[i] for i in sorted(order[:n_valid])],
+             "train": [names[i] for i in sorted(order[n_valid:])]}
+    for s in styles:
+        masks[s] = [n for n, st in zip(names, styles_of) if st == s]
+    return masks
+
+
+def check_target(path: Path, overwrite: bool, maker: str = MAKER) -> None:
+    """Refuse to write over `path` unless `overwrite`, and then only a file that `maker` wrote (one line each)."""
     if not path.exists():
         return
     if not overwrite:
         raise DataError(f"{path} already exists; pass --overwrite to replace it, or --out another file")
     try:
-        maker = read_meta(path).get("maker")
+        found = read_meta(path).get("maker")
     except DataError:
-        maker = None
-    if maker != MAKER:
+        found = None
+    if found != maker:
         raise DataError(f"{path} exists and was not written by `lpds datasets make`; it is left alone: pass "
                         f"--out another file")
 

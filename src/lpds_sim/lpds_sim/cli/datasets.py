@@ -3,7 +3,7 @@
   train-expert  train (or resume) a SAC expert; keeps the first snapshot near one third of expert return
   make          roll a shipped medium policy out into a Minari dataset (deterministic, in minutes); or, for
                 lift-scripted / can-scripted / square-scripted, the scripted RoboMimic operators' successful
-                episodes into a robomimic HDF5 file
+                episodes into a robomimic HDF5 file; relocate-scripted the same from the Adroit operator
   base          train a flow or diffusion base policy on a task's dataset (the bench's frozen base)
 """
 from __future__ import annotations
@@ -36,11 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m = sub.add_parser("make", help="write a dataset, e.g. hopper-medium or lift-scripted, into the cache folder",
                        **fmt)
     m.add_argument("name", help="TASK-medium: hopper-medium, walker2d-medium or halfcheetah-medium; or "
-                                "TASK-scripted: lift-scripted, can-scripted or square-scripted (robomimic HDF5)")
+                                "TASK-scripted: lift-scripted, can-scripted or square-scripted (robomimic HDF5), "
+                                "relocate-scripted (Adroit, robomimic-style HDF5)")
     m.add_argument("--n-demos", type=int, default=200,
                    help="TASK-scripted: successful demos to keep")
     m.add_argument("--out", help="TASK-scripted: the .hdf5 file (default: ~/.cache/lpds/robomimic/TASK/"
-                                 "scripted_nN_seedS.hdf5, or under $LPDS_ROBOMIMIC_DIR)")
+                                 "scripted_nN_seedS.hdf5, or under $LPDS_ROBOMIMIC_DIR; Adroit: "
+                                 "~/.cache/lpds/adroit/TASK/..., or under $LPDS_CACHE)")
     m.add_argument("--n-steps", type=int, default=1_000_000, help="transitions (1M as D4RL)")
     m.add_argument("--seed", type=int, default=0, help="seeds the env resets and the policy's sampling")
     m.add_argument("--policy", help="policy file (default: the medium policy shipped with lpds_sim)")
@@ -104,14 +106,22 @@ def run_make(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_make_scripted(args: argparse.Namespace) -> int:
-    from lpds_sim.benchmarks.robomimic_data import make_demos
+ADROIT_TASKS = ("relocate", "door", "hammer", "pen")  # TASK-scripted names that go to the Adroit operators
 
-    s = make_demos(args.name[: -len("-scripted")], args.n_demos, seed=args.seed, out=args.out,
-                   overwrite=args.overwrite, progress=not args.no_progress)
+
+def run_make_scripted(args: argparse.Namespace) -> int:
+    task = args.name[: -len("-scripted")]
+    if task in ADROIT_TASKS:
+        from lpds_sim.benchmarks.adroit.demos import make_demos
+    else:
+        from lpds_sim.benchmarks.robomimic_data import make_demos
+
+    s = make_demos(task, args.n_demos, seed=args.seed, out=args.out, overwrite=args.overwrite,
+                   progress=not args.no_progress)
     styles = ", ".join(f"{k} {ok}/{n}" for k, (ok, n) in s.per_style.items())
     print(f"wrote {s.n_demos} demos to {s.path}: operator success {s.success_rate:.0%} over {s.attempts} episodes "
-          f"({styles}); {s.mean_length:.0f} steps per demo on average")
+          f"({styles}); {s.mean_length:.0f} steps per demo on average"
+          + ("" if s.return_mean is None else f", operator return {s.return_mean:.1f} per episode"))
     return 0
 
 
