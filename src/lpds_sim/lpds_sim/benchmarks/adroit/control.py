@@ -6,9 +6,10 @@ actuators' affine gains. An Adroit action is the normalised control `(ctrl - mid
 actuator pushes `gain·ctrl + bias·q` (gainprm[0], biasprm[1]): a spring towards `q = -gain/bias · ctrl`. The arm's
 springs are soft (damping 20, a period of ~1 s under the arm's mass) and ARTy carries the arm's weight, so a plain
 target lags and sags. `Hand.servo` therefore asks, like a human on a tracker leading the motion, for the control that
-makes the planned joint trajectory an equilibrium of the actuator: the mass-matrix term of the planned acceleration,
-the joint damping of the planned velocity, gravity (MuJoCo's qfrc_bias) and a proportional correction of the
-remaining error. It reads positions only (no measured velocity), so the demos stay a function of what a policy sees.
+holds the planned joint trajectory: gravity (MuJoCo's qfrc_bias), the spring's rest point, a proportional
+correction of the remaining error and (scaled by the caller, see `script.FF_VEL`) the mass-matrix term of the
+planned acceleration and the joint damping of the planned velocity. It reads positions only (no measured
+velocity), so the demos stay close to a function of what a policy sees.
 """
 from __future__ import annotations
 
