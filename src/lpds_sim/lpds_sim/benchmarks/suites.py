@@ -16,8 +16,9 @@ folders, resume, Ray, aggregation) is the suite-independent machinery in `one_ru
 
 Suites: `toy` (the 2-D four-goal task; runs end to end in minutes on a CPU), `gym` (Hopper/Walker2d/
 HalfCheetah-v5, waiting for its medium datasets and shipped bases; refused with one line until they exist) and
-`avoiding` (D3IL's Avoiding re-implemented in the plane; its base is trained into the cache on first use).
-robomimic / adroit plug in the same way. A suite's `extra_columns` are metrics its evaluate() adds that the
+`avoiding` (D3IL's Avoiding re-implemented in the plane; its base is trained into the cache on first use) and
+`adroit` (gymnasium-robotics' Adroit hand tasks with a scripted operator, bases trained into the cache likewise).
+robomimic plugs in the same way. A suite's `extra_columns` are metrics its evaluate() adds that the
 tables show beside the common ones (Avoiding: D3IL's mode entropy).
 """
 from __future__ import annotations
@@ -294,7 +295,69 @@ class AvoidingSuite(Suite):
         return np.stack([env.reset(seed=seed + i)[0] for i in range(n)]).astype(np.float32)
 
 
-SUITES: dict[str, Suite] = {s.name: s for s in (ToySuite(), GymSuite(), AvoidingSuite())}
+class AdroitSuite(Suite):
+    """Adroit hand tasks (gymnasium-robotics 1.4.2 through `lpds_sim.benchmarks.adroit`): success (D4RL's: the goal
+    held on more than 25 of the 200 steps) and the env's v1 dense return; the base is BC on the scripted operator's
+    demos, trained into the cache (~/.cache/lpds or --cache-dir) on first use. Tasks: those with a scripted operator.
+    Chunk H = 4 executed whole, 200-step episodes (no early termination)."""
+
+    name = "adroit"
+    tasks = ("relocate",)  # = adroit.operators.OPERATORS (not imported here: gymnasium-robotics prints on import)
+    metric = "success"
+
+    def presets(self) -> dict[str, Any]:
+        from lpds_core.agents import AgentConfig
+        from lpds_core.training import LoopConfig
+
+        # like Avoiding's: 2×256 actor, 3×256 critics, UTD 1, one in-process env, γ = 0.99 per env step (200-step
+        # episodes); evaluations of 20 episodes (≈ 2 s each on this CPU)
+        return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.99),
+                "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=1_000, eval_every=5_000,
+                                    ckpt_every=5_000, eval_trials=20, batch_size=256, exec_steps=None)}
+
+    def algo_presets(self) -> dict[str, dict[str, Any]]:
+        # DPPO has no Adroit setting; its Gym fine-tuning rates with Avoiding's single-env rollouts (250 chunks =
+        # 5 episodes per update)
+        return {"dppo": {"lr_actor": 1e-4, "lr_critic": 1e-3, "rollout_steps": 250, "ppo_batch_size": 1000}}
+
+    def prepare(self, task: str, cfg: Any, kind: str = "flow") -> str:
+        from .adroit.base import adroit_base_policy
+
+        _, path = adroit_base_policy(task, cache_dir=cfg.cache_dir, progress=False, kind=kind,
+                                     **({} if cfg.bc_steps is None else {"bc_steps": cfg.bc_steps}))
+        return str(path)
+
+    def load_base(self, path: str) -> Any:
+        from lpds_core.checkpoint import load_backbone, read_metadata
+        from lpds_core.errors import CheckpointError
+
+        task = str(read_metadata(path).get("extra", {}).get("task", ""))
+        if not task.startswith("adroit_"):
+            raise CheckpointError(f"checkpoint '{path}' is a base for {task or 'an unknown task'}, not an Adroit "
+                                  f"task; let `lpds bench adroit` train its own")
+        return load_backbone(path, expect={"task": task}).freeze()
+
+    def make_env(self, task: str) -> Any:
+        from .adroit import make_env
+
+        return make_env(task)
+
+    def evaluate(self, task: str, act: ActBatch, n_episodes: int, seed: int, exec_steps: int | None = None
+                 ) -> dict[str, float]:
+        from lpds_core.evaluation import evaluate_chunks
+
+        res = evaluate_chunks(lambda: self.make_env(task), act, n_episodes, seed, exec_steps=exec_steps)
+        return {"return": res["return"], "success": res["success"], "length": res["length"]}
+
+    def entropy_observations(self, task: str, n: int, seed: int) -> np.ndarray:
+        env = self.make_env(task)  # start states (seeded: the object and target placements), like Gym's
+        try:
+            return np.stack([env.reset(seed=seed + i)[0] for i in range(n)]).astype(np.float32)
+        finally:
+            env.close()
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (ToySuite(), GymSuite(), AvoidingSuite(), AdroitSuite())}
 
 
 def get_suite(name: str) -> Suite:

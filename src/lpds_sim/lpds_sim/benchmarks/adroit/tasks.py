@@ -42,11 +42,12 @@ def get_task(name: str) -> AdroitTask:
     return TASKS[name]
 
 
-class AdroitSuccess(gym.Wrapper):
+class AdroitSuccess(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """D4RL's episode success in `info["success"]` and float32 observations (see the module doc)."""
 
     def __init__(self, env: gym.Env, success_steps: int):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, success_steps=success_steps)  # so gym can recreate it
+        gym.Wrapper.__init__(self, env)
         self.success_steps = int(success_steps)
         space = env.observation_space
         self.observation_space = gym.spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32),
