@@ -24,7 +24,7 @@ from ..robomimic_data import MakeSummary, check_target, demo_masks, load_robomim
 from .operators import run_episode, styles
 from .tasks import get_task, make_env
 
-MAKER = "lpds scripted adroit demos v1"  # stamped on our files (only those may be overwritten); bump the version
+MAKER = "lpds scripted adroit demos v2"  # stamped on our files (only those may be overwritten); bump the version
 # whenever an operator or the driver changes: it is part of the cached bases' key
 OBS_KEY = "state"
 MAX_TRIES_PER_DEMO = 3  # give up when the operator fails this often (a bug, not bad luck)
