@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -72,34 +72,15 @@ def make_demos(task_name: str, n_demos: int, seed: int = 0, out: str | os.PathLi
     check_target(path, overwrite)
     styles = list(STYLES)
     env = RobomimicEnv(task.name)
-    kept: list[Episode] = []
-    per_style = {s: [0, 0] for s in styles}
-    attempts = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n_demos, desc=f"{task.name} demos", unit="demo")
     try:
-        while len(kept) < n_demos:
-            if attempts >= MAX_TRIES_PER_DEMO * n_demos:
-                raise DataError(f"the {task.name} operator succeeded only {len(kept)} times in {attempts} "
-                                f"episodes; it is broken for this robosuite version: report it")
-            style = styles[attempts % len(styles)]
-            ep = run_episode(env, seed * 1_000_003 + attempts, style)
-            attempts += 1
-            per_style[style][1] += 1
-            if not ep["success"]:
-                continue
-            per_style[style][0] += 1
-            kept.append(Episode(ep["obs"], ep["actions"], ep["rewards"], ep["dones"],
-                                attrs={"seed": ep["seed"], "operator": style},
-                                next_obs=ep["next_obs"], states=ep["states"]))
-            if bar is not None:
-                bar.update(1)
+        got = collect_successes(lambda s, style: run_episode(env, s, style), styles, n_demos, seed, task.name,
+                                "robosuite", progress)
     finally:
         env.close()
-        if bar is not None:
-            bar.close()
+    kept = [Episode(ep["obs"], ep["actions"], ep["rewards"], ep["dones"], attrs={"seed": ep["seed"],
+                                                                               "operator": ep["style"]},
+                    next_obs=ep["next_obs"], states=ep["states"]) for ep in got.kept]
+    attempts, per_style = got.attempts, got.per_style
     masks = demo_masks([ep.attrs["operator"] for ep in kept], styles, seed)
     check_target(path, overwrite)  # again: another maker may have written it meanwhile
     write_demos(path, kept, robomimic_env_args(task), masks=masks,
@@ -108,6 +89,46 @@ def make_demos(task_name: str, n_demos: int, seed: int = 0, out: str | os.PathLi
     return MakeSummary(path, len(kept), attempts, len(kept) / attempts,
                        {s: (v[0], v[1]) for s, v in per_style.items()},
                        float(np.mean([len(e) for e in kept])))
+
+
+@dataclass
+class Collected:
+    kept: list[dict[str, Any]]  # the successful episodes, in order, each with its "style"
+    attempts: int
+    per_style: dict[str, list[int]]  # style -> [successes, attempts]
+    returns: list[float]  # the return of every episode run, kept or not
+
+
+def collect_successes(run: Callable[[int, str], dict[str, Any]], styles: list[str], n_demos: int, seed: int,
+                      task: str, sim: str, progress: bool = False) -> Collected:
+    """Episodes `run(reset_seed, style)` until `n_demos` succeed: episode i starts from reset seed
+    `seed * 1_000_003 + i` with style i mod len(styles), so a seed always gives the same episodes. A DataError
+    when the operator succeeds in fewer than one in MAX_TRIES_PER_DEMO episodes (a bug, not bad luck)."""
+    out = Collected([], 0, {s: [0, 0] for s in styles}, [])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n_demos, desc=f"{task} demos", unit="demo")
+    try:
+        while len(out.kept) < n_demos:
+            if out.attempts >= MAX_TRIES_PER_DEMO * n_demos:
+                raise DataError(f"the {task} operator succeeded only {len(out.kept)} times in {out.attempts} "
+                                f"episodes; it is broken for this {sim} version: report it")
+            style = styles[out.attempts % len(styles)]
+            ep = run(seed * 1_000_003 + out.attempts, style)
+            out.attempts += 1
+            out.per_style[style][1] += 1
+            out.returns.append(float(np.sum(ep["rewards"])))
+            if not ep["success"]:
+                continue
+            out.per_style[style][0] += 1
+            out.kept.append(dict(ep, style=style))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
 
 
 def demo_masks(styles_of: list[str], styles: list[str], seed: int) -> dict[str, list[str]]:

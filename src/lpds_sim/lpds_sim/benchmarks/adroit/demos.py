@@ -18,16 +18,15 @@ from typing import Any
 import numpy as np
 
 from lpds_core.demos_io import Episode, write_demos
-from lpds_core.errors import ConfigError, DataError
+from lpds_core.errors import ConfigError
 
-from ..robomimic_data import MakeSummary, check_target, demo_masks, load_robomimic
+from ..robomimic_data import MakeSummary, check_target, collect_successes, demo_masks, load_robomimic
 from .operators import run_episode, styles
 from .tasks import get_task, make_env
 
 MAKER = "lpds scripted adroit demos v2"  # stamped on our files (only those may be overwritten); bump the version
 # whenever an operator or the driver changes: it is part of the cached bases' key
 OBS_KEY = "state"
-MAX_TRIES_PER_DEMO = 3  # give up when the operator fails this often (a bug, not bad luck)
 GYM_TYPE = 2  # robomimic's EnvType.GYM_TYPE
 
 
@@ -66,37 +65,16 @@ def make_demos(task: str, n_demos: int, seed: int = 0, out: str | os.PathLike | 
     path = Path(out) if out else default_path(task, n_demos, seed, cache_dir)
     check_target(path, overwrite, MAKER)
     env = make_env(task)
-    kept: list[Episode] = []
-    returns: list[float] = []  # of every episode the operator ran (its return), kept or not
-    per_style = {s: [0, 0] for s in names}
-    attempts = 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n_demos, desc=f"{task} demos", unit="demo")
     try:
-        while len(kept) < n_demos:
-            if attempts >= MAX_TRIES_PER_DEMO * n_demos:
-                raise DataError(f"the {task} operator succeeded only {len(kept)} times in {attempts} episodes; it "
-                                f"is broken for this gymnasium-robotics version: report it")
-            style = names[attempts % len(names)]
-            ep = run_episode(env, task, seed * 1_000_003 + attempts, style)
-            attempts += 1
-            per_style[style][1] += 1
-            returns.append(ep["ret"])
-            if not ep["success"]:
-                continue
-            per_style[style][0] += 1
-            kept.append(Episode({OBS_KEY: ep["obs"]}, ep["actions"], ep["rewards"], ep["dones"].astype(bool),
-                                attrs={"seed": ep["seed"], "operator": style, "return": ep["ret"],
-                                       "goal_steps": ep["goal_steps"]},
-                                next_obs={OBS_KEY: ep["next_obs"]}, states=ep["states"]))
-            if bar is not None:
-                bar.update(1)
+        got = collect_successes(lambda s, style: run_episode(env, task, s, style), names, n_demos, seed, task,
+                                "gymnasium-robotics", progress)
     finally:
         env.close()
-        if bar is not None:
-            bar.close()
+    kept = [Episode({OBS_KEY: ep["obs"]}, ep["actions"], ep["rewards"], ep["dones"].astype(bool),
+                    attrs={"seed": ep["seed"], "operator": ep["style"], "return": ep["ret"],
+                           "goal_steps": ep["goal_steps"]},
+                    next_obs={OBS_KEY: ep["next_obs"]}, states=ep["states"]) for ep in got.kept]
+    attempts, per_style, returns = got.attempts, got.per_style, got.returns
     check_target(path, overwrite, MAKER)  # again: another maker may have written it meanwhile
     write_demos(path, kept, env_args(task), masks=demo_masks([e.attrs["operator"] for e in kept], names, seed),
                 attrs={"maker": MAKER, "task": task, "seed": seed, "attempts": attempts,
