@@ -9,7 +9,6 @@ an existing file under a name is never replaced unless `retrain=True` asks for i
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lpds_core.errors import CheckpointError
-
+from ..cached_base import KINDS, cached_bc_base, resolve_settings, settings_key
 from .demos import DEMO_VERSION, make_demos
 from .env import ENV_ID, ENV_VERSION
 
@@ -26,7 +24,7 @@ TASK = "d3il_avoiding"
 DEFAULT_BASE = dict(n_demos=480, bc_steps=8000, horizon=4, hidden=256, n_layers=3, num_steps=8, demo_seed=0,
                     bc_seed=0, lr=1e-3, batch_size=256)
 DIFFUSION_BASE = dict(num_train_steps=20)
-KINDS = ("flow", "diffusion")
+__all__ = ["KINDS", "TASK", "avoiding_base_policy", "demos_file", "load_demo_episodes"]
 
 
 def default_cache_dir() -> Path:
@@ -36,8 +34,7 @@ def default_cache_dir() -> Path:
 
 
 def _key(settings: dict[str, Any]) -> str:
-    s = dict(settings, demo_version=DEMO_VERSION, env_version=ENV_VERSION)
-    return hashlib.sha1(json.dumps(s, sort_keys=True).encode()).hexdigest()[:12]
+    return settings_key(dict(settings, demo_version=DEMO_VERSION, env_version=ENV_VERSION))
 
 
 def demos_file(n_demos: int, demo_seed: int, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -82,35 +79,9 @@ def avoiding_base_policy(cache_dir: str | os.PathLike | None = None, progress: b
                          kind: str = "flow", **overrides: int | float) -> tuple[Any, Path]:
     """(frozen flow-matching or diffusion base, its checkpoint path): loaded from the cache or trained there
     (deterministic per demo_seed / bc_seed up to float non-determinism)."""
-    import torch
-    from lpds_core.bc import make_chunks, train_bc
-    from lpds_core.checkpoint import load_backbone, save_backbone
-    from lpds_core.diffusion import DiffusionPolicy
-    from lpds_core.flow_matching import FlowMatchingPolicy
-
-    if kind not in KINDS:
-        raise ValueError(f"unknown avoiding base kind {kind!r}; choose one of {KINDS}")
-    defaults = dict(DEFAULT_BASE, **(DIFFUSION_BASE if kind == "diffusion" else {}))
-    bad = sorted(set(overrides) - set(defaults))
-    if bad:
-        raise ValueError(f"unknown avoiding base setting(s) {bad}; valid: {sorted(defaults)}")
-    s = dict(defaults, **overrides)
+    s = resolve_settings("avoiding", kind, DEFAULT_BASE, DIFFUSION_BASE, overrides)
     cache = Path(cache_dir or default_cache_dir())
     path = cache / f"avoiding_{kind}_{_key(dict(s, kind=kind))}.safetensors"
-    if path.is_file() and not retrain:
-        try:
-            return load_backbone(path, expect={"task": TASK, "kind": kind}).freeze(), path
-        except CheckpointError as e:
-            raise CheckpointError(f"cached avoiding base {path} is unusable ({e}); delete it (it is only a cache) "
-                                  f"or retrain it") from None
-    episodes = load_demo_episodes(demos_file(int(s["n_demos"]), int(s["demo_seed"]), cache))
-    obs, chunks = make_chunks(episodes, int(s["horizon"]), where="avoiding demos")
-    torch.manual_seed(int(s["bc_seed"]))
-    net = dict(obs_dim=4, act_dim=2, horizon=int(s["horizon"]), hidden=int(s["hidden"]), n_layers=int(s["n_layers"]),
-               num_steps=int(s["num_steps"]))
-    model = (FlowMatchingPolicy(**net) if kind == "flow" else
-             DiffusionPolicy(**net, num_train_steps=int(s["num_train_steps"])))
-    train_bc(model, np.asarray(obs), chunks, steps=int(s["bc_steps"]), batch_size=int(s["batch_size"]),
-             lr=float(s["lr"]), progress=progress, seed=int(s["bc_seed"]))
-    save_backbone(model, path, extra={"task": TASK, "kind": kind, **s})
-    return model.freeze(), path
+    return cached_bc_base(path, TASK, kind, s, obs_dim=4, act_dim=2, progress=progress, retrain=retrain,
+                          episodes=lambda: load_demo_episodes(demos_file(int(s["n_demos"]), int(s["demo_seed"]),
+                                                                         cache)))
