@@ -95,6 +95,17 @@ class Suite:
         return []
 
 
+def sparse_task_presets(eval_trials: int) -> dict[str, Any]:
+    """Agent and loop presets of the short sparse-success tasks (Avoiding, RoboMimic) on a 2-core CPU: 2×256 actor,
+    3×256 critics, UTD 1, one in-process env, γ = 0.99 per env step, whole chunks executed."""
+    from lpds_core.agents import AgentConfig
+    from lpds_core.training import LoopConfig
+
+    return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.99),
+            "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=1_000, eval_every=5_000, ckpt_every=5_000,
+                                eval_trials=eval_trials, batch_size=256, exec_steps=None)}
+
+
 class ToySuite(Suite):
     """The 2-D four-goal task (lpds_sim.toy) with its cached flow-matching base and `lpds toy`'s settings."""
 
@@ -228,14 +239,8 @@ class AvoidingSuite(Suite):
     extra_columns = ("mode_entropy",)
 
     def presets(self) -> dict[str, Any]:
-        from lpds_core.agents import AgentConfig
-        from lpds_core.training import LoopConfig
-
-        # a short-horizon sparse task on a 2-core CPU: 2×256 actor, 3×256 critics, UTD 1; one in-process env;
-        # γ = 0.99 per env step (episodes of ~100 steps); evaluations of 30 episodes (D3IL evaluates 30)
-        return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.99),
-                "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=1_000, eval_every=5_000,
-                                    ckpt_every=5_000, eval_trials=30, batch_size=256, exec_steps=None)}
+        # episodes of ~100 steps; evaluations of 30 episodes (D3IL evaluates 30)
+        return sparse_task_presets(eval_trials=30)
 
     def algo_presets(self) -> dict[str, dict[str, Any]]:
         # DPPO's avoid fine-tuning (cfg/d3il/finetune/avoid_m*/ft_ppo_diffusion_mlp.yaml: actor lr 1e-5, critic
@@ -306,18 +311,13 @@ class RobomimicSuite(Suite):
     metric = "success"
 
     def presets(self) -> dict[str, Any]:
-        from lpds_core.agents import AgentConfig
-        from lpds_core.training import LoopConfig
-
-        # robosuite steps at ~150/s here, so budgets are small: 2×256 actor, 3×256 critics, UTD 1, one
-        # in-process env; γ = 0.99 per env step (successes come after ~100–250 steps); 20-episode evaluations
-        return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.99),
-                "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=1_000, eval_every=5_000,
-                                    ckpt_every=5_000, eval_trials=20, batch_size=256, exec_steps=None)}
+        # robosuite steps at ~150/s here, so budgets are small; successes come after ~100–250 steps;
+        # 20-episode evaluations
+        return sparse_task_presets(eval_trials=20)
 
     def algo_presets(self) -> dict[str, dict[str, Any]]:
-        # DPPO's robomimic fine-tuning learning rates (actor 1e-5, critic 1e-3), its rollouts shrunk to one env
-        return {"dppo": {"lr_actor": 1e-5, "lr_critic": 1e-3, "rollout_steps": 250, "ppo_batch_size": 1000}}
+        # DPPO's robomimic fine-tuning learning rates are its avoid ones (actor 1e-5, critic 1e-3); one env
+        return AvoidingSuite.algo_presets(self)
 
     def prepare(self, task: str, cfg: Any, kind: str = "flow") -> str:
         from .robomimic_bases import robomimic_base_policy
