@@ -39,11 +39,12 @@ def resolve_settings(what: str, kind: str, defaults: Mapping[str, Any], diffusio
     return dict(merged, **overrides)
 
 
-def cached_bc_base(path: Path, task: str, kind: str, settings: Mapping[str, Any], obs_dim: int, act_dim: int,
+def cached_bc_base(path: Path, task: str, kind: str, settings: Mapping[str, Any],
                    episodes: Callable[[], Sequence[Mapping[str, np.ndarray]]], progress: bool = True,
                    retrain: bool = False) -> tuple[Any, Path]:
-    """(frozen base, `path`): loaded from `path`, or trained by the project's BC on `episodes()` (called only
-    when training: making demos can take minutes) and saved there with `task`, `kind` and the settings."""
+    """(frozen base, `path`): loaded from `path`, or trained by the project's BC on `episodes()` (make_chunks'
+    episodes; called only when training, since making demos can take minutes) and saved there with `task`,
+    `kind` and the settings. The network's sizes come from the data."""
     import torch
     from lpds_core.bc import make_chunks, train_bc
     from lpds_core.checkpoint import load_backbone, save_backbone
@@ -58,11 +59,12 @@ def cached_bc_base(path: Path, task: str, kind: str, settings: Mapping[str, Any]
             raise CheckpointError(f"cached {task} base {path} is unusable ({e}); delete it (it is only a cache) "
                                   f"or retrain it") from None
     obs, chunks = make_chunks(list(episodes()), int(s["horizon"]), where=f"{task} demos")
+    obs = np.asarray(obs)
     torch.manual_seed(int(s["bc_seed"]))
-    net = dict(obs_dim=int(obs_dim), act_dim=int(act_dim), **{k: int(s[k]) for k in NET_KEYS})
+    net = dict(obs_dim=int(obs.shape[1]), act_dim=int(chunks.shape[2]), **{k: int(s[k]) for k in NET_KEYS})
     model = (FlowMatchingPolicy(**net) if kind == "flow" else
              DiffusionPolicy(**net, num_train_steps=int(s["num_train_steps"])))
-    train_bc(model, np.asarray(obs), chunks, steps=int(s["bc_steps"]), batch_size=int(s["batch_size"]),
+    train_bc(model, obs, chunks, steps=int(s["bc_steps"]), batch_size=int(s["batch_size"]),
              lr=float(s["lr"]), progress=progress, seed=int(s["bc_seed"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_backbone(model, path, extra={"task": task, "kind": kind, **s})

@@ -14,7 +14,7 @@ from typing import Any
 
 from .cached_base import cached_bc_base, resolve_settings, settings_key
 from .robomimic_data import MAKER, default_path, load_robomimic, make_demos
-from .robomimic_tasks import get_task, obs_sizes
+from .robomimic_tasks import get_task
 
 DEFAULT_BASE = dict(n_demos=50, bc_steps=10_000, horizon=4, hidden=256, n_layers=3, num_steps=5, demo_seed=0,
                     bc_seed=0, lr=1e-3, batch_size=256)
@@ -24,7 +24,6 @@ DEFAULT_BASE = dict(n_demos=50, bc_steps=10_000, horizon=4, hidden=256, n_layers
 TASK_BASE: dict[str, dict[str, Any]] = {"lift": {"n_demos": 3, "bc_steps": 2_000},
                                         "can": {"n_demos": 15, "bc_steps": 5_000}, "square": {}}
 DIFFUSION_BASE = dict(num_train_steps=20)
-ACT_DIM = 7
 
 
 def default_cache_dir() -> Path:
@@ -59,5 +58,5 @@ def robomimic_base_policy(task: str, cache_dir: str | os.PathLike | None = None,
         eps, _ = load_robomimic(demo_file(t.name, int(s["n_demos"]), int(s["demo_seed"])))
         return eps
 
-    return cached_bc_base(path, base_task_tag(t.name), kind, s, obs_dim=sum(obs_sizes(t).values()),
-                          act_dim=ACT_DIM, episodes=episodes, progress=progress, retrain=retrain)
+    return cached_bc_base(path, base_task_tag(t.name), kind, s, episodes=episodes, progress=progress,
+                          retrain=retrain)

@@ -82,6 +82,6 @@ def avoiding_base_policy(cache_dir: str | os.PathLike | None = None, progress: b
     s = resolve_settings("avoiding", kind, DEFAULT_BASE, DIFFUSION_BASE, overrides)
     cache = Path(cache_dir or default_cache_dir())
     path = cache / f"avoiding_{kind}_{_key(dict(s, kind=kind))}.safetensors"
-    return cached_bc_base(path, TASK, kind, s, obs_dim=4, act_dim=2, progress=progress, retrain=retrain,
+    return cached_bc_base(path, TASK, kind, s, progress=progress, retrain=retrain,
                           episodes=lambda: load_demo_episodes(demos_file(int(s["n_demos"]), int(s["demo_seed"]),
                                                                          cache)))
