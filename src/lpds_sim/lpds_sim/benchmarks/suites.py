@@ -15,11 +15,12 @@ folders, resume, Ray, aggregation) is the suite-independent machinery in `one_ru
     normalised(task, ret)         a suite's normalised return (D4RL-style), or None where it defines none
 
 Suites: `toy` (the 2-D four-goal task; runs end to end in minutes on a CPU), `gym` (Hopper/Walker2d/
-HalfCheetah-v5, waiting for its medium datasets and shipped bases; refused with one line until they exist) and
-`avoiding` (D3IL's Avoiding re-implemented in the plane; its base is trained into the cache on first use) and
-`adroit` (gymnasium-robotics' Adroit hand tasks with a scripted operator, bases trained into the cache likewise).
-robomimic plugs in the same way. A suite's `extra_columns` are metrics its evaluate() adds that the
-tables show beside the common ones (Avoiding: D3IL's mode entropy).
+HalfCheetah-v5 from the shipped bases; a task without one is refused with one line), `avoiding` (D3IL's
+Avoiding re-implemented in the plane; its base is trained into the cache on first use), `robomimic`
+(Lift/Can/Square through robosuite; bases trained on the scripted demos, cached the same way) and `adroit`
+(gymnasium-robotics' Adroit hand tasks that have a scripted operator, bases cached likewise). A suite's
+`extra_columns` are metrics its evaluate() adds that the tables show beside the common ones (Avoiding: D3IL's
+mode entropy).
 """
 from __future__ import annotations
 
@@ -93,6 +94,17 @@ class Suite:
         """A suite's own figures of a bench, drawn from the run folders and the table's rows into `out`; their
         file names."""
         return []
+
+
+def sparse_task_presets(eval_trials: int) -> dict[str, Any]:
+    """Agent and loop presets of the short sparse-success tasks (Avoiding, RoboMimic) on a 2-core CPU: 2×256 actor,
+    3×256 critics, UTD 1, one in-process env, γ = 0.99 per env step, whole chunks executed."""
+    from lpds_core.agents import AgentConfig
+    from lpds_core.training import LoopConfig
+
+    return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.99),
+            "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=1_000, eval_every=5_000, ckpt_every=5_000,
+                                eval_trials=eval_trials, batch_size=256, exec_steps=None)}
 
 
 class ToySuite(Suite):
@@ -228,14 +240,8 @@ class AvoidingSuite(Suite):
     extra_columns = ("mode_entropy",)
 
     def presets(self) -> dict[str, Any]:
-        from lpds_core.agents import AgentConfig
-        from lpds_core.training import LoopConfig
-
-        # a short-horizon sparse task on a 2-core CPU: 2×256 actor, 3×256 critics, UTD 1; one in-process env;
-        # γ = 0.99 per env step (episodes of ~100 steps); evaluations of 30 episodes (D3IL evaluates 30)
-        return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.99),
-                "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=1_000, eval_every=5_000,
-                                    ckpt_every=5_000, eval_trials=30, batch_size=256, exec_steps=None)}
+        # episodes of ~100 steps; evaluations of 30 episodes (D3IL evaluates 30)
+        return sparse_task_presets(eval_trials=30)
 
     def algo_presets(self) -> dict[str, dict[str, Any]]:
         # DPPO's avoid fine-tuning (cfg/d3il/finetune/avoid_m*/ft_ppo_diffusion_mlp.yaml: actor lr 1e-5, critic
@@ -295,6 +301,53 @@ class AvoidingSuite(Suite):
         return np.stack([env.reset(seed=seed + i)[0] for i in range(n)]).astype(np.float32)
 
 
+class RobomimicSuite(Suite):
+    """RoboMimic Lift / PickPlaceCan / NutAssemblySquare (Panda, low-dim obs, OSC_POSE at 20 Hz) through
+    robosuite (`robomimic_tasks`): success rate. The base is BC on the scripted operators' demos
+    (`robomimic_bases`), trained into the cache on first use. Chunk H = 4 executed whole; episodes end at success
+    (sparse reward 1) or after 300 / 300 / 400 steps."""
+
+    name = "robomimic"
+    tasks = ("lift", "can", "square")
+    metric = "success"
+
+    def presets(self) -> dict[str, Any]:
+        # robosuite steps at ~150/s here, so budgets are small; successes come after ~100–250 steps;
+        # 20-episode evaluations
+        return sparse_task_presets(eval_trials=20)
+
+    def algo_presets(self) -> dict[str, dict[str, Any]]:
+        # DPPO's robomimic fine-tuning learning rates are its avoid ones (actor 1e-5, critic 1e-3); one env
+        return AvoidingSuite.algo_presets(self)
+
+    def prepare(self, task: str, cfg: Any, kind: str = "flow") -> str:
+        from .robomimic_bases import robomimic_base_policy
+
+        _, path = robomimic_base_policy(task, cache_dir=cfg.cache_dir, progress=False, kind=kind,
+                                        **({} if cfg.bc_steps is None else {"bc_steps": cfg.bc_steps}))
+        return str(path)
+
+    def make_env(self, task: str) -> Any:
+        from .robomimic_tasks import RobomimicEnv
+
+        return RobomimicEnv(task)
+
+    def evaluate(self, task: str, act: ActBatch, n_episodes: int, seed: int, exec_steps: int | None = None
+                 ) -> dict[str, float]:
+        from lpds_core.evaluation import evaluate_chunks
+
+        # 4 envs at a time: each robosuite env holds its own MuJoCo model (and costs ~1 s to build)
+        res = evaluate_chunks(lambda: self.make_env(task), act, n_episodes, seed, exec_steps=exec_steps, n_envs=4)
+        return {"return": res["return"], "success": res["success"], "length": res["length"]}
+
+    def entropy_observations(self, task: str, n: int, seed: int) -> np.ndarray:
+        env = self.make_env(task)  # seeded start states: where the approach (the diversity) is chosen
+        try:
+            return np.stack([env.reset(seed=seed + i)[0] for i in range(n)]).astype(np.float32)
+        finally:
+            env.close()
+
+
 class AdroitSuite(Suite):
     """Adroit hand tasks (gymnasium-robotics 1.4.2 through `lpds_sim.benchmarks.adroit`): success (D4RL's: the goal
     held on more than 25 of the 200 steps) and the env's v1 dense return; the base is BC on the scripted operator's
@@ -306,14 +359,8 @@ class AdroitSuite(Suite):
     metric = "success"
 
     def presets(self) -> dict[str, Any]:
-        from lpds_core.agents import AgentConfig
-        from lpds_core.training import LoopConfig
-
-        # like Avoiding's: 2×256 actor, 3×256 critics, UTD 1, one in-process env, γ = 0.99 per env step (200-step
-        # episodes); evaluations of 20 episodes (≈ 2 s each on this CPU)
-        return {"agent": AgentConfig(hidden=(256, 256), critic_hidden=(256, 256, 256), gamma=0.99),
-                "train": LoopConfig(n_envs=1, vector="sync", warmup_steps=1_000, eval_every=5_000,
-                                    ckpt_every=5_000, eval_trials=20, batch_size=256, exec_steps=None)}
+        # 200-step episodes; evaluations of 20 episodes (≈ 2 s each on this CPU)
+        return sparse_task_presets(eval_trials=20)
 
     def algo_presets(self) -> dict[str, dict[str, Any]]:
         # DPPO has no Adroit setting; its Gym fine-tuning rates with Avoiding's single-env rollouts (250 chunks =
@@ -357,7 +404,8 @@ class AdroitSuite(Suite):
             env.close()
 
 
-SUITES: dict[str, Suite] = {s.name: s for s in (ToySuite(), GymSuite(), AvoidingSuite(), AdroitSuite())}
+SUITES: dict[str, Suite] = {s.name: s for s in (ToySuite(), GymSuite(), AvoidingSuite(), RobomimicSuite(),
+                                              AdroitSuite())}
 
 
 def get_suite(name: str) -> Suite:

@@ -42,9 +42,9 @@ def toy_base_policy(cache_dir: str | os.PathLike | None = None, progress: bool =
                     kind: str = "flow", **overrides: int | float) -> tuple[ChunkPolicy, Path]:
     """(frozen flow-matching or diffusion policy, checkpoint path): loaded from the cache or trained and saved
     there."""
-    from lpds_sim.benchmarks.cached_base import base_settings
+    from lpds_sim.benchmarks.cached_base import resolve_settings
 
-    s = base_settings(DEFAULT_BASE, DIFFUSION_BASE, kind, overrides, "toy")
+    s = resolve_settings("toy", kind, DEFAULT_BASE, DIFFUSION_BASE, overrides)
     key = _key(s) if kind == "flow" else _key(dict(s, kind=kind))  # flow keys as before: old caches stay valid
     path = Path(cache_dir or default_cache_dir()) / f"toy_{kind}_{key}.safetensors"
     if path.is_file() and not retrain:

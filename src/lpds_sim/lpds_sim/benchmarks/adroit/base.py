@@ -2,9 +2,9 @@
 
 `adroit_base_policy(task, kind=...)` makes the task's demos (`demos.make_demos`, into CACHE/adroit/TASK/) when they
 are missing and trains a flow-matching (or, for DPPO, a diffusion: T = 20) base on them through the suites'
-shared `benchmarks.cached_base`, chunk H = 4 (the Gym/Avoiding suites' chunk; the paper's Adroit runs use whole
-chunks too). D4RL's Adroit "human" sets hold 25 demos per task; here the base sees 100 (on 25 demos, and on 100
-with 3k-5k BC steps, it never succeeded), and stays clearly below the operator (Relocate: 10 % vs 99 %, numbers in
+shared `benchmarks.cached_base.cached_bc_base`, chunk H = 4 executed whole (as the other sparse-success suites).
+D4RL's Adroit "human" sets hold 25 demos per task; here the base sees 100 (on 25 demos, and on 100 with 3k-5k BC
+steps, it never succeeded), and stays clearly below the operator (Relocate: 4-10 % vs 99 %, numbers in
 docs/adroit.md): the room steering needs.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..cached_base import base_settings, cached_base, settings_key
+from ..cached_base import cached_bc_base, resolve_settings, settings_key
 from .demos import MAKER, default_path, load_adroit_demos, make_demos
 from .tasks import get_task
 
@@ -38,12 +38,12 @@ def demos_path(task: str, n_demos: int, demo_seed: int, cache_dir: str | os.Path
 def adroit_base_policy(task: str, cache_dir: str | os.PathLike | None = None, progress: bool = True,
                        retrain: bool = False, kind: str = "flow", **overrides: int | float) -> tuple[Any, Path]:
     """(frozen base of `task`, its checkpoint path), from the cache or trained there."""
-    s = base_settings(DEFAULT_BASE, DIFFUSION_BASE, kind, overrides, "adroit")
     from lpds_sim.toy.base_policy import default_cache_dir
 
+    s = resolve_settings("adroit", kind, DEFAULT_BASE, DIFFUSION_BASE, overrides)
     cache = Path(cache_dir or default_cache_dir())
-    key = settings_key(dict(s, kind=kind), task=task, demos=MAKER)
+    key = settings_key(dict(s, kind=kind, task=task, maker=MAKER))
     path = cache / "adroit" / task / f"{kind}_base_{key}.safetensors"
-    return cached_base(path, task_tag(task), kind, s,
-                       lambda: load_adroit_demos(demos_path(task, int(s["n_demos"]), int(s["demo_seed"]), cache)),
-                       where=f"adroit {task} demos", progress=progress, retrain=retrain)
+    return cached_bc_base(path, task_tag(task), kind, s, progress=progress, retrain=retrain,
+                          episodes=lambda: load_adroit_demos(demos_path(task, int(s["n_demos"]),
+                                                                        int(s["demo_seed"]), cache)))

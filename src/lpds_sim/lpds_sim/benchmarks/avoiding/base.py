@@ -2,11 +2,10 @@
 
 `avoiding_base_policy(kind=...)` returns the flow-matching (or, for DPPO, the diffusion: DDPM training over T = 20,
 DPPO's avoid setting) base trained by the project's BC (`lpds_core.bc`) on the scripted operator's demos, chunk
-H = 4 (DPPO's avoid chunk), through the suites' shared `benchmarks.cached_base`. The demos are written once as
-robomimic-style HDF5 (`lpds_core.demos_io`, obs key `state`), so `lpds train-base --data` reads them too. File
-names carry a hash of every setting that changes them (and the env's and operator's versions): a cached file is
-reused only when a fresh one would be identical, and an existing file under a name is never replaced unless
-`retrain=True` asks for it.
+H = 4 (DPPO's avoid chunk). The demos are written once as robomimic-style HDF5 (`lpds_core.demos_io`, obs key
+`state`), so `lpds train-base --data` reads them too. File names carry a hash of every setting that changes them
+(and the env's and operator's versions): a cached file is reused only when a fresh one would be identical, and
+an existing file under a name is never replaced unless `retrain=True` asks for it.
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cached_base import KINDS, base_settings, cached_base, settings_key  # noqa: F401  (KINDS: for __main__)
+from ..cached_base import KINDS, cached_bc_base, resolve_settings, settings_key
 from .demos import DEMO_VERSION, make_demos
 from .env import ENV_ID, ENV_VERSION
 
@@ -25,6 +24,7 @@ TASK = "d3il_avoiding"
 DEFAULT_BASE = dict(n_demos=480, bc_steps=8000, horizon=4, hidden=256, n_layers=3, num_steps=8, demo_seed=0,
                     bc_seed=0, lr=1e-3, batch_size=256)
 DIFFUSION_BASE = dict(num_train_steps=20)
+__all__ = ["KINDS", "TASK", "avoiding_base_policy", "demos_file", "load_demo_episodes"]
 
 
 def default_cache_dir() -> Path:
@@ -34,7 +34,7 @@ def default_cache_dir() -> Path:
 
 
 def _key(settings: dict[str, Any]) -> str:
-    return settings_key(settings, demo_version=DEMO_VERSION, env_version=ENV_VERSION)
+    return settings_key(dict(settings, demo_version=DEMO_VERSION, env_version=ENV_VERSION))
 
 
 def demos_file(n_demos: int, demo_seed: int, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -79,9 +79,9 @@ def avoiding_base_policy(cache_dir: str | os.PathLike | None = None, progress: b
                          kind: str = "flow", **overrides: int | float) -> tuple[Any, Path]:
     """(frozen flow-matching or diffusion base, its checkpoint path): loaded from the cache or trained there
     (deterministic per demo_seed / bc_seed up to float non-determinism)."""
-    s = base_settings(DEFAULT_BASE, DIFFUSION_BASE, kind, overrides, "avoiding")
+    s = resolve_settings("avoiding", kind, DEFAULT_BASE, DIFFUSION_BASE, overrides)
     cache = Path(cache_dir or default_cache_dir())
     path = cache / f"avoiding_{kind}_{_key(dict(s, kind=kind))}.safetensors"
-    return cached_base(path, TASK, kind, s,
-                       lambda: load_demo_episodes(demos_file(int(s["n_demos"]), int(s["demo_seed"]), cache)),
-                       where="avoiding demos", progress=progress, retrain=retrain)
+    return cached_bc_base(path, TASK, kind, s, progress=progress, retrain=retrain,
+                          episodes=lambda: load_demo_episodes(demos_file(int(s["n_demos"]), int(s["demo_seed"]),
+                                                                         cache)))
