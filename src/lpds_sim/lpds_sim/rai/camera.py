@@ -17,20 +17,7 @@ from lpds_core.bench_profile import BenchProfile, matrix_to_quat_xyzw
 from lpds_core.image_preprocess import PreprocessConfig, Preprocessor
 
 from .display import ensure_display
-
-
-@dataclass
-class SensorNoise:
-    """Emulated D435i imperfections; all zero = a perfect camera."""
-    rgb_std: float = 4.0            # Gaussian pixel noise, intensity units (0-255)
-    depth_std_per_m2: float = 0.002  # depth noise std grows with z² like stereo depth
-    hole_frac: float = 0.01         # fraction of depth pixels dropped to 0 (invalid), as RealSense reports them
-    pose_pos_std: float = 0.005     # camera position jitter per episode, metres
-    pose_rot_std: float = 0.01      # camera rotation jitter per episode, radians
-
-    @classmethod
-    def off(cls) -> "SensorNoise":
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0)
+from .sensor_noise import SensorNoise, edge_holes  # noqa: F401  (SensorNoise: re-exported, it lived here)
 
 
 _DEFAULT_BENCH = BenchProfile()
@@ -88,6 +75,8 @@ def observation_from_frame(rgb: np.ndarray, depth: np.ndarray, spec: CameraSpec,
             depth = (depth + rng.normal(0, 1, depth.shape) * n.depth_std_per_m2 * depth ** 2).astype(np.float32)
         if n.hole_frac > 0:
             depth[rng.random(depth.shape) < n.hole_frac] = 0.0
+        if n.edge_hole_frac > 0:
+            depth = edge_holes(depth, n.edge_hole_frac, rng)
     # holes (0, or noise pushed past the far plane) are filled by the shared preprocessing, as on the robot
     return Preprocessor(preprocess_config(spec))(rgb, depth)
 
@@ -146,6 +135,13 @@ class RGBDCamera:
         R = _small_rotation(rng.normal(0, n.pose_rot_std, 3)) @ self._R0 if n.pose_rot_std > 0 else self._R0
         self.frame.setPosition(list(pos))
         self.frame.setRotationMatrix(R)
+        self.view.setCamera(self.frame)
+
+    def place(self, shift: np.ndarray, rotvec: np.ndarray) -> None:
+        """Put the camera at its spec pose moved by `shift` (world frame, m) and turned by the rotation vector
+        `rotvec` (world axes, rad): a camera whose extrinsics are off from the calibration a policy was trained with."""
+        self.frame.setPosition(list(np.asarray(self.spec.position, float) + np.asarray(shift, float)))
+        self.frame.setRotationMatrix(_small_rotation(np.asarray(rotvec, float)) @ self._R0)
         self.view.setCamera(self.frame)
 
     def render(self, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
