@@ -621,15 +621,21 @@ class PandaTaskEnv(gym.Env):
         return obs
 
     def _world_state(self) -> np.ndarray:
-        """The state vector with the world's object-position estimate error (bias per episode, noise per step):
-        on a bench the object pose comes from perception, not from the simulator."""
+        """The state vector with the object position as the bench estimates it: on a bench it comes from the
+        camera, so it is where the camera with this episode's extrinsics error puts the object, plus per-step noise
+        (the world's obj_pos_noise_mm)."""
         s = self._state()
         ep = self.world_episode
-        if ep is None or (not ep.obj_pos_bias.any() and ep.obj_pos_noise == 0.0):
+        moved = ep is not None and (ep.camera_shift.any() or ep.camera_rotvec.any())
+        if ep is None or (not moved and ep.obj_pos_noise == 0.0):
             return s
         sl = self.state_layout["obj_pos"]
-        err = ep.obj_pos_bias + (self._world_steps.normal(0.0, ep.obj_pos_noise, 3) if ep.obj_pos_noise > 0 else 0.0)
-        s[sl] = s[sl] + err.astype(np.float32)
+        p = s[sl].astype(np.float64)
+        if moved:
+            p = ep.estimated(p, np.asarray(self._cam_spec.position))
+        if ep.obj_pos_noise > 0:
+            p = p + self._world_steps.normal(0.0, ep.obj_pos_noise, 3)
+        s[sl] = p.astype(np.float32)
         return np.minimum(np.maximum(s, self._state_low), self._state_high)
 
     def _collision(self) -> bool:

@@ -54,10 +54,8 @@ class World:
     sensor: SensorNoise = nested(SensorNoise, "RealSense-like noise on every image frame (all zero: the env's "
                                  "sensor_noise setting applies)", rgb_std=0.0, depth_std_per_m2=0.0, hole_frac=0.0,
                                  pose_pos_std=0.0, pose_rot_std=0.0, edge_hole_frac=0.0)
-    # object-pose estimate (state observations; a real bench gets it from perception)
-    obj_pos_bias_mm: tuple[float, float] = setting(
-        (0.0, 0.0), "error of the object position in state observations, mm: a horizontal offset per episode of a "
-        "length drawn from [lo, hi] (pose-estimate calibration error)", min=0.0)
+    # object-pose estimate (state observations: on a bench it comes from the camera, so the camera's extrinsics
+    # error above moves it too, by where the miscalibrated camera puts the object)
     obj_pos_noise_mm: tuple[float, float] = setting(
         (0.0, 0.0), "per-step Gaussian noise std on the observed object position, mm, drawn per episode", min=0.0)
     # the object
@@ -112,9 +110,9 @@ def reality() -> World:
         camera_shift_mm=(3.0, 8.0), camera_tilt_deg=(0.5, 1.5),
         sensor=SensorNoise(rgb_std=3.0, depth_std_per_m2=0.004, hole_frac=0.02, pose_pos_std=0.0,
                            pose_rot_std=0.0, edge_hole_frac=0.5),
-        obj_pos_bias_mm=(2.0, 6.0), obj_pos_noise_mm=(1.0, 2.0),
+        obj_pos_noise_mm=(1.0, 2.0),
         object_mass_scale=(1.0, 2.0), object_friction=(0.4, 0.8), object_size_scale=(0.94, 1.0),
-        controller_gain_scale=(0.3, 0.6), command_latency_steps=(1, 2),
+        controller_gain_scale=(0.1, 0.3), command_latency_steps=(1, 2),
         gripper_close_delay_steps=(1, 2), gripper_open_delay_steps=(0, 1), table_offset_mm=(-8.0, -8.0))
 
 
@@ -183,6 +181,17 @@ def _integer(rng: np.random.Generator, lo_hi: tuple[int, int]) -> int:
     return int(lo) if lo == hi else int(rng.integers(lo, hi + 1))
 
 
+def rotation(rotvec: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a rotation vector (Rodrigues)."""
+    rotvec = np.asarray(rotvec, float)
+    th = float(np.linalg.norm(rotvec))
+    if th < 1e-12:
+        return np.eye(3)
+    k = rotvec / th
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+
+
 def _unit(rng: np.random.Generator, dims: int = 3) -> np.ndarray:
     v = rng.normal(size=dims)
     return v / np.linalg.norm(v)
@@ -206,7 +215,6 @@ class EpisodeDraw:
     """The settings of one episode (metres, radians, steps)."""
     camera_shift: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))  # world-frame offset, m
     camera_rotvec: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))  # rotation vector, rad
-    obj_pos_bias: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))   # m (horizontal)
     obj_pos_noise: float = 0.0                                                          # m, std per step
     object_mass_scale: float = 1.0
     object_friction: float = 1.0
@@ -214,6 +222,14 @@ class EpisodeDraw:
     command_latency: int = 0
     gripper_close_delay: int = 0
     gripper_open_delay: int = 0
+
+    def estimated(self, p: np.ndarray, camera_position: np.ndarray) -> np.ndarray:
+        """Where a camera believed at its calibrated pose (position `camera_position`, any rotation R) but really
+        moved by `camera_shift` and turned by `camera_rotvec` (R_true = dR·R) sees the world point `p`: the point's
+        camera coordinates R_trueᵀ(p − c − shift), mapped back with the calibration, give c + dRᵀ(p − c − shift)."""
+        dR = rotation(self.camera_rotvec)
+        c = np.asarray(camera_position, float)
+        return c + dR.T @ (np.asarray(p, float) - c - self.camera_shift)
 
     def physics(self) -> tuple[float, float, float]:
         """What the PhysX Simulation is built with: a change needs a new Simulation."""
@@ -228,11 +244,9 @@ def draw_episode(world: World, seed: int | None, running: np.random.Generator | 
     r = rng("camera")
     shift = _unit(r) * _uniform(r, world.camera_shift_mm) / 1000.0
     rotvec = _unit(r) * np.deg2rad(_uniform(r, world.camera_tilt_deg))
-    r = rng("objpos")
-    bias = np.r_[_unit(r, 2), 0.0] * _uniform(r, world.obj_pos_bias_mm) / 1000.0
     return EpisodeDraw(
-        camera_shift=shift, camera_rotvec=rotvec, obj_pos_bias=bias,
-        obj_pos_noise=_uniform(r, world.obj_pos_noise_mm) / 1000.0,
+        camera_shift=shift, camera_rotvec=rotvec,
+        obj_pos_noise=_uniform(rng("objpos"), world.obj_pos_noise_mm) / 1000.0,
         object_mass_scale=_uniform(rng("mass"), world.object_mass_scale),
         object_friction=_uniform(rng("friction"), world.object_friction),
         controller_gain_scale=_uniform(rng("gain"), world.controller_gain_scale),
@@ -279,3 +293,31 @@ def preset_yaml_path(name: str, root: str | os.PathLike | None = None) -> Path:
 def world_dict(world: World | None) -> dict[str, Any]:
     """What the env records about its world (settings(), grid results)."""
     return to_dict(world if world is not None else World())
+
+
+PRESET_HEADERS = {
+    EMULATION: "The nominal emulation: today's RAI scene (every setting at its default). `--world emulation` is the\n"
+               "same as giving no world. Written by `python -m lpds_sim.rai.world` from World() (a test keeps them "
+               "equal).",
+    "reality": "The held-out \"reality\": how a real Franka + D435i bench differs from the emulation (docs/reality.md:\n"
+               "what each setting models, its magnitude and what it costs). Demos are recorded and policies graded in\n"
+               "it (`--world reality`); steering trains in the emulation. Copy and edit it for your bench and pass\n"
+               "`--world FILE.yaml`. [lo, hi] = drawn per episode (bench settings: per env); lo = hi = fixed.\n"
+               "Written by `python -m lpds_sim.rai.world` from reality() (a test keeps them equal).",
+}
+
+
+def write_presets(root: str | os.PathLike | None = None) -> list[Path]:
+    """config/worlds/<name>.yaml for every preset (run after changing one)."""
+    paths = []
+    for name, preset in WORLDS.items():
+        path = preset_yaml_path(name, root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(world_yaml(preset(), PRESET_HEADERS[name]))
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    for p in write_presets():
+        print(f"wrote {p}")
