@@ -362,3 +362,36 @@ def test_grid_results_record_the_world_that_graded_them(tmp_path):
         meta = json.loads((out / "grid_results.json").read_text())["meta"]
         assert meta["world"] == world
         assert ("world" in meta["env"]) == (world == "reality")
+
+
+@pytest.mark.parametrize("world", ["emulation", "reality"])
+def test_pipeline_records_demos_in_the_world_steers_in_the_emulation_and_grades_in_both(tmp_path, monkeypatch, world):
+    """The commands and stages `lpds pipeline --world W` runs (the stage commands themselves are faked here; the
+    tiny end-to-end run is in docs/reality.md)."""
+    from lpds_core.config import build
+    from lpds_sim import pipeline
+
+    calls: list[tuple[str, ...]] = []
+
+    def fake(*args: str) -> None:
+        calls.append(args)
+        if args[0] == "demos":
+            Path(args[args.index("--out") + 1]).touch()
+
+    monkeypatch.setattr(pipeline, "lpds", fake)
+    cfg = build(pipeline.PipelineConfig, {"world": world})
+    flag = ["--world", world] if world != "emulation" else []
+    pipeline.record_demos(cfg, tmp_path / "demos.hdf5")
+    pipeline.evaluate_policy(cfg, tmp_path / "base", tmp_path / "ev", cfg.world)
+    pipeline.evaluate_policy(cfg, tmp_path / "base", tmp_path / "ev")  # the emulation's grid
+    assert [c[0] for c in calls] == ["demos", "eval", "eval"]
+    for c in calls[:2]:  # demos and the world's grid end with the world flag (none for the emulation)
+        assert list(c[len(c) - len(flag):]) == flag and c.count("--world") == len(flag) // 2
+    assert "--world" not in calls[2]
+    assert cfg.steer_config(tmp_path / "base").task == "pick_place" and "world" not in vars(cfg.steer_config(
+        tmp_path / "base"))  # steering has no world: it trains in the emulation
+    stages: list[str] = []
+    monkeypatch.setattr(pipeline, "run_stages", lambda st, force=(): stages.extend(s.name for s in st) or [])
+    pipeline.run_pipeline(cfg, tmp_path / "run")
+    extra = [f"eval-base-{world}", f"eval-steered-{world}"] if world != "emulation" else []
+    assert stages == ["demos", "base", "steer", "export", "eval-base", "eval-steered", *extra, "report"]
