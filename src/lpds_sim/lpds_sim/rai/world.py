@@ -111,7 +111,7 @@ def reality() -> World:
         sensor=SensorNoise(rgb_std=3.0, depth_std_per_m2=0.004, hole_frac=0.02, pose_pos_std=0.0,
                            pose_rot_std=0.0, edge_hole_frac=0.5),
         obj_pos_noise_mm=(1.0, 2.0),
-        object_mass_scale=(1.0, 2.0), object_friction=(0.4, 0.8), object_size_scale=(0.94, 1.0),
+        object_mass_scale=(1.0, 1.5), object_friction=(0.4, 0.8), object_size_scale=(0.94, 1.0),
         controller_gain_scale=(0.07, 0.2), command_latency_steps=(1, 2),
         gripper_close_delay_steps=(1, 2), gripper_open_delay_steps=(0, 1), table_offset_mm=(-8.0, -8.0))
 
