@@ -10,7 +10,6 @@ process-wide state), while a fresh process is.
 """
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import lpds_sim  # noqa: E402,F401  (registers the env ids)
 from lpds_core.bench_profile import BenchProfile, calibrated_profile, load_profile, profile_yaml, world_from_base  # noqa: E402
 from lpds_core.config import build, to_dict  # noqa: E402
 from lpds_sim import ENV_IDS  # noqa: E402
+from isolation import isolated  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "test" / "sim" / "data" / "bench_default_obs_main.npz"
@@ -68,20 +68,6 @@ def _capture(tmp_path: Path, task: str, mode: str, profile: Path | None = None) 
                           timeout=120, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(np.load(out))
-
-
-def isolated(test):
-    """Run `test` in a fresh pytest process: an env built and closed here changes the physics of later tests in the
-    same process (PhysX keeps process-wide state; seen as test_rai_pick_place's lift falling 1 cm short)."""
-    @functools.wraps(test)
-    def wrapper(*args, **kwargs):
-        if os.environ.get("LPDS_ISOLATED_TEST") == test.__name__:
-            return test(*args, **kwargs)
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                               f"{__file__}::{test.__name__}"], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "LPDS_ISOLATED_TEST": test.__name__}, cwd=ROOT)
-        assert proc.returncode == 0 and " passed" in proc.stdout, proc.stdout[-4000:] + proc.stderr[-2000:]
-    return wrapper
 
 
 def _write(tmp_path: Path, profile: BenchProfile) -> Path:

@@ -8,6 +8,7 @@ changed later-stage setting) continues where it stopped instead of starting agai
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ from lpds_core.config import flatten, nested, setting, to_dict, validate
 from lpds_core.training import LoopConfig
 
 from lpds_sim import runs
+from lpds_sim.rai.world import EMULATION, resolve_world, world_field, world_label
 from lpds_sim.stages import Stage, run_stages
 from lpds_sim.train_base import OBS_MODES, TASKS, BaseConfig, BCConfig
 from lpds_sim.train_steer import ALGOS, PRIVILEGED_KEY, SteerConfig
@@ -34,6 +36,8 @@ class PipelineConfig:
     obs: str = setting("state", "observation mode", choices=OBS_MODES)
     n_demos: int = setting(29, "emulated-teleoperation demos to record", min=1)
     demo_seed: int = setting(0, "seed of the demo recording", min=0)
+    # not the emulation: demos are recorded there and both policies graded there too; steering stays in the emulation
+    world: str = world_field()
     algo: str = setting("lpds", "steering algorithm", choices=ALGOS)
     trials: int = setting(5, "final grid trials per cell: 2×4×5 = 40 (pick-and-place), 2×2×5 = 20 (mug)", min=1)
     bc: BCConfig = nested(BCConfig, bc_steps=3000)
@@ -62,7 +66,12 @@ class PipelineConfig:
         return data
 
     def check(self) -> "PipelineConfig":
+        resolve_world(self.world)  # one line if it is neither a preset nor a readable world file
         return self
+
+    @property
+    def world_label(self) -> str:
+        return world_label(self.world)
 
     def base_config(self, data: Path) -> BaseConfig:
         return BaseConfig(task=self.task, data=str(data), obs=self.obs, seed=self.train.seed,
@@ -81,14 +90,15 @@ class PipelineConfig:
 # ---------------------------------------------------------------------------------------------------------------
 # stage outputs and their validity checks
 # ---------------------------------------------------------------------------------------------------------------
-def demos_valid(path: Path, task: str, n: int, obs: str) -> bool:
+def demos_valid(path: Path, task: str, n: int, obs: str, world: str = EMULATION) -> bool:
     from lpds_sim.demos_io import load_demos
 
     if not path.is_file():
         return False
     demos = load_demos(path)
     env_kwargs = (demos.meta.get("env_args") or {}).get("env_kwargs") or {}
-    return len(demos) >= n and demos.meta.get("task") == task and env_kwargs.get("obs_mode", obs) == obs
+    return (len(demos) >= n and demos.meta.get("task") == task and env_kwargs.get("obs_mode", obs) == obs
+            and demos.meta.get("world", EMULATION) == world)
 
 
 def lpds(*args: str) -> None:
@@ -110,8 +120,13 @@ def record_demos(cfg: PipelineConfig, path: Path) -> None:
     tmp = path.with_name(path.stem + ".partial.hdf5")
     tmp.unlink(missing_ok=True)
     lpds("demos", "--task", cfg.task, "--n-demos", str(cfg.n_demos), "--obs", cfg.obs, "--seed", str(cfg.demo_seed),
-         "--out", str(tmp), "--no-progress")
+         "--out", str(tmp), "--no-progress", *_world_flag(cfg.world))
     os.replace(tmp, path)
+
+
+def _world_flag(world: str) -> list[str]:
+    """`--world W` for a stage command; nothing for the emulation (its commands stay as they were)."""
+    return [] if resolve_world(world) is None else ["--world", world]
 
 
 def run_done(path: Path) -> bool:
@@ -122,14 +137,15 @@ def _resume(path: Path) -> list[str]:
     return ["--resume"] if (path / "config.yaml").is_file() else []
 
 
-def eval_valid(path: Path, n_trials: int, policy: Path) -> bool:
+def eval_valid(path: Path, n_trials: int, policy: Path, world: str = EMULATION) -> bool:
     res = path / "grid_results.json"
     if not res.is_file():
         return False
     doc = json.loads(res.read_text())
     # the policy by its name in the pipeline folder (base, export), so a moved pipeline folder stays valid
     return (int(doc.get("total", -1)) == n_trials and not doc.get("partial")
-            and Path(str(doc.get("meta", {}).get("policy"))).name == policy.name)
+            and Path(str(doc.get("meta", {}).get("policy"))).name == policy.name
+            and doc.get("meta", {}).get("world", EMULATION) == world)
 
 
 def n_grid_trials(cfg: PipelineConfig) -> int:
@@ -139,11 +155,12 @@ def n_grid_trials(cfg: PipelineConfig) -> int:
     return rows * cols * cfg.trials
 
 
-def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path) -> None:
-    """`lpds eval` on the task's grid: the same seed (cell jitter) for base and steered. The stage's own folder:
-    results there are stale (the stage is invalid), so they are replaced."""
+def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path, world: str = EMULATION) -> None:
+    """`lpds eval` on the task's grid in `world`: the same seed (cell jitter) for base and steered, in every
+    world. The stage's own folder: results there are stale (the stage is invalid), so they are replaced."""
     lpds("eval", "--task", cfg.task, "--policy", str(policy), "--obs", cfg.obs, "--out", str(out),
-         "--seed", str(20_000 + cfg.train.seed), "--trials", str(cfg.trials), "--no-progress", "--overwrite")
+         "--seed", str(20_000 + cfg.train.seed), "--trials", str(cfg.trials), "--no-progress", "--overwrite",
+         *_world_flag(world))
 
 
 def _grid(path: Path) -> dict[str, Any]:
@@ -172,16 +189,21 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
     """A short markdown report: the two grid results, the run settings and the plots."""
     base = _grid(root / "eval" / "base")
     steered = _grid(root / "eval" / "steered")
+    world = cfg.world_label
+    other = world != EMULATION  # demos recorded in, and both policies graded in, another world too
     steer_done = json.loads((root / "steer" / "done.json").read_text())
     export_meta = json.loads((root / "export" / "parity.json").read_text())
     plots = sorted((root / "steer" / "plots").glob("*.png")) + sorted((root / "base" / "plots").glob("*.png"))
-    grid_pngs = sorted((root / "eval").glob("*/*.png"))
+    grid_pngs = sorted((root / "eval").glob("*/*.png")) + (
+        sorted((root / f"eval_{world}").glob("*/*.png")) if other else [])
+    demos = f"{cfg.n_demos} demos recorded in the {world} world" if other else f"{cfg.n_demos} emulated demos"
+    steer_world = " (in the emulation)" if other else ""
     lines = [
         f"# LP-DS pipeline report: {cfg.task} ({cfg.obs} observations, {cfg.bc.backbone} backbone)",
         "",
-        f"{cfg.n_demos} emulated demos → behaviour cloning ({cfg.bc.bc_steps} gradient steps) → {cfg.algo} with "
-        f"δ = {cfg.agent.delta} for {steer_done['env_steps']} env steps → ONNX export → grid evaluation "
-        f"({n_grid_trials(cfg)} trials each, same seeds).",
+        f"{demos} → behaviour cloning ({cfg.bc.bc_steps} gradient steps) → {cfg.algo} with "
+        f"δ = {cfg.agent.delta} for {steer_done['env_steps']} env steps{steer_world} → ONNX export → grid evaluation "
+        f"({n_grid_trials(cfg)} trials each, same seeds{f', in the emulation and in {world}' if other else ''}).",
         "",
         steer_description(cfg),
         "",
@@ -190,6 +212,15 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
         f"| base ({cfg.bc.backbone}, torch) | {base['n_success']}/{base['n_trials']} | {base['mean_return']:.2f} |",
         f"| steered ({cfg.algo}, exported ONNX) | {steered['n_success']}/{steered['n_trials']} | "
         f"{steered['mean_return']:.2f} |",
+    ]
+    if other:  # the same two policies on the other world's grid (same trial seeds)
+        lines[-2] = lines[-2].replace("| base (", "| emulation: base (")
+        lines[-1] = lines[-1].replace("| steered (", "| emulation: steered (")
+        for name in ("base", "steered"):
+            g = _grid(root / f"eval_{world}" / name)
+            what = f"base ({cfg.bc.backbone}, torch)" if name == "base" else f"steered ({cfg.algo}, exported ONNX)"
+            lines.append(f"| {world}: {what} | {g['n_success']}/{g['n_trials']} | {g['mean_return']:.2f} |")
+    lines += [
         "",
         f"ONNX export parity (max |torch − onnxruntime|): {export_meta.get('max_abs_diff', float('nan')):.2e}.",
         "",
@@ -232,8 +263,10 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     ev_base, ev_steered = root / "eval" / "base", root / "eval" / "steered"
     n_trials = n_grid_trials(cfg)
     b, sc = cfg.base_config(demos), cfg.steer_config(base)
+    world = cfg.world_label
     stages = [
-        Stage("demos", lambda: demos_valid(demos, cfg.task, cfg.n_demos, cfg.obs), lambda: record_demos(cfg, demos)),
+        Stage("demos", lambda: demos_valid(demos, cfg.task, cfg.n_demos, cfg.obs, world),
+              lambda: record_demos(cfg, demos)),
         Stage("base", lambda: run_done(base), lambda: lpds(
             "train-base", "--config", str(write_stage_config(b, root / "base_config.yaml")), "--out", str(base),
             "--no-progress", *_resume(base))),
@@ -245,9 +278,15 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
         Stage("eval-base", lambda: eval_valid(ev_base, n_trials, base), lambda: evaluate_policy(cfg, base, ev_base)),
         Stage("eval-steered", lambda: eval_valid(ev_steered, n_trials, export),
               lambda: evaluate_policy(cfg, export, ev_steered)),
-        Stage("report", lambda: (root / "report.md").is_file() and _newer(root / "report.md", root / "eval"),
-              lambda: write_report(cfg, root)),
     ]
+    if world != EMULATION:  # both policies graded in the world the demos came from too
+        stages += [Stage(f"eval-{name}-{world}", functools.partial(eval_valid, root / f"eval_{world}" / name, n_trials,
+                                                                   policy, world),
+                         functools.partial(evaluate_policy, cfg, policy, root / f"eval_{world}" / name, cfg.world))
+                   for name, policy in (("base", base), ("steered", export))]
+    evals = [root / "eval"] + ([root / f"eval_{world}"] if world != EMULATION else [])
+    stages.append(Stage("report", lambda: (root / "report.md").is_file()
+                        and all(_newer(root / "report.md", ev) for ev in evals), lambda: write_report(cfg, root)))
     ran = run_stages(stages, force=force)
     return {"ran": ran, "report": str(root / "report.md")}
 
@@ -255,6 +294,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
 def _has_outputs(root: Path) -> bool:
     """Whether an earlier pipeline run in `root` produced anything (a demo file, run work, an export, results)."""
     return ((root / "demos.hdf5").exists() or (root / "export").exists() or (root / "eval").exists()
+            or any(root.glob("eval_*"))
             or any(runs.RunDir(root / name).holds_work() for name in ("base", "steer")))
 
 

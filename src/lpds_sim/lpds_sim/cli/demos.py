@@ -21,6 +21,9 @@ def register(subparsers) -> None:
     from lpds_core.bench_profile import BenchSetting
 
     BenchSetting.add_flag(p)
+    from lpds_sim.rai.world import WorldSetting
+
+    WorldSetting.add_flag(p)
     p.set_defaults(func=run)
 
 
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from lpds_core.errors import ConfigError, RunError
     from lpds_sim.collect import collect_demos
     from lpds_sim.demos_io import write_demos
+    from lpds_sim.rai.world import WorldSetting, world_label
     from lpds_sim.tasks import TASKS, BenchSetting, get_task
 
     out = Path(args.out)
@@ -47,19 +51,21 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--control-hz must be > 0, got {args.control_hz}")
     spec = get_task(args.task)
     n = args.n_demos if args.n_demos is not None else spec.default_demos
-    env_kwargs = {"control_hz": args.control_hz, **BenchSetting(args.bench_profile).env_kwargs()}
+    env_kwargs = {"control_hz": args.control_hz, **BenchSetting(args.bench_profile).env_kwargs(),
+                  **WorldSetting(args.world).env_kwargs()}
     if args.obs == "image":
         env_kwargs["sensor_noise"] = args.sensor_noise
     eps, stats, settings = collect_demos(args.task, n, args.obs, args.seed, args.max_attempts,
                                          progress=not args.no_progress, env_kwargs=env_kwargs)
+    world = world_label(args.world)
     print(f"operator success rate: {stats.successes}/{stats.attempts} = {100 * stats.rate:.1f}% "
-          f"(task {args.task}, obs {args.obs})")
+          f"(task {args.task}, obs {args.obs}, world {world})")
     if not eps:
         print("no successful demo recorded; nothing written", file=sys.stderr)
         return 1
     settings.update(env_id=spec.env_id, obs_keys=sorted(eps[0].obs))
     write_demos(args.out, eps, settings, {"operator_success_rate": stats.rate, "operator_attempts": stats.attempts,
-                                          "seed": args.seed, "task": args.task})
+                                          "seed": args.seed, "task": args.task, "world": world})
     total = sum(len(e) for e in eps)
     print(f"wrote {len(eps)} demos ({total} steps) to {args.out}")
     return 0 if len(eps) == n else 1

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     from lpds_core.bench_profile import BenchSetting
 
     BenchSetting.add_flag(p)
+    from lpds_sim.rai.world import WorldSetting
+
+    WorldSetting.add_flag(p)
     p.set_defaults(func=run)
 
 
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from lpds_core.errors import ConfigError
     from lpds_core.grid_protocol import GridProtocol
     from lpds_sim.policies import resolve_policy
+    from lpds_sim.rai.world import WorldSetting, world_label
     from lpds_sim.tasks import TASKS, BenchSetting, get_task, make_env
 
     check_out(args.out, args.overwrite)
@@ -65,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         require_count(getattr(args, flag), f"--{flag.replace('_', '-')}")
     spec = get_task(args.task)
     rows, cols, trials = (args.rows or spec.grid[0], args.cols or spec.grid[1], args.trials or spec.grid[2])
-    kw = {"obs_mode": args.obs, **BenchSetting(args.bench_profile).env_kwargs()}
+    kw = {"obs_mode": args.obs, **BenchSetting(args.bench_profile).env_kwargs(),
+          **WorldSetting(args.world).env_kwargs()}
+    world = world_label(args.world)
     if args.obs == "image":
         kw["sensor_noise"] = args.sensor_noise
     env = make_env(args.task, **kw)
@@ -75,11 +81,13 @@ def run(args: argparse.Namespace) -> int:
         res = proto.run(env, policy, progress=not args.no_progress, max_trials=args.max_trials,
                         keep_on_interrupt=True,
                         meta={"task": args.task, "policy": args.policy, "checkpoint": args.checkpoint,
-                              "title": f"{args.task} / {args.policy}", "env": env.unwrapped.settings()})
+                              "world": world, "title": f"{args.task} / {args.policy}"
+                              + (f" / {world}" if world != "emulation" else ""), "env": env.unwrapped.settings()})
     finally:
         env.close()
     paths = res.write(args.out)
     print(res.summary())
+    print(f"world: {world}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     if res.stopped == "interrupted":
         print(f"interrupted: the partial grid ({len(res.trials)} of {res.planned} trials) is saved in {args.out}",

@@ -17,20 +17,8 @@ from lpds_core.bench_profile import BenchProfile, matrix_to_quat_xyzw
 from lpds_core.image_preprocess import PreprocessConfig, Preprocessor
 
 from .display import ensure_display
-
-
-@dataclass
-class SensorNoise:
-    """Emulated D435i imperfections; all zero = a perfect camera."""
-    rgb_std: float = 4.0            # Gaussian pixel noise, intensity units (0-255)
-    depth_std_per_m2: float = 0.002  # depth noise std grows with z² like stereo depth
-    hole_frac: float = 0.01         # fraction of depth pixels dropped to 0 (invalid), as RealSense reports them
-    pose_pos_std: float = 0.005     # camera position jitter per episode, metres
-    pose_rot_std: float = 0.01      # camera rotation jitter per episode, radians
-
-    @classmethod
-    def off(cls) -> "SensorNoise":
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0)
+from .sensor_noise import SensorNoise, edge_holes  # noqa: F401  (SensorNoise: re-exported, it lived here)
+from .world import rotation
 
 
 _DEFAULT_BENCH = BenchProfile()
@@ -75,12 +63,20 @@ def observation_from_frame(rgb: np.ndarray, depth: np.ndarray, spec: CameraSpec,
                            rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Raw frame (rgb uint8 (h,w,3), depth metres (h,w), negative = nothing hit) -> (rgb (3,S,S), depth (1,S,S)).
 
-    The training-time transform: with `rng`, the spec's sensor noise is applied to the raw frame; then the same
-    Preprocessor the robot's perception node runs on a RealSense frame."""
+    The training-time transform: with `rng`, the spec's sensor noise is applied to the raw frame
+    (`noisy_frame`); then the same Preprocessor the robot's perception node runs on a RealSense frame."""
+    rgb, depth = noisy_frame(rgb, depth, spec.noise, rng)
+    # holes (0, or noise pushed past the far plane) are filled by the shared preprocessing, as on the robot
+    return Preprocessor(preprocess_config(spec))(rgb, depth)
+
+
+def noisy_frame(rgb: np.ndarray, depth: np.ndarray, n: SensorNoise, rng: np.random.Generator | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A raw frame as the emulated D435i delivers it: RAI's 'nothing hit' (negative) as 0, then with `rng` the
+    colour noise, the depth noise and the holes (0) of `n` (still unfilled: the shared preprocessing fills them)."""
     rgb = np.asarray(rgb, dtype=np.uint8)
     depth = np.asarray(depth, dtype=np.float32)
     depth = np.where(depth < 0, 0.0, depth).astype(np.float32)  # RAI marks 'nothing' negative; RealSense uses 0
-    n = spec.noise
     if rng is not None:
         if n.rgb_std > 0:
             rgb = np.clip(rgb.astype(np.float32) + rng.normal(0, n.rgb_std, rgb.shape), 0, 255).astype(np.uint8)
@@ -88,8 +84,9 @@ def observation_from_frame(rgb: np.ndarray, depth: np.ndarray, spec: CameraSpec,
             depth = (depth + rng.normal(0, 1, depth.shape) * n.depth_std_per_m2 * depth ** 2).astype(np.float32)
         if n.hole_frac > 0:
             depth[rng.random(depth.shape) < n.hole_frac] = 0.0
-    # holes (0, or noise pushed past the far plane) are filled by the shared preprocessing, as on the robot
-    return Preprocessor(preprocess_config(spec))(rgb, depth)
+        if n.edge_hole_frac > 0:
+            depth = edge_holes(depth, n.edge_hole_frac, rng)
+    return rgb, depth
 
 
 def look_at_rotation(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -101,13 +98,6 @@ def look_at_rotation(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.stack([x, np.cross(z, x), z], 1)
 
 
-def _small_rotation(rvec: np.ndarray) -> np.ndarray:
-    th = np.linalg.norm(rvec)
-    if th < 1e-12:
-        return np.eye(3)
-    k = rvec / th
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
 
 
 class RGBDCamera:
@@ -143,9 +133,16 @@ class RGBDCamera:
         pos = np.array(self.spec.position)
         if n.pose_pos_std > 0:
             pos = pos + rng.normal(0, n.pose_pos_std, 3)
-        R = _small_rotation(rng.normal(0, n.pose_rot_std, 3)) @ self._R0 if n.pose_rot_std > 0 else self._R0
+        R = rotation(rng.normal(0, n.pose_rot_std, 3)) @ self._R0 if n.pose_rot_std > 0 else self._R0
         self.frame.setPosition(list(pos))
         self.frame.setRotationMatrix(R)
+        self.view.setCamera(self.frame)
+
+    def place(self, shift: np.ndarray, rotvec: np.ndarray) -> None:
+        """Put the camera at its spec pose moved by `shift` (world frame, m) and turned by the rotation vector
+        `rotvec` (world axes, rad): a camera whose extrinsics are off from the calibration a policy was trained with."""
+        self.frame.setPosition(list(np.asarray(self.spec.position, float) + np.asarray(shift, float)))
+        self.frame.setRotationMatrix(rotation(np.asarray(rotvec, float)) @ self._R0)
         self.view.setCamera(self.frame)
 
     def render(self, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:

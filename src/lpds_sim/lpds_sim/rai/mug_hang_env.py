@@ -7,6 +7,8 @@ loop, the mug is off the table and out of the gripper, for `hold_steps` control 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import robotic as ry
 
@@ -51,6 +53,13 @@ class MugHangEnv(PandaTaskEnv):
     # ---- PandaTaskEnv hooks
     def _configure_bench(self, bench) -> None:
         self.scene_spec = MugScene.from_profile(bench, self.scene_spec.mug)
+
+    def _scale_object(self, scale: float) -> None:
+        """The mug body (radius, height) `scale` times the emulation's; the handle loop keeps its size (the hole the
+        peg passes through is the same mug model)."""
+        m = self.scene_spec.mug
+        self.scene_spec = dataclasses.replace(self.scene_spec, mug=dataclasses.replace(
+            m, radius=m.radius * scale, height=m.height * scale))
 
     def _build_task(self, C: ry.Config) -> None:
         xy = np.mean(self.object_region, axis=1)

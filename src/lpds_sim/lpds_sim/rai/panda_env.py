@@ -29,9 +29,11 @@ for every task and auditable in one place:
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import weakref
-from typing import Any
+from collections import deque
+from typing import Any, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -45,6 +47,7 @@ from . import scene
 from .camera import CameraSpec, RGBDCamera, SensorNoise
 from .cpu_pin import CpuPin, resolve_cpu
 from .ik import DLSIK, home_joint_state
+from .world import EpisodeDraw, World, draw_bench, draw_episode, episode_rng, resolve_world, world_dict
 
 PROPRIO_DIM = 8  # ee_pos(3) + ee_quat(4, w>=0) + gripper_width(1, total opening in metres)
 EE_MARGIN = 0.05  # m: the measured end effector may lag its target (clipped to the workspace box) by this much
@@ -86,7 +89,8 @@ class PandaTaskEnv(gym.Env):
                  terminate_on_success: bool = True, collision_margin: float = 0.005, render_mode: str | None = None,
                  coarse_free_motion: bool = True, fast_render: bool = True, free_space_substeps: bool = True,
                  physx_cpu: int | str | None = "auto", privileged_state: bool = False,
-                 bench_profile: str | os.PathLike | BenchProfile | None = None):
+                 bench_profile: str | os.PathLike | BenchProfile | None = None,
+                 world: str | os.PathLike | World | Mapping | None = None):
         if obs_mode not in ("state", "image"):
             raise ValueError(f"obs_mode must be 'state' or 'image', got {obs_mode!r}")
         if privileged_state and obs_mode != "image":
@@ -119,11 +123,22 @@ class PandaTaskEnv(gym.Env):
         self.bench = load_profile(bench_profile)
         self.bench_profile = None if bench_profile is None or isinstance(bench_profile, BenchProfile) \
             else (str(bench_profile) or None)
+        # the world (lpds_sim.rai.world): None = the emulation, today's code path; else a held-out "reality"
+        self.world = resolve_world(world)
+        self.world_source = None if self.world is None else (
+            world_dict(self.world) if isinstance(world, (World, Mapping)) else str(world))
+        self._bench_draw = draw_bench(self.world) if self.world is not None else None
+        if self._bench_draw is not None and self._bench_draw.table_offset != 0.0:  # the table is not where modelled
+            t = self.bench.table
+            self.bench = dataclasses.replace(self.bench, table=dataclasses.replace(
+                t, table_height=t.table_height + self._bench_draw.table_offset))
         self.table_z = self.bench.table.table_height
         # the workspace floor follows the table (the class attributes are for the default table height)
         self._ee_low = np.array(self.ee_low) + np.array([0.0, 0.0, self.table_z - scene.TABLE_TOP_Z])
         self._ee_high = np.array(self.ee_high)
         self._configure_bench(self.bench)
+        if self._bench_draw is not None and self._bench_draw.object_size_scale != 1.0:
+            self._scale_object(self._bench_draw.object_size_scale)
 
         # physics scene
         scene.set_physx_params()
@@ -148,6 +163,8 @@ class PandaTaskEnv(gym.Env):
             self._cam_spec.noise = SensorNoise()
         elif isinstance(sensor_noise, SensorNoise):
             self._cam_spec.noise = sensor_noise
+        if self.world is not None and self.world.sensor != SensorNoise.off():
+            self._cam_spec.noise = dataclasses.replace(self.world.sensor)
         self._camera: RGBDCamera | None = None
         self.fast_render = fast_render
         if obs_mode == "image":
@@ -179,6 +196,15 @@ class PandaTaskEnv(gym.Env):
         self._obj_speed = 0.0
         self.cell: tuple[int, int] | None = None
         self.start_xy = np.zeros(2)
+        # world state: this episode's draw, the physics the Simulation was built with, the delayed commands
+        self._world_running = np.random.default_rng(self.world.world_seed) if self.world is not None else None
+        self.world_episode: EpisodeDraw | None = None
+        self._world_steps: np.random.Generator | None = None
+        self._sim_physics: tuple[float, float, float] | None = None
+        self._body_mass0: dict[str, float] = {}
+        self._cmd_queue: deque | None = None
+        self._grip_pending: bool | None = None
+        self._grip_wait = 0
 
     def settings(self) -> dict[str, Any]:
         """Everything needed to rebuild this env and interpret its data (stored with demos and eval results)."""
@@ -192,7 +218,8 @@ class PandaTaskEnv(gym.Env):
                            "collision_margin": self.collision_margin,
                            "coarse_free_motion": self.coarse_free_motion, "fast_render": self.fast_render,
                            "free_space_substeps": self.free_space_substeps, "physx_cpu": self.physx_cpu,
-                           "privileged_state": self.privileged_state, "bench_profile": self.bench_profile},
+                           "privileged_state": self.privileged_state, "bench_profile": self.bench_profile,
+                           **({"world": self.world_source} if self.world is not None else {})},
             "action": {"dim": int(self.action_space.shape[0]),
                        "names": ["dx", "dy", "dz", "dyaw", "gripper"] if self.use_yaw else ["dx", "dy", "dz", "gripper"],
                        "low": -1.0, "high": 1.0, "pos_step_m": self.max_lin_speed / self.control_hz,
@@ -203,6 +230,7 @@ class PandaTaskEnv(gym.Env):
             "camera": {"position": list(self._cam_spec.position), "quat_xyzw": list(self._cam_spec.quat_xyzw),
                        "vfov_deg": self._cam_spec.vfov_deg, "size": self._cam_spec.size},
             "bench": to_dict(self.bench),
+            **({"world": world_dict(self.world)} if self.world is not None else {}),
             "reward": "-0.1*||obj_xy-target_xy|| - 0.5*collision + 1.0*success",
         }
 
@@ -211,6 +239,11 @@ class PandaTaskEnv(gym.Env):
 
     def _configure_bench(self, bench: BenchProfile) -> None:
         """Take the task's geometry (tray, holder, ...) from the bench profile; runs before the scene is built."""
+
+    def _scale_object(self, scale: float) -> None:
+        """Make the task's object `scale` times its size (a world's `object_size_scale`); runs before the scene is
+        built."""
+        raise NotImplementedError(f"{self.task_name}: object_size_scale is not supported by this task")
 
     def _build_task(self, C: ry.Config) -> None:
         """Add task objects (dynamic: root frame + mass; static: child of 'table') to the scene."""
@@ -305,7 +338,17 @@ class PandaTaskEnv(gym.Env):
         # same seed and actions give bit-identical observations across resets and env instances. It is skipped
         # while another env of this process holds a Simulation (see _LIVE_SIMULATIONS): then the reset is the
         # unseeded one, and repeatable only to ~1e-3.
-        if self.S is None or (seed is not None and self._only_live_simulation()):
+        rebuild = False
+        if self.world is not None:
+            self.world_episode = draw_episode(self.world, seed, self._world_running)
+            self._world_steps = episode_rng(self.world, seed, self._world_running)
+            rebuild = self.S is not None and self.world_episode.physics() != self._sim_physics
+            if rebuild and not self._only_live_simulation():
+                raise RuntimeError(f"{self.task_name}: world {self.world.world_name!r} draws new object/controller "
+                                   "physics per episode, which needs a new PhysX Simulation, but another env of this "
+                                   "process holds one (RAI cannot rebuild then): run one env per process, or fix "
+                                   "object_mass_scale, object_friction and controller_gain_scale (lo = hi)")
+        if self.S is None or rebuild or (seed is not None and self._only_live_simulation()):
             self._new_simulation()
         self.S.setState(self._st0)
         self.S.resetSplineRef()
@@ -330,9 +373,40 @@ class PandaTaskEnv(gym.Env):
         self._obj_speed = 0.0
         self._width = self.gripper_width()
         self._contacts()  # sets `_free` for the first step
-        if self._camera is not None and self._cam_spec.noise.pose_pos_std + self._cam_spec.noise.pose_rot_std > 0:
+        if self.world is not None:
+            self._reset_world_episode()
+        elif self._camera is not None and self._cam_spec.noise.pose_pos_std + self._cam_spec.noise.pose_rot_std > 0:
             self._camera.jitter_pose(self.np_random)
         return self._obs(), self._info(collision=False, success=False)
+
+    def _reset_world_episode(self) -> None:
+        """The episode's draw where it acts after the reset: the camera's pose, the command queue, the gripper."""
+        ep = self.world_episode
+        if self._camera is not None:
+            n = self._cam_spec.noise  # a world's own pose jitter adds to its extrinsics error
+            shift = ep.camera_shift + (self.np_random.normal(0, n.pose_pos_std, 3) if n.pose_pos_std > 0 else 0.0)
+            rot = ep.camera_rotvec + (self.np_random.normal(0, n.pose_rot_std, 3) if n.pose_rot_std > 0 else 0.0)
+            self._camera.place(shift, rot)
+        hold = np.zeros(self.action_space.shape, np.float64)
+        hold[-1] = 1.0  # the gripper is open after a reset
+        self._cmd_queue = deque([hold] * ep.command_latency) if ep.command_latency > 0 else None
+        self._grip_pending, self._grip_wait = None, 0
+
+    def _world_gripper(self, want_open: bool) -> bool:
+        """The gripper command the hardware acts on now: a change of command waits the world's close/open delay
+        (a command flipped back while waiting is dropped)."""
+        if want_open == self._grip_open:
+            self._grip_pending = None
+            return want_open
+        if self._grip_pending != want_open:
+            self._grip_pending = want_open
+            ep = self.world_episode
+            self._grip_wait = ep.gripper_open_delay if want_open else ep.gripper_close_delay
+        if self._grip_wait <= 0:
+            self._grip_pending = None
+            return want_open
+        self._grip_wait -= 1
+        return self._grip_open
 
     def _only_live_simulation(self) -> bool:
         return all(e is self for e in _LIVE_SIMULATIONS)
@@ -346,11 +420,30 @@ class PandaTaskEnv(gym.Env):
         else:
             self.C.setFrameState(self._frames0)
         self._drop_simulation()
+        if self.world is not None:
+            self._apply_world_physics()
         with self._pin:  # PhysX's worker thread starts here and inherits the pinned CPU
             self.S = ry.Simulation(self.C, ry.SimulationEngine.physx, verbose=0)  # verbose=0: never open a window
+        if self.world is not None:
+            scene.set_physx_params()  # the gains are process-global: the next Simulation starts from the nominal
         _LIVE_SIMULATIONS.add(self)
         self.sim_builds += 1
         self._st0 = self.S.getState()
+
+    def _apply_world_physics(self) -> None:
+        """Object mass and friction and the controller gain of this episode's draw, set where PhysX reads them when
+        the Simulation is built (frame attributes; the process-global motor gain)."""
+        ep = self.world_episode or draw_episode(self.world, 0)
+        frames = [self.C.getFrame(n) for n in self.held_frames]
+        if not self._body_mass0:
+            self._body_mass0 = {f.name: float(f.getMass()) for f in frames if f.getMass() > 0}
+        for f in frames:
+            if f.name in self._body_mass0:
+                f.setMass(self._body_mass0[f.name] * ep.object_mass_scale)
+            f.setAttributes({"friction": float(ep.object_friction)})
+        ry.params_add({**scene.PHYSX_PARAMS,
+                       "physx/motorKp": scene.PHYSX_PARAMS["physx/motorKp"] * ep.controller_gain_scale})
+        self._sim_physics = ep.physics()
 
     def _drop_simulation(self) -> None:
         """Free the PhysX Simulation now, at a known point (one freed later by the cycle collector segfaulted)."""
@@ -372,6 +465,9 @@ class PandaTaskEnv(gym.Env):
 
     def step(self, action):
         a = self.validate_action(action)
+        if self._cmd_queue is not None:  # the world's command latency: this step executes an older action
+            self._cmd_queue.append(a)
+            a = self._cmd_queue.popleft()
         ee = self._ee.getPosition()
         tgt = np.minimum(np.maximum(self._tgt_pos + a[:3] * self._lin_step, self._ee_low), self._ee_high)
         lead = tgt - ee
@@ -383,6 +479,8 @@ class PandaTaskEnv(gym.Env):
             self._tgt_yaw = float(np.clip(self._tgt_yaw + a[3] * self.max_yaw_rate / self.control_hz,
                                           -self.yaw_limit, self.yaw_limit))
         want_open = bool(a[-1] >= 0.0)
+        if self.world is not None:
+            want_open = self._world_gripper(want_open)
         grip_changed = want_open != self._grip_open
         if grip_changed:
             self._grip_open = want_open
@@ -472,12 +570,32 @@ class PandaTaskEnv(gym.Env):
 
     @property
     def ee_target(self) -> np.ndarray:
-        """The commanded (integrated) end-effector position target, world frame."""
-        return self._tgt_pos.copy()
+        """The commanded (integrated) end-effector position target, world frame. With a world's command latency:
+        the target once the actions still in flight have arrived (what a teleoperator's leader device shows; the
+        arm is driven towards `executed_ee_target` meanwhile)."""
+        if self._cmd_queue is None:
+            return self._tgt_pos.copy()
+        return self._sent_targets()[0]
 
     @property
     def ee_target_yaw(self) -> float:
-        return float(self._tgt_yaw)
+        if self._cmd_queue is None or not self.use_yaw:
+            return float(self._tgt_yaw)
+        return self._sent_targets()[1]
+
+    @property
+    def executed_ee_target(self) -> np.ndarray:
+        """The end-effector target the arm is driven towards now (= `ee_target` without command latency)."""
+        return self._tgt_pos.copy()
+
+    def _sent_targets(self) -> tuple[np.ndarray, float]:
+        tgt, yaw = self._tgt_pos.copy(), float(self._tgt_yaw)
+        for a in self._cmd_queue:
+            tgt = np.minimum(np.maximum(tgt + a[:3] * self._lin_step, self._ee_low), self._ee_high)
+            if self.use_yaw:
+                yaw = float(np.clip(yaw + a[3] * self.max_yaw_rate / self.control_hz, -self.yaw_limit,
+                                    self.yaw_limit))
+        return tgt, yaw
 
     def _proprio(self) -> np.ndarray:
         """Called right after a physics step or reset, so the width read there (`_width`) is current."""
@@ -495,12 +613,30 @@ class PandaTaskEnv(gym.Env):
 
     def _obs(self):
         if self.obs_mode == "state":
-            return self._state()
+            return self._state() if self.world is None else self._world_state()
         rgb, depth = self._camera.render(self.np_random)
         obs = {"rgb": rgb, "depth": depth, "proprio": self._proprio()}
         if self.privileged_state:
             obs["state"] = self._state()
         return obs
+
+    def _world_state(self) -> np.ndarray:
+        """The state vector with the object position as the bench estimates it: on a bench it comes from the
+        camera, so it is where the camera with this episode's extrinsics error puts the object, plus per-step noise
+        (the world's obj_pos_noise_mm)."""
+        s = self._state()
+        ep = self.world_episode
+        moved = ep is not None and (ep.camera_shift.any() or ep.camera_rotvec.any())
+        if ep is None or (not moved and ep.obj_pos_noise == 0.0):
+            return s
+        sl = self.state_layout["obj_pos"]
+        p = s[sl].astype(np.float64)
+        if moved:
+            p = ep.estimated(p, np.asarray(self._cam_spec.position))
+        if ep.obj_pos_noise > 0:
+            p = p + self._world_steps.normal(0.0, ep.obj_pos_noise, 3)
+        s[sl] = p.astype(np.float32)
+        return np.minimum(np.maximum(s, self._state_low), self._state_high)
 
     def _collision(self) -> bool:
         """Robot frame within `collision_margin` of an environment frame (held objects excluded)."""

@@ -33,6 +33,9 @@ class PickPlaceEnv(PandaTaskEnv):
     def _configure_bench(self, bench: BenchProfile) -> None:
         self.tray_center_xy, self.tray_yaw = tuple(bench.tray.tray_xy), bench.tray.tray_yaw
 
+    def _scale_object(self, scale: float) -> None:
+        self.cube_size = type(self).cube_size * scale
+
     def _build_task(self, C: ry.Config) -> None:
         self.tray_frames = tuple(scene.add_tray(C, "tray", self.tray_center_xy, self.tray_inner, self.tray_wall_h,
                                                 yaw=self.tray_yaw))
