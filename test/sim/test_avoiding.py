@@ -188,17 +188,13 @@ def test_tiny_bench_carries_the_mode_entropy_into_metrics_and_table(tmp_path):
     from lpds_sim.benchmarks.aggregate import aggregate
     from lpds_sim.benchmarks.avoiding.base import avoiding_base_policy
     from lpds_sim.benchmarks.suites import get_suite
-    from lpds_sim.benchmarks.sweep import bench_defaults, plan
+    from lpds_sim.benchmarks.sweep import plan
+
+    from bench_helpers import tiny_bench_config
 
     _, base = avoiding_base_policy(cache_dir=tmp_path / "cache", progress=False, **TINY_BASE)
-    cfg = bench_defaults("avoiding")
-    cfg.tasks, cfg.seeds, cfg.trials, cfg.algos = ["avoiding"], [0], 6, ["base", "lpds"]
-    cfg.entropy_states, cfg.entropy_samples, cfg.out = 1, 32, str(tmp_path / "out")
-    cfg.agent.hidden = cfg.agent.critic_hidden = (32, 32)
-    for k, v in dict(env_steps=160, warmup_steps=60, eval_every=80, ckpt_every=80, batch_size=32,
-                     eval_trials=4).items():
-        setattr(cfg.train, k, v)
-    cfg.check()
+    cfg = tiny_bench_config("avoiding", "avoiding", tmp_path / "out", ["base", "lpds"], trials=6, entropy_samples=32,
+                            env_steps=160, warmup_steps=60, eval_every=80, ckpt_every=80, batch_size=32, eval_trials=4)
     suite = get_suite("avoiding")
     (dppo,) = plan(dataclasses.replace(cfg, algos=["dppo"]), {("avoiding", "diffusion"): "d.safetensors"},
                    suite.base_kind)  # DPPO's own avoid settings, on the diffusion base

@@ -61,7 +61,9 @@ def test_base_is_trained_on_the_scripted_demos_and_cached(tiny_base, monkeypatch
 def test_suite_evaluates_success_and_a_tiny_bench_runs(tiny_base, tmp_path):
     from lpds_sim.benchmarks import one_run
     from lpds_sim.benchmarks.suites import get_suite
-    from lpds_sim.benchmarks.sweep import bench_defaults, plan
+    from lpds_sim.benchmarks.sweep import plan
+
+    from bench_helpers import tiny_bench_config
 
     _root, _model, path = tiny_base
     suite = get_suite("robomimic")
@@ -70,14 +72,8 @@ def test_suite_evaluates_success_and_a_tiny_bench_runs(tiny_base, tmp_path):
     still = suite.evaluate("lift", lambda o: np.zeros((len(o), 4, 7)), 1, seed=0)
     assert still["success"] == 0.0 and still["length"] == 300
     assert suite.entropy_observations("lift", 2, 0).shape == (2, 19)
-    cfg = bench_defaults("robomimic")
-    cfg.tasks, cfg.seeds, cfg.trials, cfg.algos = ["lift"], [0], 1, ["base", "lpds"]
-    cfg.entropy_states, cfg.entropy_samples, cfg.out = 1, 16, str(tmp_path / "out")
-    cfg.agent.hidden = cfg.agent.critic_hidden = (32, 32)
-    for k, v in dict(env_steps=80, warmup_steps=40, eval_every=80, ckpt_every=80, batch_size=16,
-                     eval_trials=1).items():
-        setattr(cfg.train, k, v)
-    cfg.check()
+    cfg = tiny_bench_config("robomimic", "lift", tmp_path / "out", ["base", "lpds"], trials=1, entropy_samples=16,
+                            env_steps=80, warmup_steps=40, eval_every=80, ckpt_every=80, batch_size=16, eval_trials=1)
     metrics = [one_run.execute(j) for j in plan(cfg, {("lift", "flow"): str(path)})]
     for m in metrics:
         assert 0.0 <= m["success"] <= 1.0
