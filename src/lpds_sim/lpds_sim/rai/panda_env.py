@@ -42,6 +42,7 @@ from gymnasium import spaces
 
 from lpds_core.bench_profile import BenchProfile, load_profile
 from lpds_core.config import to_dict
+from lpds_core.errors import RunError
 
 from . import scene
 from .camera import CameraSpec, RGBDCamera, SensorNoise
@@ -344,7 +345,7 @@ class PandaTaskEnv(gym.Env):
             self._world_steps = episode_rng(self.world, seed, self._world_running)
             rebuild = self.S is not None and self.world_episode.physics() != self._sim_physics
             if rebuild and not self._only_live_simulation():
-                raise RuntimeError(f"{self.task_name}: world {self.world.world_name!r} draws new object/controller "
+                raise RunError(f"{self.task_name}: world {self.world.world_name!r} draws new object/controller "
                                    "physics per episode, which needs a new PhysX Simulation, but another env of this "
                                    "process holds one (RAI cannot rebuild then): run one env per process, or fix "
                                    "object_mass_scale, object_friction and controller_gain_scale (lo = hi)")
