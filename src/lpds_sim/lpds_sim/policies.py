@@ -46,9 +46,14 @@ class RandomPolicy:
         return self.rng.uniform(self.space.low, self.space.high).astype(np.float32)
 
 
-def resolve_policy(spec: str, env, task: str, seed: int | None = None, checkpoint: str = "latest") -> Callable:
-    """`checkpoint` (latest | best | PATH) picks the weights of a run folder; other policies take only latest."""
+def resolve_policy(spec: str, env, task: str, seed: int | None = None, checkpoint: str = "latest",
+                   noise_scale: float = 1.0) -> Callable:
+    """`checkpoint` (latest | best | PATH) picks the weights of a run folder; other policies take only latest.
+    `noise_scale` c decodes c·ε (the noise-temperature floor); only our generative policies have noise."""
     from lpds_core.errors import RunError
+
+    if spec in ("scripted", "random") and noise_scale != 1.0:
+        raise RunError(f"--noise-scale {noise_scale:g} scales a generative policy's noise; --policy {spec} has none")
 
     if spec in ("scripted", "random"):
         if checkpoint != "latest":
@@ -65,7 +70,7 @@ def resolve_policy(spec: str, env, task: str, seed: int | None = None, checkpoin
         importlib.import_module(mod)
     for loader in _LOADERS:
         if loader.matches(path):
-            return loader.load(path, env, task, checkpoint=checkpoint)
+            return loader.load(path, env, task, checkpoint=checkpoint, noise_scale=noise_scale)
     known = [ld.name for ld in _LOADERS] or ["none registered"]
     raise RunError(f"--policy {spec}: not a run folder (config.yaml) nor an export (decoder.onnx) (loaders: "
                    f"{', '.join(known)}); pass a `lpds train-*` run or an `lpds export` folder")

@@ -31,7 +31,8 @@ def _clipper(env: Any) -> Callable[[np.ndarray], np.ndarray]:
     return lambda chunk: np.clip(chunk, low, high)
 
 
-def load_export(path: Path, env: Any, task: str, seed: int = 0, checkpoint: str = "latest") -> ChunkExecutor:
+def load_export(path: Path, env: Any, task: str, seed: int = 0, checkpoint: str = "latest",
+                noise_scale: float = 1.0) -> ChunkExecutor:
     from lpds_core.errors import RunError
     from lpds_core.onnx_policy import OnnxPolicy
 
@@ -48,10 +49,16 @@ def load_export(path: Path, env: Any, task: str, seed: int = 0, checkpoint: str 
     check_policy_fits(env, pol.act_dim, list(pol.obs_spec), f"export {path}", task)
     rng = np.random.default_rng(seed)
     clip = _clipper(env)
-    return ChunkExecutor(lambda obs: clip(pol.act(obs, rng=rng)), pol.horizon)
+    shape = (pol.horizon, pol.act_dim)
+
+    def act(obs: Any) -> np.ndarray:  # ε ~ N(0, I) scaled by c (c = 1: the deployed policy)
+        return clip(pol.act(obs, eps=noise_scale * rng.standard_normal(shape, dtype=np.float32)))
+
+    return ChunkExecutor(act, pol.horizon)
 
 
-def load_run(path: Path, env: Any, task: str, seed: int = 0, checkpoint: str = "latest") -> ChunkExecutor:
+def load_run(path: Path, env: Any, task: str, seed: int = 0, checkpoint: str = "latest",
+             noise_scale: float = 1.0) -> ChunkExecutor:
     import torch
     from lpds_core.agents import make_agent
 
@@ -68,7 +75,8 @@ def load_run(path: Path, env: Any, task: str, seed: int = 0, checkpoint: str = "
     if agent is None:
         agent = make_agent("base", backbone, obs_space=env.observation_space, action_space=env.action_space)
     torch.manual_seed(seed)
-    return ChunkExecutor(lambda obs: agent.act(obs), backbone.horizon)
+    scale = np.array([noise_scale])
+    return ChunkExecutor(lambda obs: agent.act_with_noise(obs, eps_scale=scale)[0], backbone.horizon)
 
 
 register_policy_loader("onnx-export", _is_export, load_export)

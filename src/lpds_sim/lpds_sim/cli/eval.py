@@ -21,6 +21,9 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
                    help="for a train-steer run folder: latest (agent.pt), best (checkpoints/best.pt, the best "
                         "periodic evaluation) or a checkpoint file")
+    p.add_argument("--noise-scale", dest="noise_scale", type=float, default=1.0, metavar="C",
+                   help="decode c·ε instead of ε ~ N(0, I) (the noise-temperature floor: 0 = the mean-noise "
+                        "policy, 1 = the policy as deployed)")
     p.add_argument("--max-trials", dest="max_trials", type=int, default=None,
                    help="stop after this many trials: the grid is saved as partial (cells not reached: 'not run')")
     p.add_argument("--overwrite", action="store_true", help="replace the grid results already in --out")
@@ -67,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown task {args.task!r}; choose one of {', '.join(sorted(TASKS))}")
     for flag in ("rows", "cols", "trials", "max_trials"):
         require_count(getattr(args, flag), f"--{flag.replace('_', '-')}")
+    if not (args.noise_scale >= 0 and args.noise_scale < float("inf")):
+        raise ConfigError(f"--noise-scale {args.noise_scale:g} must be a finite number ≥ 0 (1 = the policy as "
+                          "deployed, 0 = no noise)")
     spec = get_task(args.task)
     rows, cols, trials = (args.rows or spec.grid[0], args.cols or spec.grid[1], args.trials or spec.grid[2])
     kw = {"obs_mode": args.obs, **BenchSetting(args.bench_profile).env_kwargs(),
@@ -76,13 +82,15 @@ def run(args: argparse.Namespace) -> int:
         kw["sensor_noise"] = args.sensor_noise
     env = make_env(args.task, **kw)
     try:
-        policy = resolve_policy(args.policy, env, args.task, seed=args.seed, checkpoint=args.checkpoint)
+        policy = resolve_policy(args.policy, env, args.task, seed=args.seed, checkpoint=args.checkpoint,
+                                noise_scale=args.noise_scale)
         proto = GridProtocol(rows, cols, trials, seed=args.seed)
         res = proto.run(env, policy, progress=not args.no_progress, max_trials=args.max_trials,
                         keep_on_interrupt=True,
                         meta={"task": args.task, "policy": args.policy, "checkpoint": args.checkpoint,
-                              "world": world, "title": f"{args.task} / {args.policy}"
-                              + (f" / {world}" if world != "emulation" else ""), "env": env.unwrapped.settings()})
+                              "noise_scale": args.noise_scale, "world": world, "title": f"{args.task} / {args.policy}"
+                              + (f" / {world}" if world != "emulation" else "")
+                              + (f" / c = {args.noise_scale:g}" if args.noise_scale != 1.0 else ""), "env": env.unwrapped.settings()})
     finally:
         env.close()
     paths = res.write(args.out)
