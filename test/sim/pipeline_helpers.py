@@ -33,8 +33,8 @@ def make_base_run(root: Path, task: str = "pick_place", obs: str = "state") -> P
     return root
 
 
-def make_steer_run(root: Path, base: Path, seed: int = 1) -> Path:
-    """A finished lpds steer run folder as train-steer leaves it, with a perturbation that is clearly not zero."""
+def make_steer_run(root: Path, base: Path, seed: int = 1, algo: str = "lpds") -> Path:
+    """A finished steer run folder as train-steer leaves it; for lpds with a perturbation that is clearly not zero."""
     from lpds_core.agents import make_agent
     from lpds_core.checkpoint import load_backbone
 
@@ -42,17 +42,17 @@ def make_steer_run(root: Path, base: Path, seed: int = 1) -> Path:
     from lpds_sim.train_base import backbone_path
     from lpds_sim.train_steer import SteerConfig
 
-    cfg = runs.config_from_dict(SteerConfig, {"base": str(base), "task": "pick_place", "algo": "lpds", "delta": 0.5,
+    cfg = runs.config_from_dict(SteerConfig, {"base": str(base), "task": "pick_place", "algo": algo, "delta": 0.5,
                                               "env_steps": 10, "warmup_steps": 0, "hidden": [64, 64],
                                               "critic_hidden": [64, 64]})
     run = runs.RunDir.open(root, cfg, resume=False, kind="steer")
     env = make_env("pick_place", "state")
-    agent = make_agent("lpds", load_backbone(backbone_path(base)), obs_space=env.observation_space,
+    agent = make_agent(algo, load_backbone(backbone_path(base)), obs_space=env.observation_space,
                        action_space=env.action_space, config=cfg.agent)
     env.close()
     torch.manual_seed(seed)
     with torch.no_grad():
-        for p in agent.perturbation.parameters():
+        for p in (agent.perturbation.parameters() if algo == "lpds" else ()):
             p.normal_(0, 0.3)
     torch.save(agent.state_dict(), run.root / "agent.pt")
     run.mark_done(env_steps=10)

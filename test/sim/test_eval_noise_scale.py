@@ -49,6 +49,15 @@ def test_noise_scale_zero_is_deterministic_and_one_is_the_default(kind, env, tmp
     assert not np.allclose(half, one) and not np.allclose(half[0], zero[0])
 
 
+def test_a_dsrl_run_grades_as_deployed_and_refuses_a_noise_scale(env, tmp_path):
+    from lpds_sim.policies import resolve_policy
+
+    run = make_steer_run(tmp_path / "steer", make_base_run(tmp_path / "base"), algo="dsrl-na")
+    assert np.isfinite(_chunks(resolve_policy(str(run), env, "pick_place", seed=3), env)).all()
+    with pytest.raises(RunError, match="dsrl-na run"):
+        resolve_policy(str(run), env, "pick_place", seed=3, noise_scale=0.5)
+
+
 def test_noise_scale_needs_a_generative_policy(env):
     from lpds_sim.policies import resolve_policy
 

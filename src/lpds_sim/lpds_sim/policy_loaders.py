@@ -75,6 +75,11 @@ def load_run(path: Path, env: Any, task: str, seed: int = 0, checkpoint: str = "
     if agent is None:
         agent = make_agent("base", backbone, obs_space=env.observation_space, action_space=env.action_space)
     torch.manual_seed(seed)
+    if noise_scale == 1.0:  # the policy as deployed (every agent, DSRL and DPPO included)
+        return ChunkExecutor(lambda obs: agent.act(obs), backbone.horizon)
+    if agent.name not in ("base", "lpds", "lpds-a"):
+        raise runs.RunError(f"--noise-scale {noise_scale:g} scales the ε of agents that decode ε + Δ (base, lpds, "
+                            f"lpds-a); {path} is a {agent.name} run, which samples its own noise")
     scale = np.array([noise_scale])
     return ChunkExecutor(lambda obs: agent.act_with_noise(obs, eps_scale=scale)[0], backbone.horizon)
 
