@@ -52,10 +52,10 @@ def resolve_policy(spec: str, env, task: str, seed: int | None = None, checkpoin
     `noise_scale` c decodes c·ε (the noise-temperature floor); only our generative policies have noise."""
     from lpds_core.errors import RunError
 
-    if spec in ("scripted", "random") and noise_scale != 1.0:
-        raise RunError(f"--noise-scale {noise_scale:g} scales a generative policy's noise; --policy {spec} has none")
-
     if spec in ("scripted", "random"):
+        if noise_scale != 1.0:
+            raise RunError(f"--noise-scale {noise_scale:g} scales a generative policy's noise; --policy {spec} has "
+                           "none")
         if checkpoint != "latest":
             raise RunError(f"--checkpoint {checkpoint} picks a train-steer run's weights; --policy {spec} has none")
         if spec == "scripted":

@@ -85,12 +85,13 @@ def run(args: argparse.Namespace) -> int:
         policy = resolve_policy(args.policy, env, args.task, seed=args.seed, checkpoint=args.checkpoint,
                                 noise_scale=args.noise_scale)
         proto = GridProtocol(rows, cols, trials, seed=args.seed)
+        title = " / ".join([args.task, args.policy] + ([world] if world != "emulation" else [])
+                           + ([f"c = {args.noise_scale:g}"] if args.noise_scale != 1.0 else []))
         res = proto.run(env, policy, progress=not args.no_progress, max_trials=args.max_trials,
                         keep_on_interrupt=True,
                         meta={"task": args.task, "policy": args.policy, "checkpoint": args.checkpoint,
-                              "noise_scale": args.noise_scale, "world": world, "title": f"{args.task} / {args.policy}"
-                              + (f" / {world}" if world != "emulation" else "")
-                              + (f" / c = {args.noise_scale:g}" if args.noise_scale != 1.0 else ""), "env": env.unwrapped.settings()})
+                              "noise_scale": args.noise_scale, "world": world, "title": title,
+                              "env": env.unwrapped.settings()})
     finally:
         env.close()
     paths = res.write(args.out)
