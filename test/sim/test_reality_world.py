@@ -21,8 +21,8 @@ from isolation import ROOT, isolated  # noqa: E402
 from lpds_core.bench_profile import BenchProfile, quat_xyzw_to_matrix  # noqa: E402
 from lpds_core.errors import ConfigError  # noqa: E402
 from lpds_sim.rai.sensor_noise import EDGE_STEP_M, SensorNoise, edge_holes  # noqa: E402
-from lpds_sim.rai.world import (World, WORLDS, draw_bench, draw_episode, preset_yaml_path, reality,  # noqa: E402
-                                resolve_world, rotation, world_yaml)
+from lpds_sim.rai.world import (World, WORLDS, draw_bench, draw_episode, draws_physics, per_env,  # noqa: E402
+                                preset_yaml_path, randomised, reality, resolve_world, rotation, world_yaml)
 
 MAIN = ROOT / "test" / "sim" / "data" / "bench_default_obs_main.npz"  # observations captured before worlds existed
 STATE_ROLLOUT = textwrap.dedent("""
@@ -91,6 +91,74 @@ def test_preset_files_are_the_presets():
         text = preset_yaml_path(name).read_text()
         assert [ln for ln in text.splitlines() if not ln.startswith("#")] == world_yaml(preset()).splitlines()
         assert resolve_world(str(preset_yaml_path(name))) == resolve_world(name)
+
+
+def test_randomised_world_brackets_the_emulation_and_is_wider_than_reality_everywhere():
+    """Domain randomisation for steering must cover the bench without being the held-out reality: every range
+    holds reality's whole range and differs from it, and all but the controller gain hold the emulation's nominal
+    value too (the gain spans soft impedance controllers up to half the emulated PD, never the stiff PD itself)."""
+    rand, real, nominal = randomised(), reality(), World()
+    ranges = [f.name for f in dataclasses.fields(World) if isinstance(getattr(nominal, f.name), tuple)]
+    assert len(ranges) == 11
+    for name in ranges:
+        (lo, hi), (rlo, rhi), (n, _) = getattr(rand, name), getattr(real, name), getattr(nominal, name)
+        assert lo <= rlo and hi >= rhi and (lo, hi) != (rlo, rhi), name
+        if name != "controller_gain_scale":
+            assert lo <= n <= hi, name
+    assert rand.controller_gain_scale[1] == 0.5 * nominal.controller_gain_scale[1]
+    assert draws_physics(rand) and draws_physics(real) and not draws_physics(World())
+    assert not draws_physics(_only(command_latency_steps=(0, 3), table_offset_mm=(-5.0, 5.0)))
+
+
+def test_each_training_env_draws_its_own_world():
+    """per_env gives env i its own seed: its own table/size and its own episode stream, reproducibly."""
+    w = randomised()
+    envs = [per_env(w, i) for i in range(4)]
+    assert [e.world_seed for e in envs] == [0, 1, 2, 3] and {e.world_name for e in envs} == {"randomised"}
+    assert len({draw_bench(e) for e in envs}) == 4
+    assert len({draw_episode(e, 5).controller_gain_scale for e in envs}) == 4  # the same reset seed, other draws
+    assert per_env(w, 2) == per_env(w, 2)
+
+
+def test_training_envs_run_in_the_steering_world_and_rebuild_physics_per_episode():
+    """`train-steer --world randomised`: each async env holds its own world (seed offset by the run seed) and
+    draws new controller/object physics on every reset, rebuilding its PhysX Simulation."""
+    from lpds_sim.evaluation import make_train_envs
+
+    envs, space, _ = make_train_envs("pick_place", "state", 2, 8, 0.99, seed=3, world=randomised())
+    try:
+        assert [w.world_seed for w in envs.get_attr("world")] == [6, 7]
+        assert space.shape == (18,)
+        draws = []
+        for k in range(3):
+            envs.reset(seed=100 + k)
+            draws.append([ep.physics() for ep in envs.get_attr("world_episode")])
+        flat = [d for row in draws for d in row]
+        assert len(set(flat)) == 6  # every env, every episode: its own gain, mass and friction
+        assert all(b >= 3 for b in envs.get_attr("sim_builds"))
+        gain_lo, gain_hi = randomised().controller_gain_scale
+        assert all(gain_lo <= g <= gain_hi for _, _, g in flat)
+        obs, *_ = envs.step(np.zeros((2, 8, 4), np.float32))
+        assert obs.shape == (2, 18) and np.isfinite(obs).all()
+    finally:
+        envs.close()
+
+
+def test_steering_in_a_world_that_draws_physics_needs_one_env_per_process(tmp_path):
+    from lpds_sim import runs
+    from lpds_sim.train_steer import SteerConfig
+
+    def steer(**kw):
+        return runs.config_from_dict(SteerConfig, {"base": "b", **kw}, "test")
+
+    assert steer(world="randomised").world == "randomised" and steer().world == "emulation"
+    with pytest.raises(ConfigError, match="world randomised: .* use train.vector=async"):
+        steer(world="randomised", vector="sync")
+    late = tmp_path / "late.yaml"
+    late.write_text("world_name: late\ncommand_latency_steps: [0, 2]\n")
+    assert steer(world=str(late), vector="sync").train.vector == "sync"  # no physics drawn: one process is fine
+    with pytest.raises(ConfigError, match="unknown world 'realty'"):
+        steer(world="realty")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -324,7 +392,7 @@ def test_seeded_reset_in_reality_repeats_exactly():
 # bad input: one line
 # ---------------------------------------------------------------------------------------------------------------
 def test_bad_worlds_are_one_clear_line(tmp_path):
-    with pytest.raises(ConfigError, match="unknown world 'realty'; choose emulation, reality or a world YAML"):
+    with pytest.raises(ConfigError, match="unknown world 'realty'; choose emulation, reality, randomised or a world YAML"):
         resolve_world("realty")
     bad = tmp_path / "bad.yaml"
     bad.write_text("command_latency_steps: [3, 1]\n")
@@ -340,13 +408,15 @@ def test_bad_worlds_are_one_clear_line(tmp_path):
         resolve_world(str(tmp_path / "missing.yaml"))
 
 
-@pytest.mark.parametrize("command", ["eval", "demos", "pipeline"])
-def test_cli_refuses_a_bad_world_in_one_line(tmp_path, command):
-    proc = subprocess.run([sys.executable, "-m", "lpds_sim.cli", command, "--world", "realty", "--out",
+@pytest.mark.parametrize("command,flag", [("eval", "--world"), ("demos", "--world"), ("pipeline", "--world"),
+                                          ("pipeline", "--steer-world"), ("train-steer", "--world")])
+def test_cli_refuses_a_bad_world_in_one_line(tmp_path, command, flag):
+    extra = ["--base", str(tmp_path)] if command == "train-steer" else []
+    proc = subprocess.run([sys.executable, "-m", "lpds_sim.cli", command, flag, "realty", *extra, "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: unknown world 'realty'; choose emulation, reality or a "
-                                                "world YAML file (see config/worlds/reality.yaml)"]
+    assert proc.stderr.strip().splitlines() == ["error: unknown world 'realty'; choose emulation, reality, randomised "
+                                                "or a world YAML file (see config/worlds/reality.yaml)"]
     assert not (tmp_path / "out").exists()
 
 
@@ -388,8 +458,9 @@ def test_pipeline_records_demos_in_the_world_steers_in_the_emulation_and_grades_
     for c in calls[:2]:  # demos and the world's grid end with the world flag (none for the emulation)
         assert list(c[len(c) - len(flag):]) == flag and c.count("--world") == len(flag) // 2
     assert "--world" not in calls[2]
-    assert cfg.steer_config(tmp_path / "base").task == "pick_place" and "world" not in vars(cfg.steer_config(
-        tmp_path / "base"))  # steering has no world: it trains in the emulation
+    steer = cfg.steer_config(tmp_path / "base")
+    assert steer.task == "pick_place" and steer.world == "emulation"  # steering trains in the emulation by default
+    assert dataclasses.replace(cfg, steer_world="randomised").steer_config(tmp_path / "base").world == "randomised"
     stages: list[str] = []
     monkeypatch.setattr(pipeline, "run_stages", lambda st, force=(): stages.extend(s.name for s in st) or [])
     pipeline.run_pipeline(cfg, tmp_path / "run")

@@ -56,10 +56,21 @@ def _chunk_env_factory(task: str, obs_mode: str, horizon: int, gamma: float, exe
     return make
 
 
+def _env_world(env_kwargs: dict[str, Any], seed: int, n_envs: int, i: int) -> dict[str, Any]:
+    """Env i's kwargs: a world (a World) gets env i's own world seed, offset by the run seed so another run draws
+    other worlds."""
+    if env_kwargs.get("world") is None:
+        return env_kwargs
+    from lpds_sim.rai.world import per_env, resolve_world
+
+    world = resolve_world(env_kwargs["world"])
+    return {**env_kwargs, "world": None if world is None else per_env(world, seed * n_envs + i)}
+
+
 def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: float, seed: int,
                     vector: str = "async", exec_steps: int | None = None, **env_kwargs: Any):
     """n_envs chunk-stepping envs in a Gymnasium vector env (SAME_STEP autoreset: final obs in info);
-    `env_kwargs` go to every env (e.g. privileged_state=True).
+    `env_kwargs` go to every env (e.g. privileged_state=True; a `world` with a world seed of each env's own).
 
     "async" (default) puts every env in its own process, even a single one: robotic 0.4.1 segfaults in
     `~PhysXInterface` when a process that holds several PhysX simulations destroys one after others were destroyed
@@ -71,12 +82,15 @@ def make_train_envs(task: str, obs_mode: str, n_envs: int, horizon: int, gamma: 
         from lpds_sim.rai.display import ensure_display
 
         ensure_display()
-    fns = [_chunk_env_factory(task, obs_mode, horizon, gamma, exec_steps, **env_kwargs) for _ in range(n_envs)]
+    fns = [_chunk_env_factory(task, obs_mode, horizon, gamma, exec_steps, **_env_world(env_kwargs, seed, n_envs, i))
+           for i in range(n_envs)]
     mode = gym.vector.AutoresetMode.SAME_STEP
+    # envs of a world stand on their own table heights, so their state bounds (the workspace floor) differ slightly
+    spaces = {"observation_mode": "different"} if env_kwargs.get("world") is not None else {}
     if vector == "async":
-        envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="forkserver")
+        envs = gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode, context="forkserver", **spaces)
     else:
-        envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+        envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode, **spaces)
     return envs, envs.single_observation_space, envs.single_action_space
 
 

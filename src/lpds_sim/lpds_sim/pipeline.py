@@ -38,6 +38,8 @@ class PipelineConfig:
     demo_seed: int = setting(0, "seed of the demo recording", min=0)
     # not the emulation: demos are recorded there and both policies graded there too; steering stays in the emulation
     world: str = world_field()
+    steer_world: str = setting(EMULATION, "world LP-DS trains in: emulation, or randomised (the emulation with domain "
+                               "randomisation, config/worlds/randomised.yaml) or a world YAML file; never graded in")
     algo: str = setting("lpds", "steering algorithm", choices=ALGOS)
     trials: int = setting(5, "final grid trials per cell: 2×4×5 = 40 (pick-and-place), 2×2×5 = 20 (mug)", min=1)
     bc: BCConfig = nested(BCConfig, bc_steps=3000)
@@ -67,6 +69,7 @@ class PipelineConfig:
 
     def check(self) -> "PipelineConfig":
         resolve_world(self.world)  # one line if it is neither a preset nor a readable world file
+        resolve_world(self.steer_world)
         return self
 
     @property
@@ -84,7 +87,8 @@ class PipelineConfig:
         agent = dataclasses.replace(self.agent, use_eps=self.agent.use_eps and noise_steer,
                                     critic_obs=self.agent.critic_obs if noise_steer and self.obs == "image" else None)
         train = dataclasses.replace(self.train, explore_eps_scale=self.train.explore_eps_scale if noise_steer else None)
-        return validate(SteerConfig(base=str(base), task=self.task, algo=self.algo, agent=agent, train=train))
+        return validate(SteerConfig(base=str(base), task=self.task, algo=self.algo, world=self.steer_world,
+                                    agent=agent, train=train))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -197,7 +201,9 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
     grid_pngs = sorted((root / "eval").glob("*/*.png")) + (
         sorted((root / f"eval_{world}").glob("*/*.png")) if other else [])
     demos = f"{cfg.n_demos} demos recorded in the {world} world" if other else f"{cfg.n_demos} emulated demos"
-    steer_world = " (in the emulation)" if other else ""
+    trained_in = world_label(cfg.steer_world)
+    steer_world = (f" (in the {trained_in} world)" if trained_in != EMULATION
+                   else " (in the emulation)" if other else "")
     lines = [
         f"# LP-DS pipeline report: {cfg.task} ({cfg.obs} observations, {cfg.bc.backbone} backbone)",
         "",

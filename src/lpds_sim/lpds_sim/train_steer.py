@@ -18,6 +18,7 @@ from lpds_core.config import nested, setting, validate
 from lpds_core.training import LoopConfig, LoopState, run_steering
 
 from lpds_sim import runs
+from lpds_sim.rai.world import EMULATION, draws_physics, resolve_world
 from lpds_sim.train_base import TASKS, backbone_path
 
 ALGOS = ("lpds", "dsrl-na", "dsrl-sac", "lpds-a", "dppo")
@@ -32,6 +33,9 @@ class SteerConfig:
     base: str = setting("", "finished `lpds train-base` run folder")
     task: str | None = setting(None, "task; taken from the base run (given, it must match)", choices=TASKS)
     algo: str = setting("lpds", "steering algorithm", choices=ALGOS)
+    world: str = setting(EMULATION, "world of the training envs: emulation, randomised (domain randomisation: "
+                         "config/worlds/randomised.yaml) or a world YAML file; periodic evaluation and the best "
+                         "checkpoint stay on the emulation's grid")
     agent: AgentConfig = nested(AgentConfig)
     train: LoopConfig = nested(LoopConfig)
 
@@ -69,6 +73,10 @@ class SteerConfig:
                                    f"'{PRIVILEGED_KEY}' (the simulator state), or none")
         if self.agent.critic_obs and not noise_steer:
             raise runs.ConfigError(f"critic_obs applies to lpds/lpds-a; {self.algo} has no asymmetric critic")
+        world = resolve_world(self.world)  # one line if it is neither a preset nor a readable world file
+        if world is not None and self.train.vector != "async" and draws_physics(world):
+            raise runs.ConfigError(f"world {self.world}: it draws new object/controller physics per episode, which "
+                                   f"needs one env per process: use train.vector=async (--vector async)")
         if self.agent.actor_avg_rate and not noise_steer:
             raise runs.ConfigError(f"actor_avg_rate applies to lpds/lpds-a; {self.algo} has no perturbation")
         return self
@@ -186,7 +194,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
         raise runs.ConfigError("critic_obs=state is for image bases; with state observations the critic already "
                                "reads the state: remove --critic-obs")
     run = runs.RunDir.open(out, cfg, resume=resume, kind="steer",
-                           must_match=("task", "algo", "delta", "base", "n_envs", "tr_norm", "use_eps", "eps_form",
+                           must_match=("task", "algo", "world", "delta", "base", "n_envs", "tr_norm", "use_eps", "eps_form",
                                        "hidden", "critic_hidden", "critic_obs", "actor_avg_rate",
                                        "seed", "gamma", "ckpt_every", "explore_eps_scale"))
     if run.is_done():
@@ -196,6 +204,9 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     env_kwargs = {"privileged_state": True} if cfg.critic_state else {}
+    train_world = resolve_world(cfg.world)
+    if train_world is not None:
+        env_kwargs["world"] = train_world
     eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
     try:  # before any worker process starts
         check_policy_fits(eval_env, backbone.act_dim, None, f"base run {cfg.base}", cfg.task)
@@ -213,7 +224,8 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     keep = (PRIVILEGED_KEY,) if cfg.critic_state else ()
     encode = (lambda o: agent.encoded(o, keep)) if image else None  # a batch of observations
     print(f"steering {cfg.task} with {agent.describe()}; δ={cfg.agent.delta} ({cfg.agent.tr_norm} norm), "
-          f"{cfg.train.env_steps} env steps on {cfg.train.n_envs} envs")
+          f"{cfg.train.env_steps} env steps on {cfg.train.n_envs} envs"
+          + (f" in world {train_world.world_name}" if train_world is not None else ""))
 
     ck = run.checkpointer()
     loop_state = LoopState()

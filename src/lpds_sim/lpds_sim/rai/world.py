@@ -6,7 +6,7 @@ noise; a simulation where demos, training and grading share one scene cannot sho
 the bench differs — camera extrinsics, RealSense depth noise and holes, the object's mass / friction / size, the
 controller's gain and latency, the gripper's timing, the table height, the object-pose estimate a state policy
 reads — as one setting with a default (= the emulation) and a one-line doc. Demos are recorded and policies are
-graded in it; steering trains in the emulation.
+graded in it; steering trains in the emulation, or in `randomised` (the emulation with domain randomisation).
 
 Ranges: every drawn setting is a `[lo, hi]` pair; lo = hi is a fixed value. *Bench* settings (`table_offset_mm`,
 `object_size_scale`: the scene is built with them) are drawn once per env from `world_seed`; all the others are
@@ -93,6 +93,18 @@ class World:
         return dataclasses.replace(self, world_name=EMULATION, world_seed=0) == World()
 
 
+def draws_physics(world: World) -> bool:
+    """Whether the world draws the PhysX build settings (object mass/friction, controller gain) per episode: its
+    envs then rebuild their Simulation on reset, which RAI allows only with one env per process."""
+    return any(lo != hi for lo, hi in (world.object_mass_scale, world.object_friction, world.controller_gain_scale))
+
+
+def per_env(world: World, index: int) -> World:
+    """The world of training env `index`: its own world seed, so envs draw their own bench (table, size) and their
+    own per-episode stream (an unseeded reset draws from a generator seeded by the world seed)."""
+    return dataclasses.replace(world, world_seed=world.world_seed + index)
+
+
 def _range_values(world: World) -> list[tuple[str, tuple]]:
     return [(f.name, getattr(world, f.name)) for f in fields(world)
             if isinstance(getattr(world, f.name), tuple) and len(getattr(world, f.name)) == 2]
@@ -116,7 +128,23 @@ def reality() -> World:
         gripper_close_delay_steps=(1, 2), gripper_open_delay_steps=(0, 1), table_offset_mm=(-8.0, -8.0))
 
 
-WORLDS = {EMULATION: World, "reality": reality}  # name -> preset; config/worlds/<name>.yaml is its written copy
+def randomised() -> World:
+    """The emulation with its dynamics and state estimate randomised, for steering (domain randomisation): LP-DS's
+    critic otherwise scores chunks on the stiff, prompt emulated arm, while a base fitted to bench demos has learned
+    the bench's lag. Each range holds the nominal emulation (no latency, the nominal object and table) and a soft,
+    late bench, and is wider than the reality preset's on every side, as a user who knows their bench only roughly
+    would set it; it is not reality's draws (those stay held out: other ranges, other seeds). The controller gain
+    alone leaves out the emulation's stiff PD (1): it spans soft impedance controllers up to half that stiffness,
+    because a real Franka never runs the stiff PD that leads its targets."""
+    return World(
+        world_name="randomised", world_seed=0,
+        camera_shift_mm=(0.0, 10.0), camera_tilt_deg=(0.0, 2.0), obj_pos_noise_mm=(0.0, 3.0),
+        object_mass_scale=(0.8, 2.0), object_friction=(0.3, 1.0), object_size_scale=(0.9, 1.05),
+        controller_gain_scale=(0.05, 0.5), command_latency_steps=(0, 3),
+        gripper_close_delay_steps=(0, 3), gripper_open_delay_steps=(0, 2), table_offset_mm=(-15.0, 15.0))
+
+
+WORLDS = {EMULATION: World, "reality": reality, "randomised": randomised}  # name -> preset; config/worlds/<name>.yaml is its written copy
 
 
 def resolve_world(source: "str | os.PathLike | World | Mapping | None") -> World | None:
@@ -259,7 +287,7 @@ def draw_episode(world: World, seed: int | None, running: np.random.Generator | 
 # the command-line / config setting
 # ---------------------------------------------------------------------------------------------------------------
 WORLD_DOC = (f"the world the RAI scene is: {EMULATION} (today's scene), reality (the held-out bench-like variant, "
-             f"config/worlds/reality.yaml) or a world YAML file")
+             f"config/worlds/reality.yaml), randomised (the emulation with domain randomisation) or a world YAML file")
 
 
 def world_field() -> Any:
@@ -299,6 +327,11 @@ PRESET_HEADERS = {
     EMULATION: "The nominal emulation: today's RAI scene (every setting at its default). `--world emulation` is the\n"
                "same as giving no world. Written by `python -m lpds_sim.rai.world` from World() (a test keeps them "
                "equal).",
+    "randomised": "The emulation with randomised dynamics and state estimate, for steering (`lpds train-steer --world\n"
+                  "randomised`, `lpds pipeline --steer-world randomised`): ranges that bracket the nominal emulation and a\n"
+                  "soft, late bench, wider than reality's on every side. Bench settings (table, size) are drawn per training\n"
+                  "env, the rest per episode. Written by `python -m lpds_sim.rai.world` from randomised() (a test keeps them\n"
+                  "equal).",
     "reality": "The held-out \"reality\": how a real Franka + D435i bench differs from the emulation (docs/reality.md:\n"
                "what each setting models, its magnitude and what it costs). Demos are recorded and policies graded in\n"
                "it (`--world reality`); steering trains in the emulation. Copy and edit it for your bench and pass\n"
