@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lpds_core.metrics import kl_entropy, mode_coverage
+from lpds_core.metrics import kl_entropy, mode_coverage, wilson_ci95
 
 
 def _gauss_entropy(cov):
@@ -112,3 +112,23 @@ def test_action_entropy_of_a_gaussian_policy_is_its_closed_form():
 
     est = action_entropy(act, np.zeros((3, 2)), n_samples=4000)
     assert est == pytest.approx(_gauss_entropy(np.diag(sigma ** 2)), abs=0.1)
+
+
+def test_wilson_interval_matches_the_textbook_values_and_keeps_width_at_the_edges():
+    # Wilson score interval, z = 1.96 (e.g. Newcombe 1998, table I: 0/10 → [0, 0.278], 5/10 → [0.237, 0.763])
+    assert wilson_ci95(0, 10) == pytest.approx((0.0, 0.2775), abs=5e-4)
+    assert wilson_ci95(5, 10) == pytest.approx((0.2366, 0.7634), abs=5e-4)
+    assert wilson_ci95(40, 40) == pytest.approx((0.9124, 1.0), abs=5e-4)
+    lo, hi = wilson_ci95(33, 40)
+    assert lo < 33 / 40 < hi and hi - lo < 0.25
+    assert wilson_ci95(3, 40)[1] - wilson_ci95(3, 40)[0] < wilson_ci95(3, 10)[1] - wilson_ci95(3, 10)[0]
+    for bad in ((5, 4), (-1, 4), (0, 0)):
+        with pytest.raises(ValueError, match="successes <= trials"):
+            wilson_ci95(*bad)
+
+
+def test_wilson_interval_covers_the_true_rate_about_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    for p in (0.1, 0.5, 0.8):
+        hits = [lo <= p <= hi for lo, hi in (wilson_ci95(int(k), 40) for k in rng.binomial(40, p, 2000))]
+        assert 0.92 <= np.mean(hits) <= 0.99, p

@@ -466,3 +466,36 @@ def test_pipeline_records_demos_in_the_world_steers_in_the_emulation_and_grades_
     pipeline.run_pipeline(cfg, tmp_path / "run")
     extra = [f"eval-base-{world}", f"eval-steered-{world}"] if world != "emulation" else []
     assert stages == ["demos", "base", "steer", "export", "eval-base", "eval-steered", *extra, "report"]
+
+
+@isolated
+def test_steering_in_a_world_trains_and_evaluates_there_with_a_binomial_interval(tmp_path, monkeypatch):
+    """`train-steer --world randomised`: the periodic grid runs in that world too (the best checkpoint is chosen
+    where the run trains, never in reality), and every evaluation logs its trials and 95 % Wilson interval."""
+    import lpds_sim.evaluation as evaluation
+    from lpds_core.metrics import wilson_ci95
+    from lpds_sim import runs
+    from lpds_sim.train_steer import SteerConfig, train_steer
+    from pipeline_helpers import make_base_run
+
+    made: list = []
+    real_make_env = evaluation.make_env
+
+    def spy(task, obs_mode, **kw):
+        made.append(kw.get("world"))
+        return real_make_env(task, obs_mode, **kw)
+
+    monkeypatch.setattr(evaluation, "make_env", spy)
+    base = make_base_run(tmp_path / "base")
+    cfg = runs.config_from_dict(SteerConfig, {"base": str(base), "world": "randomised", "env_steps": 300,
+                                              "warmup_steps": 100, "eval_every": 150, "eval_trials": 1,
+                                              "ckpt_every": 300, "delta": 0.05}, "test")
+    summary = train_steer(cfg, tmp_path / "steer", progress=False)
+    assert summary["env_steps"] >= 300
+    assert made and made[0] == randomised()  # the main process's env: the evaluation's
+    rows = runs.read_scalars(tmp_path / "steer", "eval")
+    assert len(rows) >= 2
+    for r in rows:
+        assert r["trials"] == 8 and r["success"] == pytest.approx(r["successes"] / 8)
+        assert (r["success_lo"], r["success_hi"]) == pytest.approx(wilson_ci95(int(r["successes"]), 8))
+    assert (tmp_path / "steer" / "plots" / "success_return.png").is_file()

@@ -1,5 +1,6 @@
 """Evaluation metrics: Kozachenko–Leonenko entropy (diversity of behaviour), goal/mode coverage, action entropy of
-a policy, and the statistics of benchmark curves (95 % intervals over seeds, area under the curve)."""
+a policy, and the statistics of benchmark curves (95 % intervals over seeds and over grid trials, area
+under the curve)."""
 from __future__ import annotations
 
 import math
@@ -72,6 +73,21 @@ def mean_ci95(values: ArrayLike, axis: int = 0) -> tuple[np.ndarray, np.ndarray,
         return mean, nan, nan.copy()
     half = student_t.ppf(0.975, n - 1) * x.std(axis=axis, ddof=1) / math.sqrt(n)
     return mean, mean - half, mean + half
+
+
+def wilson_ci95(successes: int, trials: int) -> tuple[float, float]:
+    """Two-sided 95 % Wilson score interval of a success rate from `successes` of `trials` Bernoulli trials.
+
+    Why Wilson and not p ± 1.96·√(p(1−p)/n): a 40-trial grid often sits at 0/40 or 40/40, where the normal
+    interval collapses to a point; Wilson's stays inside [0, 1] and keeps a width there."""
+    k, n = int(successes), int(trials)
+    if n < 1 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= successes <= trials and trials >= 1, got {k} of {n}")
+    z = 1.959963984540054
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def curve_auc(steps: ArrayLike, values: ArrayLike) -> float:

@@ -33,6 +33,12 @@ def plot_steer_curves(run: str | os.PathLike, out: str | os.PathLike | None = No
         ax.set_xlabel("env steps")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+    band = [(r["step"], r["success_lo"], r["success_hi"]) for r in ev if "success_lo" in r]
+    if band:  # runs logged before the interval existed have none
+        trials = sorted({int(r["trials"]) for r in ev if "trials" in r})
+        axes[0].fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], alpha=0.25,
+                             label=f"95 % binomial interval ({'/'.join(map(str, trials))} trials)")
+        axes[0].legend(loc="lower right", fontsize=8)
     axes[0].set_ylim(-0.02, 1.02)
     fig.suptitle(f"{run.name}: evaluation")
     fig.tight_layout()

@@ -33,9 +33,9 @@ class SteerConfig:
     base: str = setting("", "finished `lpds train-base` run folder")
     task: str | None = setting(None, "task; taken from the base run (given, it must match)", choices=TASKS)
     algo: str = setting("lpds", "steering algorithm", choices=ALGOS)
-    world: str = setting(EMULATION, "world of the training envs: emulation, randomised (domain randomisation: "
-                         "config/worlds/randomised.yaml) or a world YAML file; periodic evaluation and the best "
-                         "checkpoint stay on the emulation's grid")
+    world: str = setting(EMULATION, "world of the training envs and of the periodic grid evaluation (the best "
+                         "checkpoint): emulation, randomised (domain randomisation: config/worlds/randomised.yaml) "
+                         "or a world YAML file")
     agent: AgentConfig = nested(AgentConfig)
     train: LoopConfig = nested(LoopConfig)
 
@@ -180,6 +180,7 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     """Steer (or resume steering) the base run `cfg.base` into run folder `out`; returns the done.json summary."""
     import torch
     from lpds_core.agents import make_agent
+    from lpds_core.metrics import wilson_ci95
     from lpds_core.replay import ReplayBuffer
 
     from lpds_sim.curves import plot_steer_curves
@@ -207,7 +208,9 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     train_world = resolve_world(cfg.world)
     if train_world is not None:
         env_kwargs["world"] = train_world
-    eval_env = make_env(cfg.task, base_cfg["obs"])  # one for the whole run, reused by every evaluation
+    # one for the whole run, reused by every evaluation: the grid of the world the run trains in (its seeded trials
+    # see the same draws at every evaluation), so the best checkpoint is chosen where it trains, never in reality
+    eval_env = make_env(cfg.task, base_cfg["obs"], **({"world": train_world} if train_world is not None else {}))
     try:  # before any worker process starts
         check_policy_fits(eval_env, backbone.act_dim, None, f"base run {cfg.base}", cfg.task)
     except runs.UserError:
@@ -239,14 +242,16 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
     final: dict[str, Any] = {}
 
     def evaluate(env_steps: int) -> dict[str, float]:
-        """The task's grid with the current policy (8 trials on the 2×4 grid by default)."""
+        """The task's grid with the current policy (eval_trials per cell), with the 95 % binomial interval."""
         agent.eval()
         res = evaluate_grid(cfg.task, base_cfg["obs"], lambda o: agent.act(o), backbone.horizon,
                             trials_per_cell=cfg.train.eval_trials, seed=10_000 + cfg.train.seed, env=eval_env)
         agent.train()
         final.update(res)
         ck.save_best(env_steps, res["success_rate"], {"agent": agent.state_dict()})  # RUN/checkpoints/best.pt
-        return {"success": res["success_rate"], "return": res["mean_return"]}
+        lo, hi = wilson_ci95(res["n_success"], res["n_trials"])
+        return {"success": res["success_rate"], "return": res["mean_return"], "successes": res["n_success"],
+                "trials": res["n_trials"], "success_lo": lo, "success_hi": hi}
 
     t0 = time.perf_counter()
     loop_state = run_steering(envs, agent, cfg.train, replay, evaluate=evaluate, sink=sink, encode=encode,
