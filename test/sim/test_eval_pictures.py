@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,11 +123,13 @@ def test_negative_videos_is_one_clear_error_line(bad, tmp_path, capsys):
 
 
 def _fake_pipeline_root(root: Path, base: Path, steered: Path, cfg) -> Path:
-    """A pipeline folder holding what `write_report` reads, with real grid evaluations."""
+    """A pipeline folder holding what `write_report` reads, with real grid evaluations (the same two in every
+    world it grades in)."""
     from lpds_sim import runs
 
-    shutil.copytree(base, root / "eval" / "base")
-    shutil.copytree(steered, root / "eval" / "steered")
+    for ev in ["eval"] + ([f"eval_{cfg.world_label}"] if cfg.world_label != "emulation" else []):
+        shutil.copytree(base, root / ev / "base")
+        shutil.copytree(steered, root / ev / "steered")
     (root / "steer").mkdir()
     (root / "steer" / "done.json").write_text(json.dumps({"env_steps": 10}))
     (root / "export").mkdir()
@@ -134,22 +138,27 @@ def _fake_pipeline_root(root: Path, base: Path, steered: Path, cfg) -> Path:
     return root
 
 
-def test_report_shows_side_by_side_heatmaps_trajectories_and_videos(scripted, random_one, tmp_path):
+@pytest.mark.parametrize("world", ["emulation", "reality"])
+def test_report_shows_side_by_side_heatmaps_trajectories_and_videos(world, scripted, random_one, tmp_path):
     from PIL import Image
 
     from lpds_sim.pipeline import PipelineConfig, write_report
 
-    cfg = PipelineConfig()
+    cfg = PipelineConfig(world=world)
     root = _fake_pipeline_root(tmp_path / "run", scripted, random_one, cfg)
     report = write_report(cfg, root).read_text()
-    pair = root / "eval" / "grid_base_vs_steered.png"
-    assert pair.is_file() and f"![eval/grid_base_vs_steered.png](eval/grid_base_vs_steered.png)" in report
-    w, h = Image.open(pair).size
-    assert w > 1.5 * h  # two heatmaps side by side
-    assert "![eval/base/trajectories.png](eval/base/trajectories.png)" in report
-    assert "![eval/steered/trajectories.png](eval/steered/trajectories.png)" in report
-    assert "[base trial 000](eval/base/videos/trial_000.gif)" in report and "steered trial" not in report
-    assert "## Grid evaluation: pick_place, emulation" in report
+    folders = ["eval"] + (["eval_reality"] if world == "reality" else [])
+    assert report.count("## Grid evaluation: ") == len(folders)
+    for ev, label in zip(folders, ["emulation", "reality"]):
+        pair = root / ev / "grid_base_vs_steered.png"
+        assert pair.is_file() and f"![{ev}/grid_base_vs_steered.png]({ev}/grid_base_vs_steered.png)" in report
+        w, h = Image.open(pair).size
+        assert w > 1.5 * h  # two heatmaps side by side
+        assert f"![{ev}/base/trajectories.png]({ev}/base/trajectories.png)" in report
+        assert f"![{ev}/steered/trajectories.png]({ev}/steered/trajectories.png)" in report
+        assert f"[base trial 000]({ev}/base/videos/trial_000.gif)" in report
+        assert f"## Grid evaluation: pick_place, {label}" in report
+    assert "steered trial" not in report  # the steered grid here was run without videos
 
 
 def test_grid_pair_titles_and_one_colour_scale(scripted, random_one, tmp_path, monkeypatch):
@@ -181,3 +190,17 @@ def test_pipeline_asks_for_two_videos_per_grid_evaluation(tmp_path, monkeypatch)
     assert args[args.index("--videos") + 1] == "2"
     pipeline.evaluate_policy(pipeline.PipelineConfig(videos=0), tmp_path / "base", tmp_path / "out")
     assert "--videos" not in calls[-1]
+
+
+def test_rendering_videos_leaves_the_physics_of_later_envs_alone(scripted, tmp_path):
+    """The `scripted` fixture rendered a video in this process; a grid run here afterwards must match the same grid
+    run in a fresh process (a camera that simplifies meshes changed every later env's physics)."""
+    import os
+
+    args = ["eval", *SMALL, "--policy", "scripted"]
+    fresh = subprocess.run([sys.executable, "-m", "lpds_sim.cli", *args, "--out", str(tmp_path / "fresh")],
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    here = _eval(tmp_path / "here", "--policy", "scripted")
+    assert [(t["ret"], t["length"]) for t in _grid(here)["trials"]] == \
+        [(t["ret"], t["length"]) for t in _grid(tmp_path / "fresh")["trials"]]

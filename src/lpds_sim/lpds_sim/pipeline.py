@@ -166,7 +166,7 @@ def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path, world: str = E
     world. The stage's own folder: results there are stale (the stage is invalid), so they are replaced."""
     lpds("eval", "--task", cfg.task, "--policy", str(policy), "--obs", cfg.obs, "--out", str(out),
          "--seed", str(20_000 + cfg.train.seed), "--trials", str(cfg.trials), "--no-progress", "--overwrite",
-         *_world_flag(world), *_videos_flag(cfg.videos))
+         *_videos_flag(cfg.videos), *_world_flag(world))
 
 
 def _videos_flag(videos: int) -> list[str]:

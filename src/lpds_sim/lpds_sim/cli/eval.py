@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         kw["sensor_noise"] = args.sensor_noise
     from lpds_sim import eval_pictures
 
+    if args.videos:  # a missing display is one line now, not an error after the first trial
+        from lpds_sim.rai.display import ensure_display
+
+        ensure_display()
     env = eval_pictures.EpisodeRecorder(make_env(args.task, **kw), videos=args.videos)
     try:
         policy = resolve_policy(args.policy, env, args.task, seed=args.seed, checkpoint=args.checkpoint,
