@@ -41,6 +41,11 @@ def test_pipeline_runs_end_to_end_and_rerun_skips_finished_stages(tmp_path):
     assert (steer_cfg["agent"]["use_eps"], steer_cfg["agent"]["eps_form"], steer_cfg["agent"]["delta"],
             steer_cfg["train"]["explore_eps_scale"]) == (True, "shrink", 8.0, [0.0, 1.0])
     assert "Δθ(s, ε) = h(s) − g(s)⊙ε" in report
+    assert "![eval/grid_base_vs_steered.png](eval/grid_base_vs_steered.png)" in report  # the pictures, 2 GIFs each
+    for name in ("base", "steered"):
+        assert f"![eval/{name}/trajectories.png]" in report
+        assert sorted(p.name for p in (out / "eval" / name / "videos").glob("*.gif")) == ["trial_000.gif",
+                                                                                           "trial_001.gif"]
 
     shutil.rmtree(out / "eval" / "steered")
     second = _pipeline(out)

@@ -117,23 +117,32 @@ class ChunkExecutor:
 
 def evaluate_grid(task: str, obs_mode: str, chunk_policy: Callable[[Any], np.ndarray], horizon: int,
                   trials_per_cell: int | None = None, seed: int = 0, out: str | Path | None = None,
-                  progress: bool = False, meta: dict[str, Any] | None = None, env: Any = None) -> dict[str, Any]:
+                  progress: bool = False, meta: dict[str, Any] | None = None, env: Any = None,
+                  videos: int = 0) -> dict[str, Any]:
     """Run the task's grid protocol with a chunk policy; returns success_rate, n_success, n_trials, mean_return.
-    With `out`, the sim's per-cell JSON/CSV and heatmap PNG are written there. Pass `env` to reuse one evaluation
-    env for many evaluations (a process should hold as few RAI envs as possible, see `make_train_envs`)."""
+    With `out`, the sim's per-cell JSON/CSV and heatmap PNG are written there, with the end-effector trajectories
+    (npz + figure) and GIFs of the first `videos` trials (lpds_sim.eval_pictures); without `out` nothing is
+    recorded. Pass `env` to reuse one evaluation env for many evaluations (a process should hold as few RAI envs
+    as possible, see `make_train_envs`)."""
     from lpds_core.grid_protocol import GridProtocol
+
+    from lpds_sim.eval_pictures import EpisodeRecorder
 
     rows, cols, per_cell = grid_shape(task)
     protocol = GridProtocol(rows=rows, cols=cols, trials=trials_per_cell or per_cell, seed=seed)
     own = env is None
     env = make_env(task, obs_mode) if own else env
+    run_env = EpisodeRecorder(env, videos=videos) if out is not None else env
     try:
-        res = protocol.run(env, ChunkExecutor(chunk_policy, horizon), progress=progress, meta=meta)
+        res = protocol.run(run_env, ChunkExecutor(chunk_policy, horizon), progress=progress, meta=meta)
+        if out is not None:
+            res.write(out)
+            run_env.write(out, res, title=(meta or {}).get("title", ""))
     finally:
+        if run_env is not env:
+            run_env.close_camera()
         if own:
             env.close()
-    if out is not None:
-        res.write(out)
     return {"success_rate": res.success_rate, "n_success": res.successes, "n_trials": len(res.trials),
             "mean_return": float(np.mean([t.ret for t in res.trials])),
             "success_table": res.success_table.tolist()}

@@ -42,6 +42,8 @@ class PipelineConfig:
                                "randomisation, config/worlds/randomised.yaml) or a world YAML file; never graded in")
     algo: str = setting("lpds", "steering algorithm", choices=ALGOS)
     trials: int = setting(5, "final grid trials per cell: 2×4×5 = 40 (pick-and-place), 2×2×5 = 20 (mug)", min=1)
+    videos: int = setting(2, "GIFs of the first grid trials each grid evaluation writes (eval/*/videos/, a few "
+                          "seconds each; skipped without a display or Xvfb); 0: none", min=0)
     bc: BCConfig = nested(BCConfig, bc_steps=3000)
     # LP-DS settings that made the pick_place gain (bench/RESULTS.md, "noise gain"): Δθ(s, ε) = h(s) − g(s)⊙ε,
     # chunks collected at noise levels c·ε with c ~ U(0, 1), a slow dual step, a faster critic; δ = 8 on E‖Δ‖²
@@ -165,7 +167,21 @@ def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path, world: str = E
     world. The stage's own folder: results there are stale (the stage is invalid), so they are replaced."""
     lpds("eval", "--task", cfg.task, "--policy", str(policy), "--obs", cfg.obs, "--out", str(out),
          "--seed", str(20_000 + cfg.train.seed), "--trials", str(cfg.trials), "--no-progress", "--overwrite",
-         *_world_flag(world))
+         *_videos_flag(cfg.videos), *_world_flag(world))
+
+
+def _videos_flag(videos: int) -> list[str]:
+    """`--videos N` for a grid evaluation; nothing when N = 0 or when no display can be had for rendering (the
+    GIFs are a picture for people, never a reason for the pipeline to fail)."""
+    import shutil
+
+    if videos <= 0:
+        return []
+    if not os.environ.get("DISPLAY") and shutil.which("Xvfb") is None:
+        print("note: no display and no Xvfb: the grid evaluations write no videos (run under `xvfb-run -a` for "
+              "them)", flush=True)
+        return []
+    return ["--videos", str(videos)]
 
 
 def _grid(path: Path) -> dict[str, Any]:
@@ -199,8 +215,6 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
     steer_done = json.loads((root / "steer" / "done.json").read_text())
     export_meta = json.loads((root / "export" / "parity.json").read_text())
     plots = sorted((root / "steer" / "plots").glob("*.png")) + sorted((root / "base" / "plots").glob("*.png"))
-    grid_pngs = sorted((root / "eval").glob("*/*.png")) + (
-        sorted((root / f"eval_{world}").glob("*/*.png")) if other else [])
     demos = f"{cfg.n_demos} demos recorded in the {world} world" if other else f"{cfg.n_demos} emulated demos"
     trained_in = world_label(cfg.steer_world)
     steer_world = (f" (in the {trained_in} world)" if trained_in != EMULATION
@@ -232,13 +246,33 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
         f"ONNX export parity (max |torch − onnxruntime|): {export_meta.get('max_abs_diff', float('nan')):.2e}.",
         "",
     ]
-    for p in plots + grid_pngs:
+    for p in plots:
         rel = p.relative_to(root)
         lines += [f"![{rel}]({rel})", ""]
+    for label, folder in [(EMULATION, root / "eval")] + ([(world, root / f"eval_{world}")] if other else []):
+        lines += grid_pictures(root, folder, f"{cfg.task}, {label}")
     lines += ["Settings:", "", "```yaml", (root / "pipeline.yaml").read_text().rstrip(), "```", ""]
     path = root / "report.md"
     runs.atomic_write_bytes(path, "\n".join(lines).encode())
     return path
+
+
+def grid_pictures(root: Path, folder: Path, what: str) -> list[str]:
+    """The report section of one world's grid evaluations (`folder`/base, `folder`/steered): the two heatmaps side
+    by side on one colour scale (written here), both policies' end-effector trajectories, links to the GIFs."""
+    from lpds_sim import eval_pictures as pics
+
+    pair = pics.plot_grid_pair(folder / "base", folder / "steered", folder / pics.GRID_PAIR_PNG, title=what)
+    lines = [f"## Grid evaluation: {what}", "", f"![{pair.relative_to(root)}]({pair.relative_to(root)})", ""]
+    for name in ("base", "steered"):
+        png = folder / name / pics.TRAJECTORY_PNG
+        if png.is_file():  # evaluations made before the trajectories were recorded have none
+            lines += [f"![{png.relative_to(root)}]({png.relative_to(root)})", ""]
+    videos = [(name, p) for name in ("base", "steered") for p in pics.videos_in(folder / name)]
+    if videos:
+        lines += ["Videos: " + ", ".join(f"[{name} {p.stem.replace('_', ' ')}]({p.relative_to(root)})"
+                                         for name, p in videos), ""]
+    return lines
 
 
 def write_stage_config(cfg: Any, path: Path) -> Path:

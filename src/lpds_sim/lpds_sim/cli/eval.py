@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                         "policy, 1 = the policy as deployed)")
     p.add_argument("--max-trials", dest="max_trials", type=int, default=None,
                    help="stop after this many trials: the grid is saved as partial (cells not reached: 'not run')")
+    p.add_argument("--videos", type=int, default=0, metavar="N",
+                   help="also write GIFs of the first N grid trials to OUT/videos/ (160 px, every 2nd step; needs "
+                        "a display or Xvfb); 0: nothing is rendered")
     p.add_argument("--overwrite", action="store_true", help="replace the grid results already in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     from lpds_core.bench_profile import BenchSetting
@@ -37,7 +40,8 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-GRID_FILES = ("grid_results.json", "grid_cells.csv", "grid_trials.csv", "grid_heatmap.png")
+GRID_FILES = ("grid_results.json", "grid_cells.csv", "grid_trials.csv", "grid_heatmap.png", "grid_trajectories.npz",
+              "trajectories.png")
 
 
 def check_out(out: str, overwrite: bool) -> None:
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown task {args.task!r}; choose one of {', '.join(sorted(TASKS))}")
     for flag in ("rows", "cols", "trials", "max_trials"):
         require_count(getattr(args, flag), f"--{flag.replace('_', '-')}")
+    require_count(args.videos, "--videos", minimum=0, meaning="GIFs of the first N trials; 0 = none")
     if not (args.noise_scale >= 0 and args.noise_scale < float("inf")):
         raise ConfigError(f"--noise-scale {args.noise_scale:g} must be a finite number ≥ 0 (1 = the policy as "
                           "deployed, 0 = no noise)")
@@ -80,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
     world = world_label(args.world)
     if args.obs == "image":
         kw["sensor_noise"] = args.sensor_noise
-    env = make_env(args.task, **kw)
+    from lpds_sim import eval_pictures
+
+    if args.videos:  # a missing display is one line now, not an error after the first trial
+        from lpds_sim.rai.display import ensure_display
+
+        ensure_display()
+    env = eval_pictures.EpisodeRecorder(make_env(args.task, **kw), videos=args.videos)
     try:
         policy = resolve_policy(args.policy, env, args.task, seed=args.seed, checkpoint=args.checkpoint,
                                 noise_scale=args.noise_scale)
@@ -92,9 +103,11 @@ def run(args: argparse.Namespace) -> int:
                         meta={"task": args.task, "policy": args.policy, "checkpoint": args.checkpoint,
                               "noise_scale": args.noise_scale, "world": world, "title": title,
                               "env": env.unwrapped.settings()})
+        paths = res.write(args.out)
+        eval_pictures.clear_videos(args.out)  # --overwrite: GIFs of an earlier grid would show other trials
+        paths.update(env.write(args.out, res, title=title))
     finally:
         env.close()
-    paths = res.write(args.out)
     print(res.summary())
     print(f"world: {world}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
