@@ -37,7 +37,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt src/lpds_core/pyproject.toml 
 # the main job: demos -> base -> LP-DS -> ONNX -> grid (base vs steered), then the same exported policy
 # driven through the ROS 2 graph (separate processes over DDS) against the RAI sim robot
 demo: setup
-	$(XRUN) $(BIN)/lpds pipeline --task pick_place --out $(OUT)/pick_place
+	$(XRUN) $(BIN)/lpds pipeline --task pick_place --grade-worlds reality --out $(OUT)/pick_place
 	@# the ROS grid of this export: one folder per exported model (its digest), so a rerun skips a finished grid
 	@# and a new model never overwrites the bags of an earlier one
 	@ros=$(OUT)/ros_grid/$$(sha256sum $(OUT)/pick_place/export/decoder.onnx | cut -c1-12); \

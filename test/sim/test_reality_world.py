@@ -468,6 +468,32 @@ def test_pipeline_records_demos_in_the_world_steers_in_the_emulation_and_grades_
     assert stages == ["demos", "base", "steer", "export", "eval-base", "eval-steered", *extra, "report"]
 
 
+def test_pipeline_grades_in_every_extra_world_once(tmp_path, monkeypatch):
+    """`--grade-worlds reality` (what `make demo` passes): emulation demos, and both policies graded in reality too;
+    a world named twice, or the emulation, adds no stage."""
+    from lpds_core.config import build
+    from lpds_sim import pipeline
+
+    late = tmp_path / "late.yaml"
+    late.write_text("world_name: late\ncommand_latency_steps: [1, 1]\n")
+    cfg = build(pipeline.PipelineConfig, {"grade_worlds": ["reality", "emulation", str(late), "reality"]})
+    assert cfg.graded_worlds == [("reality", "reality"), ("late", str(late))]
+    assert build(pipeline.PipelineConfig, {"world": "reality", "grade_worlds": ["reality"]}).graded_worlds == [
+        ("reality", "reality")]
+    stages: list = []
+    monkeypatch.setattr(pipeline, "run_stages", lambda st, force=(): stages.extend(st) or [])
+    pipeline.run_pipeline(cfg, tmp_path / "run")
+    names = [s.name for s in stages]
+    assert names == ["demos", "base", "steer", "export", "eval-base", "eval-steered", "eval-base-reality",
+                     "eval-steered-reality", "eval-base-late", "eval-steered-late", "report"]
+    calls: list = []
+    monkeypatch.setattr(pipeline, "lpds", lambda *a: calls.append(a))
+    next(s for s in stages if s.name == "eval-steered-late").run()
+    assert calls[-1][-2:] == ("--world", str(late)) and str(tmp_path / "run" / "eval_late" / "steered") in calls[-1]
+    with pytest.raises(ConfigError, match="unknown world 'realty'"):
+        build(pipeline.PipelineConfig, {"grade_worlds": ["realty"]})
+
+
 @isolated
 def test_steering_in_a_world_trains_and_evaluates_there_with_a_binomial_interval(tmp_path, monkeypatch):
     """`train-steer --world randomised`: the periodic grid runs in that world too (the best checkpoint is chosen
@@ -499,3 +525,17 @@ def test_steering_in_a_world_trains_and_evaluates_there_with_a_binomial_interval
         assert r["trials"] == 8 and r["success"] == pytest.approx(r["successes"] / 8)
         assert (r["success_lo"], r["success_hi"]) == pytest.approx(wilson_ci95(int(r["successes"]), 8))
     assert (tmp_path / "steer" / "plots" / "success_return.png").is_file()
+
+
+def test_a_started_pipeline_refuses_changed_settings_but_takes_new_gradings(tmp_path, monkeypatch):
+    from lpds_core.config import build
+    from lpds_sim import pipeline
+
+    monkeypatch.setattr(pipeline, "run_stages", lambda st, force=(): [])
+    root = tmp_path / "run"
+    pipeline.run_pipeline(build(pipeline.PipelineConfig, {}), root)
+    (root / "demos.hdf5").write_bytes(b"")  # the run has produced something
+    with pytest.raises(pipeline.runs.RunError, match=r"different settings \(bc\.bc_steps|different settings \(bc_steps"):
+        pipeline.run_pipeline(build(pipeline.PipelineConfig, {"bc_steps": 10}), root)
+    pipeline.run_pipeline(build(pipeline.PipelineConfig, {"grade_worlds": ["reality"], "videos": 0}), root)
+    assert "reality" in (root / "pipeline.yaml").read_text()

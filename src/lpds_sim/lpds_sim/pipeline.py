@@ -40,6 +40,8 @@ class PipelineConfig:
     world: str = world_field()
     steer_world: str = setting(EMULATION, "world LP-DS trains in: emulation, or randomised (the emulation with domain "
                                "randomisation, config/worlds/randomised.yaml) or a world YAML file; never graded in")
+    grade_worlds: list[str] = setting([], "more worlds both policies are graded in, beside the emulation and `world` "
+                                      "(e.g. reality: `make demo` shows base vs steered there)")
     algo: str = setting("lpds", "steering algorithm", choices=ALGOS)
     trials: int = setting(5, "final grid trials per cell: 2×4×5 = 40 (pick-and-place), 2×2×5 = 20 (mug)", min=1)
     videos: int = setting(2, "GIFs of the first grid trials each grid evaluation writes (eval/*/videos/, a few "
@@ -72,8 +74,20 @@ class PipelineConfig:
 
     def check(self) -> "PipelineConfig":
         resolve_world(self.world)  # one line if it is neither a preset nor a readable world file
-        resolve_world(self.steer_world)
+        for w in [self.steer_world, *self.grade_worlds]:
+            resolve_world(w)
         return self
+
+    @property
+    def graded_worlds(self) -> list[tuple[str, str]]:
+        """(label, source) of every world other than the emulation that both policies are graded in: `world` (the
+        demos' world), then `grade_worlds`; each once."""
+        worlds: dict[str, str] = {}
+        for source in [self.world, *self.grade_worlds]:
+            label = world_label(source)
+            if label != EMULATION:
+                worlds.setdefault(label, source)
+        return list(worlds.items())
 
     @property
     def world_label(self) -> str:
@@ -217,14 +231,16 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
     plots = sorted((root / "steer" / "plots").glob("*.png")) + sorted((root / "base" / "plots").glob("*.png"))
     demos = f"{cfg.n_demos} demos recorded in the {world} world" if other else f"{cfg.n_demos} emulated demos"
     trained_in = world_label(cfg.steer_world)
+    graded = cfg.graded_worlds
     steer_world = (f" (in the {trained_in} world)" if trained_in != EMULATION
-                   else " (in the emulation)" if other else "")
+                   else " (in the emulation)" if graded else "")
     lines = [
         f"# LP-DS pipeline report: {cfg.task} ({cfg.obs} observations, {cfg.bc.backbone} backbone)",
         "",
         f"{demos} → behaviour cloning ({cfg.bc.bc_steps} gradient steps) → {cfg.algo} with "
         f"δ = {cfg.agent.delta} for {steer_done['env_steps']} env steps{steer_world} → ONNX export → grid evaluation "
-        f"({n_grid_trials(cfg)} trials each, same seeds{f', in the emulation and in {world}' if other else ''}).",
+        f"({n_grid_trials(cfg)} trials each, same seeds"
+        f"{', in the emulation and in ' + ' and '.join(w for w, _ in graded) if graded else ''}).",
         "",
         steer_description(cfg),
         "",
@@ -234,13 +250,14 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
         f"| steered ({cfg.algo}, exported ONNX) | {steered['n_success']}/{steered['n_trials']} | "
         f"{steered['mean_return']:.2f} |",
     ]
-    if other:  # the same two policies on the other world's grid (same trial seeds)
+    if graded:  # the same two policies on the other worlds' grids (same trial seeds)
         lines[-2] = lines[-2].replace("| base (", "| emulation: base (")
         lines[-1] = lines[-1].replace("| steered (", "| emulation: steered (")
+    for label, _ in graded:
         for name in ("base", "steered"):
-            g = _grid(root / f"eval_{world}" / name)
+            g = _grid(root / f"eval_{label}" / name)
             what = f"base ({cfg.bc.backbone}, torch)" if name == "base" else f"steered ({cfg.algo}, exported ONNX)"
-            lines.append(f"| {world}: {what} | {g['n_success']}/{g['n_trials']} | {g['mean_return']:.2f} |")
+            lines.append(f"| {label}: {what} | {g['n_success']}/{g['n_trials']} | {g['mean_return']:.2f} |")
     lines += [
         "",
         f"ONNX export parity (max |torch − onnxruntime|): {export_meta.get('max_abs_diff', float('nan')):.2e}.",
@@ -249,7 +266,7 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
     for p in plots:
         rel = p.relative_to(root)
         lines += [f"![{rel}]({rel})", ""]
-    for label, folder in [(EMULATION, root / "eval")] + ([(world, root / f"eval_{world}")] if other else []):
+    for label, folder in [(EMULATION, root / "eval")] + [(w, root / f"eval_{w}") for w, _ in graded]:
         lines += grid_pictures(root, folder, f"{cfg.task}, {label}")
     lines += ["Settings:", "", "```yaml", (root / "pipeline.yaml").read_text().rstrip(), "```", ""]
     path = root / "report.md"
@@ -281,6 +298,10 @@ def write_stage_config(cfg: Any, path: Path) -> Path:
     return path
 
 
+# settings that only add gradings or pictures: changing them keeps every stage already done valid
+GRADING_ONLY = ("grade_worlds", "videos")
+
+
 def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run (or continue) the pipeline in `out`; returns the names of the stages that ran and the report path."""
     from lpds_sim.export_run import export_valid
@@ -294,7 +315,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     root.mkdir(parents=True, exist_ok=True)
     if saved.exists() and _has_outputs(root):  # settings of a start that produced nothing may change freely
         old, new = flatten(runs.load_yaml_config(saved, PipelineConfig)), flatten(cfg)
-        changed = [k for k in new if old.get(k) != new[k]]
+        changed = [k for k in new if old.get(k) != new[k] and k not in GRADING_ONLY]
         if changed:
             raise runs.RunError(f"{root} was run with different settings ({', '.join(changed)}); "
                                 f"use a new --out, or delete the stages that depend on them")
@@ -320,12 +341,12 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
         Stage("eval-steered", lambda: eval_valid(ev_steered, n_trials, export),
               lambda: evaluate_policy(cfg, export, ev_steered)),
     ]
-    if world != EMULATION:  # both policies graded in the world the demos came from too
-        stages += [Stage(f"eval-{name}-{world}", functools.partial(eval_valid, root / f"eval_{world}" / name, n_trials,
-                                                                   policy, world),
-                         functools.partial(evaluate_policy, cfg, policy, root / f"eval_{world}" / name, cfg.world))
+    for label, source in cfg.graded_worlds:  # both policies graded in the demos' world and `grade_worlds` too
+        stages += [Stage(f"eval-{name}-{label}", functools.partial(eval_valid, root / f"eval_{label}" / name,
+                                                                   n_trials, policy, label),
+                         functools.partial(evaluate_policy, cfg, policy, root / f"eval_{label}" / name, source))
                    for name, policy in (("base", base), ("steered", export))]
-    evals = [root / "eval"] + ([root / f"eval_{world}"] if world != EMULATION else [])
+    evals = [root / "eval"] + [root / f"eval_{label}" for label, _ in cfg.graded_worlds]
     stages.append(Stage("report", lambda: (root / "report.md").is_file()
                         and all(_newer(root / "report.md", ev) for ev in evals), lambda: write_report(cfg, root)))
     ran = run_stages(stages, force=force)
