@@ -99,6 +99,15 @@ def main(argv: list[str] | None = None) -> int:
 
     results_path = out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.is_file() else {}
+
+    def save() -> None:
+        """Merge this process's rows into results.json (another bench process may be adding variants)."""
+        on_disk = json.loads(results_path.read_text()) if results_path.is_file() else {}
+        for seed_key, rows_ in on_disk.items():
+            mine = results.setdefault(seed_key, {})
+            for key, row in rows_.items():
+                mine.setdefault(key, row)
+        runs.atomic_write_json(results_path, results)
     for seed in seeds:
         root = out / f"seed_{seed}"
         root.mkdir(exist_ok=True)
@@ -115,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             if key not in rows:
                 rows[key] = {"reality": grade(base, root / "eval_reality" / f"base_c{c:g}", seed, "reality", c),
                              "policy": str(base), "noise_scale": c}
-                runs.atomic_write_json(results_path, results)
+                save()
         for name in names:
             cfg = variant_config(name, seed, args.env_steps, extra)
             run = root / name
@@ -137,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                              "steer_world": cfg.steer_world,
                              "auc": curve_auc([p[0] for p in pts], [p[1] for p in pts]) if len(pts) > 1 else None,
                              "env_steps": json.loads((run / "done.json").read_text())["env_steps"]}
-                runs.atomic_write_json(results_path, results)
+                save()
         add_entropies(rows, root)
-        runs.atomic_write_json(results_path, results)
+        save()
 
     table, figure = report(results, [str(s) for s in seeds], out, wilson_ci95, mean_ci95)
     print("\n".join(table))
