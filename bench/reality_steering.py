@@ -210,9 +210,19 @@ def report(results: dict[str, Any], seeds: list[str], out: Path, wilson, mean_ci
 
     keys = list(dict.fromkeys(k for s in seeds for k in results.get(s, {})))
     head = "| policy | " + " | ".join(f"seed {s}: reality" for s in seeds) + (
-        " | pooled reality (95 % Wilson) | mean ± t-interval | entropy (nats) | emulation (pooled) | success AUC |")
-    table = [head, "|" + "---|" * (len(seeds) + 6)]
+        " | pooled reality (95 % Wilson) | mean ± t-interval | entropy (nats) | floor at that entropy | "
+        "emulation (pooled) | success AUC |")
+    table = [head, "|" + "---|" * (len(seeds) + 7)]
     points = []
+    floor_curve = []  # (entropy, pooled success rate) of the temperatures, for the floor at a method's entropy
+    for k in keys:
+        if k.startswith("base c="):
+            rs = [results[s][k] for s in seeds if k in results.get(s, {}) and "entropy" in results[s][k]]
+            if rs:
+                floor_curve.append((float(np.mean([r["entropy"] for r in rs])),
+                                    sum(r["reality"]["n_success"] for r in rs) / sum(r["reality"]["n_trials"]
+                                                                                   for r in rs)))
+    floor_curve.sort()
     for k in keys:
         rs = [results[s][k] for s in seeds if k in results.get(s, {})]
         succ = [r["reality"]["n_success"] for r in rs]
@@ -227,7 +237,9 @@ def report(results: dict[str, Any], seeds: list[str], out: Path, wilson, mean_ci
         per = " | ".join(f"{results[s][k]['reality']['n_success']}/{results[s][k]['reality']['n_trials']}"
                          if k in results.get(s, {}) else "–" for s in seeds)
         ci = f"{m:.1f} [{mlo:.1f}, {mhi:.1f}]" if len(succ) > 1 else f"{m:.1f}"
-        table.append(f"| {k} | {per} | {sum(succ)}/{n} [{lo:.2f}, {hi:.2f}] | {ci} | {ent:.2f} | {emu_txt} | "
+        at = (f"{np.interp(ent, [f[0] for f in floor_curve], [f[1] for f in floor_curve]):.2f}"
+              if floor_curve and np.isfinite(ent) and not k.startswith("base c=") else "–")
+        table.append(f"| {k} | {per} | {sum(succ)}/{n} [{lo:.2f}, {hi:.2f}] | {ci} | {ent:.2f} | {at} | {emu_txt} | "
                      f"{auc_txt} |")
         points.append((k, ent, sum(succ) / n, lo, hi))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
