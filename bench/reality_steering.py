@@ -200,6 +200,9 @@ def add_entropies(rows: dict[str, Any], root: Path) -> None:
         env.close()
 
 
+COLLAPSED = -20.0  # nats: below this a policy's samples are (nearly) all the same action
+
+
 def report(results: dict[str, Any], seeds: list[str], out: Path, wilson, mean_ci) -> tuple[list[str], Path]:
     """The table (per seed and pooled, with intervals) and the success-vs-entropy figure."""
     import matplotlib
@@ -241,21 +244,28 @@ def report(results: dict[str, Any], seeds: list[str], out: Path, wilson, mean_ci
               if floor_curve and np.isfinite(ent) and not k.startswith("base c=") else "–")
         table.append(f"| {k} | {per} | {sum(succ)}/{n} [{lo:.2f}, {hi:.2f}] | {ci} | {ent:.2f} | {at} | {emu_txt} | "
                      f"{auc_txt} |")
-        points.append((k, ent, sum(succ) / n, lo, hi))
+        points.append((k, ent, sum(succ) / n, lo, hi, len(rs)))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    # a collapsed policy (c = 0: every sample the same) has an entropy of about −85 nats (the distance floor);
+    # drawn at the left edge, labelled with its value, so the diverse policies are not squeezed into a corner
+    finite = [p[1] for p in points if np.isfinite(p[1]) and p[1] > COLLAPSED]
+    left = (min(finite) - 1.5) if finite else COLLAPSED
+    points = [(k, e if not np.isfinite(e) or e > COLLAPSED else left, *rest, e) for k, e, *rest in points]
     floor = [p for p in points if p[0].startswith("base c=")]
     if floor:
         ax.errorbar([p[1] for p in floor], [p[2] for p in floor],
                     yerr=[[p[2] - p[3] for p in floor], [p[4] - p[2] for p in floor]], color="0.4", marker="o",
                     capsize=3, label="base at noise temperature c (the floor)")
         for p in floor:
-            ax.annotate(p[0][5:], (p[1], p[2]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            label = p[0][5:] if p[1] == p[6] else f"{p[0][5:]} ({p[6]:.0f} nats: collapsed)"
+            ax.annotate(label, (p[1], p[2]), textcoords="offset points", xytext=(4, 4 if p[1] == p[6] else -12),
+                        fontsize=7)
     for p in points:
         if not p[0].startswith("base c="):
             ax.errorbar([p[1]], [p[2]], yerr=[[p[2] - p[3]], [p[4] - p[2]]], marker="s", capsize=3, ls="none",
-                        label=p[0])
+                        label=f"{p[0]}, {p[5]} seed{'s' if p[5] > 1 else ''}")
     ax.set_xlabel("KL action entropy (nats; w = 0 is not diverse)")
-    ax.set_ylabel(f"reality grid success (pooled over {len(seeds)} seeds)")
+    ax.set_ylabel("reality grid success (pooled over seeds)")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
