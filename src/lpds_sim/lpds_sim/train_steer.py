@@ -204,13 +204,12 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
 
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
-    env_kwargs = {"privileged_state": True} if cfg.critic_state else {}
     train_world = resolve_world(cfg.world)
-    if train_world is not None:
-        env_kwargs["world"] = train_world
+    world_kwargs = {"world": train_world} if train_world is not None else {}  # {}: today's emulation code path
+    env_kwargs = {**({"privileged_state": True} if cfg.critic_state else {}), **world_kwargs}
     # one for the whole run, reused by every evaluation: the grid of the world the run trains in (its seeded trials
     # see the same draws at every evaluation), so the best checkpoint is chosen where it trains, never in reality
-    eval_env = make_env(cfg.task, base_cfg["obs"], **({"world": train_world} if train_world is not None else {}))
+    eval_env = make_env(cfg.task, base_cfg["obs"], **world_kwargs)
     try:  # before any worker process starts
         check_policy_fits(eval_env, backbone.act_dim, None, f"base run {cfg.base}", cfg.task)
     except runs.UserError:
