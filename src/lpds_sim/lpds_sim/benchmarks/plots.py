@@ -16,7 +16,8 @@ def _plt() -> Any:
 
 def plot_curves(bands: dict[str, dict[str, dict[str, np.ndarray] | None]], path: Path, metric: str,
                 budget: int) -> Path:
-    """One panel per task (in a row, like the paper's Gym row): each method's mean curve with its 95 % band."""
+    """One panel per task (in a row, like the paper's Gym row): each method's mean curve with its 95 % band (a
+    success rate's band is cut to [0, 1]: the t interval of 3 seeds knows no bounds)."""
     plt = _plt()
     tasks = list(bands) or ["(no runs)"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
@@ -28,7 +29,8 @@ def plot_curves(bands: dict[str, dict[str, dict[str, np.ndarray] | None]], path:
             line, = ax.plot(b["steps"], b["mean"], marker="o" if len(b["steps"]) < 30 else None, ms=3,
                             label=f"{lab} (n={b['n']})", **style)
             if np.isfinite(b["lo"]).all():
-                ax.fill_between(b["steps"], b["lo"], b["hi"], alpha=0.2, color=line.get_color())
+                lo, hi = (np.clip(b["lo"], 0, 1), np.clip(b["hi"], 0, 1)) if metric == "success" else (b["lo"], b["hi"])
+                ax.fill_between(b["steps"], lo, hi, alpha=0.2, color=line.get_color())
         ax.set_title(task)
         ax.set_xlabel("env steps")
         ax.set_xlim(0, budget)
