@@ -101,13 +101,19 @@ def plot_deltas(rows: list[dict[str, Any]], tasks: list[str], path: Path, metric
         if base is not None and base[metric]["mean"] is not None:
             ax.axhline(base[metric]["mean"], color="gray", ls=":", label="base")
         twin = ax.twinx()
-        twin.plot(d, [r["action_entropy"]["mean"] for r in pts], "-^", color="tab:green", ms=4, alpha=0.7)
+        twin.plot(d, [r["action_entropy"]["mean"] for r in pts], "-^", color="tab:green", ms=4, alpha=0.7,
+                  label="KL action entropy (right)")
         twin.set_ylabel("KL action entropy (nats)", color="tab:green", fontsize=8)
+        if metric == "success":
+            ax.set_ylim(bottom=max(ax.get_ylim()[0], 0.0))
         ax.set_xscale("log")
         ax.set_title(f"{task}: LP-DS vs δ")
         ax.set_xlabel("trust-region δ")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        # the twin axis is drawn over `ax`, so the legend lives on it (else its line crosses the legend)
+        hs, ls = ax.get_legend_handles_labels()
+        ht, lt = twin.get_legend_handles_labels()
+        twin.legend(hs + ht, ls + lt, fontsize=7)
     axes[0][0].set_ylabel(metric)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
