@@ -82,6 +82,18 @@ def test_runs_aggregate_from_their_folders_and_refuse_other_settings(toy_cfg):
         one_run.execute(other[0])
 
 
+def test_temperature_rows_take_the_auc_of_the_suites_metric():
+    from lpds_sim.benchmarks.aggregate import table_rows
+
+    temp = [{"c": 0.5, "return": 95.0, "success": 0.1, "action_entropy": -70.0}]
+    group = [{"algo": "temperature", "metrics": {"temperature": temp, "wall_s": 2.0}}] * 2
+    row, = table_rows({("relocate", "temperature"): group}, metric="success")
+    assert row["method"] == "temperature c=0.5" and row["seeds"] == 2
+    assert row["auc"]["mean"] == pytest.approx(0.1)  # a success suite's AUC is a rate, never the return
+    row, = table_rows({("hopper", "temperature"): group})
+    assert row["auc"]["mean"] == pytest.approx(95.0)
+
+
 def test_a_run_killed_after_its_first_checkpoint_resumes_from_it(toy_cfg, monkeypatch):
     cfg, bases = toy_cfg
     job = _jobs(cfg, bases, ["dsrl-sac"], seeds=[1])[0]

@@ -69,9 +69,10 @@ def curve_band(seed_runs: list[dict[str, Any]]) -> dict[str, np.ndarray] | None:
     return {"steps": grid, "mean": m, "lo": lo, "hi": hi, "n": len(curves)}
 
 
-def table_rows(groups: dict[tuple[str, str], list[dict[str, Any]]], extra: tuple[str, ...] = ()
-               ) -> list[dict[str, Any]]:
-    """One row per (task, method); the temperature run gives one row per c. `extra`: the suite's own columns."""
+def table_rows(groups: dict[tuple[str, str], list[dict[str, Any]]], extra: tuple[str, ...] = (),
+               metric: str = "return") -> list[dict[str, Any]]:
+    """One row per (task, method); the temperature run gives one row per c. `extra`: the suite's own columns.
+    An untrained policy's curve is flat, so a temperature row's AUC is its final `metric` (the suite's curve)."""
     cols = COLUMNS + tuple(extra)
     rows = []
     for (task, lab), seed_runs in sorted(groups.items()):
@@ -79,7 +80,7 @@ def table_rows(groups: dict[tuple[str, str], list[dict[str, Any]]], extra: tuple
             by_c: dict[float, list[dict[str, Any]]] = defaultdict(list)
             for r in seed_runs:
                 for row in r["metrics"]["temperature"]:
-                    by_c[float(row["c"])].append({**row, "auc": row["return"], "env_steps": 0,
+                    by_c[float(row["c"])].append({**row, "auc": row[metric], "env_steps": 0,
                                                   "wall_s": r["metrics"]["wall_s"] / len(r["metrics"]["temperature"])})
             for c, rs in sorted(by_c.items()):
                 rows.append({"task": task, "method": f"temperature c={c:g}", "c": c, "seeds": len(rs),
@@ -141,7 +142,7 @@ def aggregate(cfg: Any, jobs: list[dict[str, Any]], suite: Any) -> dict[str, Any
     got = collect(jobs, suite.metric)
     groups = got["groups"]
     extra = tuple(getattr(suite, "extra_columns", ()))
-    rows = table_rows(groups, extra)
+    rows = table_rows(groups, extra, suite.metric)
     kinds = {j["config"].get("base_kind", "flow") for j in jobs}
     dppo_note = "; dppo: the diffusion base of the same demos, the others the flow base" if len(kinds) > 1 else ""
     note = (f"Mean ± half-width of the two-sided 95 % Student-t interval over seeds ({suite.name} suite, "

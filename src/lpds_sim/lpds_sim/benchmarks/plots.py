@@ -16,7 +16,8 @@ def _plt() -> Any:
 
 def plot_curves(bands: dict[str, dict[str, dict[str, np.ndarray] | None]], path: Path, metric: str,
                 budget: int) -> Path:
-    """One panel per task (in a row, like the paper's Gym row): each method's mean curve with its 95 % band."""
+    """One panel per task (in a row, like the paper's Gym row): each method's mean curve with its 95 % band (a
+    success rate's band is cut to [0, 1]: the t interval of 3 seeds knows no bounds)."""
     plt = _plt()
     tasks = list(bands) or ["(no runs)"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
@@ -28,7 +29,8 @@ def plot_curves(bands: dict[str, dict[str, dict[str, np.ndarray] | None]], path:
             line, = ax.plot(b["steps"], b["mean"], marker="o" if len(b["steps"]) < 30 else None, ms=3,
                             label=f"{lab} (n={b['n']})", **style)
             if np.isfinite(b["lo"]).all():
-                ax.fill_between(b["steps"], b["lo"], b["hi"], alpha=0.2, color=line.get_color())
+                lo, hi = (np.clip(b["lo"], 0, 1), np.clip(b["hi"], 0, 1)) if metric == "success" else (b["lo"], b["hi"])
+                ax.fill_between(b["steps"], lo, hi, alpha=0.2, color=line.get_color())
         ax.set_title(task)
         ax.set_xlabel("env steps")
         ax.set_xlim(0, budget)
@@ -99,13 +101,19 @@ def plot_deltas(rows: list[dict[str, Any]], tasks: list[str], path: Path, metric
         if base is not None and base[metric]["mean"] is not None:
             ax.axhline(base[metric]["mean"], color="gray", ls=":", label="base")
         twin = ax.twinx()
-        twin.plot(d, [r["action_entropy"]["mean"] for r in pts], "-^", color="tab:green", ms=4, alpha=0.7)
+        twin.plot(d, [r["action_entropy"]["mean"] for r in pts], "-^", color="tab:green", ms=4, alpha=0.7,
+                  label="KL action entropy (right)")
         twin.set_ylabel("KL action entropy (nats)", color="tab:green", fontsize=8)
+        if metric == "success":
+            ax.set_ylim(bottom=max(ax.get_ylim()[0], 0.0))
         ax.set_xscale("log")
         ax.set_title(f"{task}: LP-DS vs δ")
         ax.set_xlabel("trust-region δ")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        # the twin axis is drawn over `ax`, so the legend lives on it (else its line crosses the legend)
+        hs, ls = ax.get_legend_handles_labels()
+        ht, lt = twin.get_legend_handles_labels()
+        twin.legend(hs + ht, ls + lt, fontsize=7)
     axes[0][0].set_ylabel(metric)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
