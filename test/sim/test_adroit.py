@@ -125,7 +125,7 @@ def test_suite_base_is_cached_and_evaluate_reports_success_and_return(tmp_path):
     from lpds_sim.benchmarks.suites import get_suite
 
     suite = get_suite("adroit")
-    assert set(suite.tasks) <= set(OPERATORS) and suite.metric == "success"
+    assert suite.tasks == tuple(OPERATORS) and suite.metric == "success"
     tiny = dict(n_demos=2, bc_steps=3, hidden=16, n_layers=1, num_steps=2)
     model, path = adroit_base_policy("relocate", cache_dir=tmp_path, progress=False, **tiny)
     stamp = path.stat().st_mtime_ns
