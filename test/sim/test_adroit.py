@@ -78,6 +78,15 @@ def test_relocate_operator_succeeds_in_every_style():
         run_episode(env, "pen", 0, "direct")
 
 
+def test_hammer_operator_drives_the_nail_in_every_style():
+    env = make_env("hammer")
+    for style in styles("hammer"):
+        for seed in (100, 101):  # resets outside the tuning seeds 0-15 (the board's height is drawn per reset)
+            ep = run_episode(env, "hammer", seed, style)
+            assert ep["success"], f"{style} seed {seed}: goal held on {ep['goal_steps']} steps only"
+            assert ep["actions"].shape == (200, 26) and np.abs(ep["actions"]).max() <= 1.0
+
+
 def test_demos_round_trip_and_are_deterministic(tmp_path):
     path = tmp_path / "relocate.hdf5"
     s = make_demos("relocate", 3, seed=0, out=path)

@@ -355,7 +355,7 @@ class AdroitSuite(Suite):
     Chunk H = 4 executed whole, 200-step episodes (no early termination)."""
 
     name = "adroit"
-    tasks = ("relocate",)  # = adroit.operators.OPERATORS (not imported here: gymnasium-robotics prints on import)
+    tasks = ("relocate", "hammer")  # = adroit.operators.OPERATORS (not imported: gymnasium-robotics prints on import)
     metric = "success"
 
     def presets(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@
   train-expert  train (or resume) a SAC expert; keeps the first snapshot near one third of expert return
   make          roll a shipped medium policy out into a Minari dataset (deterministic, in minutes); or, for
                 lift-scripted / can-scripted / square-scripted, the scripted RoboMimic operators' successful
-                episodes into a robomimic HDF5 file; relocate-scripted the same from the Adroit operator
+                episodes into a robomimic HDF5 file; relocate-scripted / hammer-scripted the same from the Adroit
+                operators
   base          train a flow or diffusion base policy on a task's dataset (the bench's frozen base)
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        **fmt)
     m.add_argument("name", help="TASK-medium: hopper-medium, walker2d-medium or halfcheetah-medium; or "
                                 "TASK-scripted: lift-scripted, can-scripted or square-scripted (robomimic HDF5), "
-                                "relocate-scripted (Adroit, robomimic-style HDF5)")
+                                "relocate-scripted or hammer-scripted (Adroit, robomimic-style HDF5)")
     m.add_argument("--n-demos", type=int, default=200,
                    help="TASK-scripted: successful demos to keep")
     m.add_argument("--out", help="TASK-scripted: the .hdf5 file (default: ~/.cache/lpds/robomimic/TASK/"

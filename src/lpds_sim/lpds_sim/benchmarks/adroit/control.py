@@ -82,6 +82,11 @@ class Hand:
     def body(self, name: str) -> np.ndarray:
         return self.data.xpos[self.model.body(name).id].copy()
 
+    def body_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A body's world position and rotation matrix now."""
+        b = self.model.body(name).id
+        return self.data.xpos[b].copy(), self.data.xmat[b].reshape(3, 3).copy()
+
     def clip_joints(self, idx: np.ndarray, q: np.ndarray) -> np.ndarray:
         return np.clip(q, self.jrange[idx, 0], self.jrange[idx, 1])
 
@@ -140,3 +145,13 @@ class Hand:
         s.qpos[self.qadr[np.asarray(idx)]] = q
         mujoco.mj_kinematics(self.model, s)
         return s.site_xpos[self.model.site(site).id].copy()
+
+    def body_pose_at(self, name: str, idx: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where body `name` would be (position, rotation matrix) with actuators `idx` at `q` (the rest as it is):
+        for placing points of a held tool, which moves with the palm."""
+        s = self._scratch
+        s.qpos[:] = self.data.qpos
+        s.qpos[self.qadr[np.asarray(idx)]] = q
+        mujoco.mj_kinematics(self.model, s)
+        b = self.model.body(name).id
+        return s.xpos[b].copy(), s.xmat[b].reshape(3, 3).copy()

@@ -11,10 +11,10 @@ from typing import Any
 
 from lpds_core.errors import ConfigError
 
-from . import op_relocate
+from . import op_hammer, op_relocate
 from .script import run_episode as _run
 
-OPERATORS: dict[str, ModuleType] = {"relocate": op_relocate}
+OPERATORS: dict[str, ModuleType] = {"relocate": op_relocate, "hammer": op_hammer}
 
 
 def operator_module(task: str) -> ModuleType:
