@@ -82,6 +82,19 @@ def test_runs_aggregate_from_their_folders_and_refuse_other_settings(toy_cfg):
         one_run.execute(other[0])
 
 
+def test_aggregate_only_tables_the_finished_runs_and_starts_none(toy_cfg, tmp_path):
+    from lpds_sim.benchmarks.sweep import run_sweep
+
+    cfg, bases = toy_cfg
+    cfg = dataclasses.replace(cfg, out=str(tmp_path / "agg"), aggregate_only=True)
+    jobs = _jobs(cfg, bases, ["base"], seeds=[0, 1])
+    one_run.execute(jobs[0])
+    s = run_sweep(cfg, progress=False)
+    assert s["unfinished"] == ["four_goal/base/seed1"]
+    assert not (Path(jobs[1]["root"]) / "done.json").exists()
+    assert {r["method"]: r["seeds"] for r in s["table"]} == {"base": 1}
+
+
 def test_temperature_rows_take_the_auc_of_the_suites_metric():
     from lpds_sim.benchmarks.aggregate import table_rows
 

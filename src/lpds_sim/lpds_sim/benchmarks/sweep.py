@@ -62,6 +62,8 @@ class BenchConfig:
                                         "base kind, comma-separated (flow,diffusion; none: --base-kind)")
     bc_steps: int | None = setting(None, "BC steps of a base the suite trains itself (toy; none: its default)",
                                    min=1)
+    aggregate_only: bool = setting(False, "tables and figures from the runs already finished in --out, starting "
+                                          "none (a look at a sweep still running elsewhere, or one cut short)")
     agent: AgentConfig = nested(AgentConfig)
     train: LoopConfig = nested(LoopConfig)
 
@@ -235,7 +237,9 @@ def run_sweep(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     print(f"bench {cfg.suite}: {len(jobs)} runs ({len(done)} finished already, {len(todo)} to run) in {out}/runs",
           flush=True)
     failures: list[tuple[str, str]] = []
-    if todo:
+    if todo and cfg.aggregate_only:
+        print(f"--aggregate-only: {len(todo)} unfinished runs left as they are", flush=True)
+    elif todo:
         failures = _run_on_ray(cfg, todo, len(jobs), len(done), progress)
     summary = aggregate(cfg, jobs, suite)
     if failures:
