@@ -93,6 +93,10 @@ def test_aggregate_only_tables_the_finished_runs_and_starts_none(toy_cfg, tmp_pa
     assert s["unfinished"] == ["four_goal/base/seed1"]
     assert not (Path(jobs[1]["root"]) / "done.json").exists()
     assert {r["method"]: r["seeds"] for r in s["table"]} == {"base": 1}
+    empty = dataclasses.replace(cfg, out=str(tmp_path / "nothing"))
+    with pytest.raises(one_run.runs.RunError, match="--aggregate-only: none of these 2 runs has finished"):
+        run_sweep(empty, progress=False)
+    assert not (tmp_path / "nothing" / "table.md").exists()
 
 
 def test_temperature_rows_take_the_auc_of_the_suites_metric():

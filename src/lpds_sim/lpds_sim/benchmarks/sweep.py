@@ -236,6 +236,9 @@ def run_sweep(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     todo = [j for j in jobs if j not in done]
     print(f"bench {cfg.suite}: {len(jobs)} runs ({len(done)} finished already, {len(todo)} to run) in {out}/runs",
           flush=True)
+    if cfg.aggregate_only and not done:
+        raise RunError(f"--aggregate-only: none of these {len(jobs)} runs has finished in {out}/runs; check --out and "
+                       f"the sweep's flags, or run without --aggregate-only")
     failures: list[tuple[str, str]] = []
     if todo and cfg.aggregate_only:
         print(f"--aggregate-only: {len(todo)} unfinished runs left as they are", flush=True)
