@@ -140,18 +140,19 @@ class Hand:
 
     def site_at(self, site: str, idx: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Where `site` would be with actuators `idx` at `q` (the rest of the state as it is)."""
-        s = self._scratch
-        s.qpos[:] = self.data.qpos
-        s.qpos[self.qadr[np.asarray(idx)]] = q
-        mujoco.mj_kinematics(self.model, s)
-        return s.site_xpos[self.model.site(site).id].copy()
+        return self._posed(idx, q).site_xpos[self.model.site(site).id].copy()
 
     def body_pose_at(self, name: str, idx: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where body `name` would be (position, rotation matrix) with actuators `idx` at `q` (the rest as it is):
         for placing points of a held tool, which moves with the palm."""
+        s = self._posed(idx, q)
+        b = self.model.body(name).id
+        return s.xpos[b].copy(), s.xmat[b].reshape(3, 3).copy()
+
+    def _posed(self, idx: np.ndarray, q: np.ndarray) -> mujoco.MjData:
+        """The scratch state: now, with actuators `idx` at `q`, its kinematics computed."""
         s = self._scratch
         s.qpos[:] = self.data.qpos
         s.qpos[self.qadr[np.asarray(idx)]] = q
         mujoco.mj_kinematics(self.model, s)
-        b = self.model.body(name).id
-        return s.xpos[b].copy(), s.xmat[b].reshape(3, 3).copy()
+        return s
