@@ -60,6 +60,28 @@ def ros():
     assert not ctx.ok()
 
 
+_PREBUILD: dict = {}
+
+
+def pytest_collection_finish(session):
+    """When a selected test needs the interface packages, start their build now, so it runs beside the tests before."""
+    if session.config.option.collectonly:
+        return
+    if any("franka_interfaces_env" in getattr(item, "fixturenames", ()) for item in session.items):
+        from ros_test_utils import start_test_interfaces_build
+
+        _PREBUILD["proc"] = start_test_interfaces_build()
+
+
+def pytest_sessionfinish(session):
+    proc = _PREBUILD.pop("proc", None)
+    if proc is not None and proc.poll() is None:  # the run ended first (-x, Ctrl-C): build.sh redoes a cut build
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def franka_interfaces_env():
     """The test-only franka_msgs / control_msgs stand-ins, built once (cached by hash under build/test_interfaces):
@@ -67,4 +89,7 @@ def franka_interfaces_env():
     it; nothing here touches this process's sys.path, so a real franka_msgs is never shadowed."""
     from ros_test_utils import build_test_interfaces
 
+    proc = _PREBUILD.pop("proc", None)
+    if proc is not None:
+        proc.wait()
     return build_test_interfaces()
