@@ -16,7 +16,7 @@ pytest.importorskip("robotic")
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / "src" / p) for p in ("lpds_core", "lpds_sim"))}
 TINY = ["--n-demos", "2", "--bc-steps", "40", "--env-steps", "400", "--eval-every", "400", "--warmup-steps", "200",
-        "--trials", "1"]
+        "--trials", "1", "--eval-trials", "1"]
 
 
 def _pipeline(out: Path, *extra: str) -> subprocess.CompletedProcess:
