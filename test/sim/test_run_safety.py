@@ -4,6 +4,7 @@ every run records its provenance, and the best periodically evaluated agent is k
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from lpds_core.agents.base import low_precision_decoder
 from lpds_sim import runs
 from pipeline_helpers import make_base_run, make_steer_run, write_tiny_demos
 
@@ -205,6 +207,9 @@ def test_every_run_records_commit_versions_and_command_line(tmp_path):
     assert first["packages"]["numpy"] == np.__version__
     assert len(first["git_commit"].split("-")[0]) == 40 or first["git_commit"] == "unknown"
     assert runs.git_commit(tmp_path) == "unknown"  # outside a git checkout
+    # the CPU decides `decoder_precision: auto`: a run records what it ran on
+    assert first["cpu"]["bf16_matmul"] == low_precision_decoder("auto") and first["cpu"]["cores"] == os.cpu_count()
+    assert first["cpu"]["model"]
 
 
 # --- best checkpoint ---------------------------------------------------------------------------------------------

@@ -553,14 +553,32 @@ def package_versions(names: Iterable[str] = PROVENANCE_PACKAGES) -> dict[str, st
     return out
 
 
+def cpu_facts() -> dict[str, Any]:
+    """The CPU's model and whether it has bf16 matrix units: `decoder_precision: auto` decodes in bf16 only there,
+    so the same seed gives other (equally valid) numbers on a CPU without them."""
+    import platform
+
+    from lpds_core.agents.base import cpu_bf16_matmul
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"model": model, "cores": os.cpu_count(), "bf16_matmul": cpu_bf16_matmul()}
+
+
 def provenance() -> dict[str, Any]:
-    """What reproduces a session: time, git commit, package versions, python, the full command line and cwd."""
+    """What reproduces a session: time, git commit, package versions, python, CPU, the full command line and cwd."""
     import datetime
     import platform
 
     return {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "git_commit": git_commit(), "packages": package_versions(), "python": platform.python_version(),
-            "argv": list(sys.argv), "cwd": os.getcwd()}
+            "cpu": cpu_facts(), "argv": list(sys.argv), "cwd": os.getcwd()}
 
 
 def require_run(run: str | os.PathLike, kind: str, task: str | None = None) -> dict[str, Any]:

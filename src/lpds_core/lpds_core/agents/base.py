@@ -149,8 +149,11 @@ def low_precision_decoder(precision: str, device: str = "cpu") -> bool:
         raise ConfigError(f"decoder_precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return precision == "bfloat16"
-    if device == "cuda":
-        return True
+    return True if device == "cuda" else cpu_bf16_matmul()
+
+
+def cpu_bf16_matmul() -> bool:
+    """Whether this CPU has bf16 matrix instructions (AVX512-BF16 / AMX), as torch sees them."""
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     return bool(probe()) if callable(probe) else False
 
