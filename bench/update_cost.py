@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from lpds_core.agents import make_agent
+from lpds_core.agents.base import cpu_bf16_matmul
 from lpds_core.agents.sac_common import EntropyTemperature, TanhNoiseActor
 from lpds_core.checkpoint import load_backbone
 from lpds_core.critics import TwinQ, td_target
@@ -163,7 +164,7 @@ def main() -> None:
     ratio = {n: statistics.median(t / s for t, s in zip(times[n], times["sac"])) for n in steps} if ref else {}
     print(f"\n{args.task}, {args.kind} base (decoder {bb.config['n_layers']}×{bb.config['hidden']}, "
           f"{bb.config['num_steps']} steps), batch {args.batch}, {args.threads} thread(s), {args.rounds} rounds "
-          f"× {args.reps} updates; bf16 CPU support: {torch.cpu._is_avx512_bf16_supported()}\n")
+          f"× {args.reps} updates; bf16 CPU support: {cpu_bf16_matmul()}\n")
     print("| variant | what | ms per call (median) | × minimal SAC per update | × minimal SAC per env step |")
     print("|---|---|---|---|---|")
     for n in steps:
