@@ -38,8 +38,10 @@ class PipelineConfig:
     demo_seed: int = setting(0, "seed of the demo recording", min=0)
     # not the emulation: demos are recorded there and both policies graded there too; steering stays in the emulation
     world: str = world_field()
-    steer_world: str = setting(EMULATION, "world LP-DS trains in: emulation, or randomised (the emulation with domain "
-                               "randomisation, config/worlds/randomised.yaml) or a world YAML file; never graded in")
+    steer_world: str = setting(EMULATION, "world LP-DS trains in: emulation, randomised (the emulation with domain "
+                               "randomisation, config/worlds/randomised.yaml), identified (the emulation fitted to "
+                               "this run's demos by `lpds identify`: RUN/identified_world.yaml) or a world YAML file; "
+                               "never graded in")
     grade_worlds: list[str] = setting([], "more worlds both policies are graded in, beside the emulation and `world` "
                                       "(e.g. reality: `make demo` shows base vs steered there)")
     algo: str = setting("lpds", "steering algorithm", choices=ALGOS)
@@ -75,7 +77,7 @@ class PipelineConfig:
 
     def check(self) -> "PipelineConfig":
         resolve_world(self.world)  # one line if it is neither a preset nor a readable world file
-        for w in [self.steer_world, *self.grade_worlds]:
+        for w in [*([] if self.steer_world == IDENTIFIED else [self.steer_world]), *self.grade_worlds]:
             resolve_world(w)
         return self
 
@@ -98,14 +100,16 @@ class PipelineConfig:
         return BaseConfig(task=self.task, data=str(data), obs=self.obs, seed=self.train.seed,
                           threads=self.agent.threads, bc=dataclasses.replace(self.bc))
 
-    def steer_config(self, base: Path) -> SteerConfig:
+    def steer_config(self, base: Path, world: str | Path | None = None) -> SteerConfig:
         """The `lpds train-steer` settings; the Δθ(s, ε) form, the noise-level exploration and the state critic
-        only where they apply (LP-DS / LP-DS-A; the state critic for image observations)."""
+        only where they apply (LP-DS / LP-DS-A; the state critic for image observations). `world`: instead of
+        steer_world (the file the identify stage wrote, for steer_world = identified)."""
         noise_steer = self.algo in ("lpds", "lpds-a")
         agent = dataclasses.replace(self.agent, use_eps=self.agent.use_eps and noise_steer,
                                     critic_obs=self.agent.critic_obs if noise_steer and self.obs == "image" else None)
         train = dataclasses.replace(self.train, explore_eps_scale=self.train.explore_eps_scale if noise_steer else None)
-        return validate(SteerConfig(base=str(base), task=self.task, algo=self.algo, world=self.steer_world,
+        world = self.steer_world if world is None else str(world)
+        return validate(SteerConfig(base=str(base), task=self.task, algo=self.algo, world=world,
                                     agent=agent, train=train))
 
 
@@ -144,6 +148,25 @@ def record_demos(cfg: PipelineConfig, path: Path) -> None:
     lpds("demos", "--task", cfg.task, "--n-demos", str(cfg.n_demos), "--obs", cfg.obs, "--seed", str(cfg.demo_seed),
          "--out", str(tmp), "--no-progress", *_world_flag(cfg.world))
     os.replace(tmp, path)
+
+
+IDENTIFIED = "identified"  # steer_world: the emulation fitted to the run's own demos (lpds_sim.rai.identify)
+IDENTIFIED_FILE = "identified_world.yaml"
+
+
+def identified_valid(path: Path, demos: Path) -> bool:
+    """The identified world and its per-demo fits exist and are newer than the demos they were fitted to."""
+    report = path.with_suffix(".json")
+    return (path.is_file() and report.is_file() and demos.is_file()
+            and report.stat().st_mtime >= demos.stat().st_mtime)
+
+
+def identify_world(cfg: PipelineConfig, demos: Path, path: Path) -> None:
+    """`lpds identify` on the run's demos (an outdated fit is moved aside to *.old.yaml/json, never deleted)."""
+    for p in (path, path.with_suffix(".json")):
+        if p.exists():
+            os.replace(p, p.with_name(p.stem + ".old" + p.suffix))
+    lpds("identify", "--demos", str(demos), "--task", cfg.task, "--out", str(path))
 
 
 def _world_flag(world: str) -> list[str]:
@@ -208,7 +231,7 @@ def _grid(path: Path) -> dict[str, Any]:
 
 def steer_description(cfg: PipelineConfig) -> str:
     """One line on what the steering stage learned, for the report."""
-    sc = cfg.steer_config(Path("base"))
+    sc = cfg.steer_config(Path("base"), EMULATION)  # the algorithm's settings; the world is not described here
     if sc.algo not in ("lpds", "lpds-a"):
         return f"Steering: {sc.algo} (noise-space SAC baseline)."
     form = {"shrink": "Δθ(s, ε) = h(s) − g(s)⊙ε (shift + per-dimension noise gain)",
@@ -231,7 +254,7 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
     export_meta = json.loads((root / "export" / "parity.json").read_text())
     plots = sorted((root / "steer" / "plots").glob("*.png")) + sorted((root / "base" / "plots").glob("*.png"))
     demos = f"{cfg.n_demos} demos recorded in the {world} world" if other else f"{cfg.n_demos} emulated demos"
-    trained_in = world_label(cfg.steer_world)
+    trained_in = IDENTIFIED if cfg.steer_world == IDENTIFIED else world_label(cfg.steer_world)
     graded = cfg.graded_worlds
     steer_world = (f" (in the {trained_in} world)" if trained_in != EMULATION
                    else " (in the emulation)" if graded else "")
@@ -325,16 +348,27 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     demos, base, steer, export = root / "demos.hdf5", root / "base", root / "steer", root / "export"
     ev_base, ev_steered = root / "eval" / "base", root / "eval" / "steered"
     n_trials = n_grid_trials(cfg)
-    b, sc = cfg.base_config(demos), cfg.steer_config(base)
+    identified = root / IDENTIFIED_FILE
+    b = cfg.base_config(demos)
     world = cfg.world_label
+
+    def steer_config() -> Path:  # built when the stage runs: an identified world exists only after its stage
+        world = identified if cfg.steer_world == IDENTIFIED else None
+        return write_stage_config(cfg.steer_config(base, world), root / "steer_config.yaml")
+
     stages = [
         Stage("demos", lambda: demos_valid(demos, cfg.task, cfg.n_demos, cfg.obs, world),
               lambda: record_demos(cfg, demos)),
+    ]
+    if cfg.steer_world == IDENTIFIED:
+        stages.append(Stage("identify", lambda: identified_valid(identified, demos),
+                            lambda: identify_world(cfg, demos, identified)))
+    stages += [
         Stage("base", lambda: run_done(base), lambda: lpds(
             "train-base", "--config", str(write_stage_config(b, root / "base_config.yaml")), "--out", str(base),
             "--no-progress", *_resume(base))),
         Stage("steer", lambda: run_done(steer), lambda: lpds(
-            "train-steer", "--config", str(write_stage_config(sc, root / "steer_config.yaml")), "--out", str(steer),
+            "train-steer", "--config", str(steer_config()), "--out", str(steer),
             "--no-progress", *_resume(steer))),
         Stage("export", lambda: export_valid(export),
               lambda: lpds("export", "--run", str(steer), "--out", str(export))),

@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "lpds_sim.cli.bench",
     "lpds_sim.cli.datasets",
     "lpds_sim.cli.calibrate",
+    "lpds_sim.cli.identify",
 ]
 ENTRY_POINT_GROUP = "lpds.commands"
 
