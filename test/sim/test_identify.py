@@ -172,3 +172,26 @@ def test_pipeline_identified_steer_world_checks_and_plans_the_stage(tmp_path):
     assert sc.world == str(tmp_path / "identified_world.yaml")
     with pytest.raises(ConfigError, match="unknown world"):
         dataclasses.replace(PipelineConfig(), steer_world="identifed").check()
+
+
+def test_identify_stage_is_redone_only_for_newer_demos_and_keeps_the_old_fit(tmp_path, monkeypatch):
+    import os
+
+    from lpds_sim import pipeline
+    from lpds_sim.pipeline import IDENTIFIED, PipelineConfig, identified_description, identified_valid
+
+    demos, world = tmp_path / "demos.hdf5", tmp_path / "identified_world.yaml"
+    demos.write_bytes(b"x")
+    assert not identified_valid(world, demos) and identified_description(world) == []
+    fit = identified_world([_fit("a", 2, 0.12, 1, 1.0, 14.0)], 22.0)
+    write_identified(fit, [_fit("a", 2, 0.12, 1, 1.0, 14.0)], IdentifyConfig(demos=str(demos)), world)
+    assert identified_valid(world, demos)
+    assert "latency [2, 2] steps" in identified_description(world)[0]
+    os.utime(demos, (world.stat().st_mtime + 10,) * 2)  # demos re-recorded after the fit
+    assert not identified_valid(world, demos)
+    calls = []
+    monkeypatch.setattr(pipeline, "lpds", lambda *a: calls.append(a))
+    cfg = dataclasses.replace(PipelineConfig(), world="reality", steer_world=IDENTIFIED)
+    pipeline.identify_world(cfg, demos, world)
+    assert calls == [("identify", "--demos", str(demos), "--task", "pick_place", "--out", str(world))]
+    assert (tmp_path / "identified_world.old.yaml").is_file() and (tmp_path / "identified_world.old.json").is_file()

@@ -169,6 +169,18 @@ def identify_world(cfg: PipelineConfig, demos: Path, path: Path) -> None:
     lpds("identify", "--demos", str(demos), "--task", cfg.task, "--out", str(path))
 
 
+def identified_description(path: Path) -> list[str]:
+    """The report's line on the identified world (none when the run did not identify one)."""
+    if not path.is_file():
+        return []
+    w = resolve_world(str(path))
+    return [f"Identified from the demos ({path.name}): command latency {list(w.command_latency_steps)} steps, "
+            f"controller gain {list(w.controller_gain_scale)} × the emulation's, gripper close delay "
+            f"{list(w.gripper_close_delay_steps)} steps, table {w.table_offset_mm[0]:+.1f} mm, object-estimate noise "
+            f"{list(w.obj_pos_noise_mm)} mm; mass, friction, size and camera error kept at the randomised "
+            "preset's ranges.", ""]
+
+
 def _world_flag(world: str) -> list[str]:
     """`--world W` for a stage command; nothing for the emulation (its commands stay as they were)."""
     return [] if resolve_world(world) is None else ["--world", world]
@@ -268,6 +280,7 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
         "",
         steer_description(cfg),
         "",
+        *identified_description(root / IDENTIFIED_FILE),
         "| policy | grid success | mean return |",
         "|---|---|---|",
         f"| base ({cfg.bc.backbone}, torch) | {base['n_success']}/{base['n_trials']} | {base['mean_return']:.2f} |",
