@@ -13,7 +13,7 @@ with the KL action entropy (nats, first action of 512 sampled chunks at 8 realit
 methods sit on the floor's success-vs-entropy curve; plus each variant's success-AUC over its periodic evaluations.
 Training runs and gradings are `lpds` subprocesses whose finished outputs are kept, so a rerun continues.
 
-    python bench/reality_steering.py --out runs/reality --seeds 0,1,2 --variants lpds-dr,dsrl-na-dr
+    python bench/reality_steering.py --out runs/reality --seeds 0,1,2 --variants lpds-id,lpds-dr,dsrl-na-dr
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lpds-paper-dr": {"steer_world": "randomised", "use_eps": False},  # the paper's Δθ(s), same δ and world
     "dsrl-na": {"algo": "dsrl-na"},
     "dsrl-na-dr": {"algo": "dsrl-na", "steer_world": "randomised"},
+    "lpds-id": {"steer_world": "identified"},  # ... in the emulation fitted to the demos (`lpds identify`)
 }
 TEMPERATURES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from lpds_core.metrics import curve_auc, mean_ci95, wilson_ci95
     from lpds_sim import runs
-    from lpds_sim.pipeline import demos_valid, lpds, record_demos, run_done, write_stage_config
+    from lpds_sim.pipeline import (IDENTIFIED, IDENTIFIED_FILE, demos_valid, identified_valid, identify_world, lpds,
+                                   record_demos, run_done, write_stage_config)
 
     extra = {}
     for item in args.set:
@@ -129,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
             cfg = variant_config(name, seed, args.env_steps, extra)
             run = root / name
             if not run_done(run):
-                sc = cfg.steer_config(base)
+                world = None
+                if cfg.steer_world == IDENTIFIED:  # fitted once to the demos every seed shares
+                    world = out / IDENTIFIED_FILE
+                    if not identified_valid(world, demos):
+                        identify_world(cfg, demos, world)
+                sc = cfg.steer_config(base, world)
                 lpds("train-steer", "--config", str(write_stage_config(sc, root / f"{name}_config.yaml")),
                      "--out", str(run), "--no-progress", *(["--resume"] if (run / "config.yaml").is_file() else []))
             ev = runs.read_scalars(run, "eval")
