@@ -240,18 +240,6 @@ def identified_world(fits: Sequence[DemoFit], nominal_obj_z_mm: float, name: str
                  table_offset_mm=(table, table)).check()
 
 
-def nominal_obj_z_mm(task: str, states: np.ndarray, obj: slice) -> float:
-    """The emulation's observed height of the resting object at the first demo's start."""
-    from lpds_sim.evaluation import make_env
-
-    env = make_env(task, "state")
-    try:
-        obs, _ = env.reset(seed=0, options={"object_xy": states[0, obj][:2]})
-    finally:
-        env.close()
-    return float(obs[obj][2] * 1000.0)
-
-
 def identify(cfg: IdentifyConfig, progress: Callable[[int, int, DemoFit], None] | None = None,
              replay: Replay | None = None) -> tuple[World, list[DemoFit], dict[str, Any]]:
     """Fit every demo, then the world; also returns the demo file's attributes."""
@@ -259,10 +247,12 @@ def identify(cfg: IdentifyConfig, progress: Callable[[int, int, DemoFit], None] 
 
     demos, attrs = load_demos(cfg.demos, cfg.n_demos)
     replay = replay or make_replay(cfg.task)
-    env = make_env(cfg.task, "state")
+    env = make_env(cfg.task, "state")  # the nominal emulation: its layout, and where it sees the resting object
     try:
         obj = env.unwrapped.state_layout["obj_pos"]
         act_dim = int(env.action_space.shape[0])
+        obs, _ = env.reset(seed=0, options={"object_xy": demos[0][1][0, obj][:2]})
+        nominal_z_mm = float(obs[obj][2] * 1000.0)
     finally:
         env.close()
     fits = []
@@ -273,7 +263,7 @@ def identify(cfg: IdentifyConfig, progress: Callable[[int, int, DemoFit], None] 
         fits.append(fit_demo(replay, name, states, actions, obj, cfg))
         if progress:
             progress(i + 1, len(demos), fits[-1])
-    world = identified_world(fits, nominal_obj_z_mm(cfg.task, demos[0][1], obj), cfg.world_name)
+    world = identified_world(fits, nominal_z_mm, cfg.world_name)
     return world, fits, attrs
 
 
