@@ -8,6 +8,8 @@ same 40 reality trials (grid seed 20000 + seed) and, for the steered ones, on th
 - the base at noise temperatures c ∈ {0, 0.25, 0.5, 0.75, 1} (decode c·ε; the free floor, no training),
 - each variant's final policy and its best checkpoint (chosen by the periodic grid of the world it trained in,
   never by reality's),
+- for LP-DS variants, that best checkpoint at the same temperatures (decode c·ε + Δθ(s, c·ε)), and the temperature
+  `lpds pipeline`'s deploy stage picks on the training world's grid (grid seed 30000 + seed; never reality's),
 
 with the KL action entropy (nats, first action of 512 sampled chunks at 8 reality start states) of each, so the
 methods sit on the floor's success-vs-entropy curve; plus each variant's success-AUC over its periodic evaluations.
@@ -154,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                              "auc": curve_auc([p[0] for p in pts], [p[1] for p in pts]) if len(pts) > 1 else None,
                              "env_steps": json.loads((run / "done.json").read_text())["env_steps"]}
                 save()
+            if cfg.noise_steered:  # the steered policy's own temperature curve, and the temperature deployed
+                steered_temperatures(rows, cfg, name, run, root, seed, grade, save,
+                                     str(out / IDENTIFIED_FILE) if cfg.steer_world == IDENTIFIED else cfg.steer_world)
         add_entropies(rows, root)
         save()
 
@@ -172,6 +177,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def steered_temperatures(rows: dict[str, Any], cfg, name: str, run: Path, root: Path, seed: int, grade, save,
+                         world: str) -> None:
+    """Rows "NAME (best, c=C)": the best checkpoint (the one the pipeline exports) decoding c·ε, graded on the same
+    reality trials as the floor; and "NAME (deployed)": the c the pipeline's deploy stage chooses on the training
+    world's grid (its own seeds, never reality's), with that c's reality grade."""
+    from lpds_sim.pipeline import choose_deploy
+
+    for c in TEMPERATURES:
+        key = f"{name} (best, c={c:g})"
+        if key not in rows:
+            same = rows.get(f"{name} (best checkpoint)") if c == 1.0 else None  # that grade already (same trials)
+            rows[key] = {"reality": same["reality"] if same else grade(
+                             run, root / "eval_reality" / f"{name}_best_c{c:g}", seed, "reality", c, checkpoint="best"),
+                         "policy": str(run), "checkpoint": "best", "noise_scale": c, "variant": name}
+            save()
+    key = f"{name} (deployed)"
+    if key not in rows:
+        choice = choose_deploy(dataclasses.replace(cfg, deploy_checkpoint="best"), root, steer=run,
+                               folder=root / f"{name}_deploy", world=world)
+        c = choice["noise_scale"]
+        rows[key] = {**rows[f"{name} (best, c={c:g})"], "chosen": choice}
+        save()
+
+
 def add_entropies(rows: dict[str, Any], root: Path) -> None:
     """KL action entropy of every graded policy of one seed, at the same 8 reality start states."""
     import torch
@@ -181,6 +210,8 @@ def add_entropies(rows: dict[str, Any], root: Path) -> None:
     from lpds_sim.export_run import load_steered_policy
     from lpds_sim.train_steer import load_base
     from pipeline import action_entropy
+
+    import numpy as np
 
     todo = [k for k, r in rows.items() if "entropy" not in r]
     if not todo:
@@ -192,7 +223,13 @@ def add_entropies(rows: dict[str, Any], root: Path) -> None:
         for key in todo:
             r = rows[key]
             torch.manual_seed(0)
-            if "noise_scale" in r:
+            if "noise_scale" in r and "checkpoint" in r:  # a steered policy decoding c·ε
+                _, agent, _ = load_steered_policy(r["policy"], env=env, checkpoint=r["checkpoint"])
+                agent.eval()
+
+                def act(o, c=r["noise_scale"], agent=agent):
+                    return agent.act_with_noise(o, eps_scale=np.full(len(o), c, np.float32))[0]
+            elif "noise_scale" in r:
                 def act(o, c=r["noise_scale"]):
                     with torch.no_grad():
                         t, _ = base_agent.obs_to_tensor(o)
@@ -267,8 +304,16 @@ def report(results: dict[str, Any], seeds: list[str], out: Path, wilson, mean_ci
             label = p[0][5:] if p[1] == p[6] else f"{p[0][5:]} ({p[6]:.0f} nats: collapsed)"
             ax.annotate(label, (p[1], p[2]), textcoords="offset points", xytext=(4, 4 if p[1] == p[6] else -12),
                         fontsize=7)
+    for variant in dict.fromkeys(p[0].split(" (best, c=")[0] for p in points if " (best, c=" in p[0]):
+        curve = sorted((p for p in points if p[0].startswith(f"{variant} (best, c=")), key=lambda p: p[1])
+        ax.errorbar([p[1] for p in curve], [p[2] for p in curve],
+                    yerr=[[p[2] - p[3] for p in curve], [p[4] - p[2] for p in curve]], marker="^", capsize=3,
+                    label=f"{variant} (best checkpoint) at noise temperature c")
+        for p in curve:
+            ax.annotate(p[0].split("c=")[1].rstrip(")"), (p[1], p[2]), textcoords="offset points", xytext=(4, -12),
+                        fontsize=7, color="C0")
     for p in points:
-        if not p[0].startswith("base c="):
+        if not p[0].startswith("base c=") and " (best, c=" not in p[0]:
             ax.errorbar([p[1]], [p[2]], yerr=[[p[2] - p[3]], [p[4] - p[2]]], marker="s", capsize=3, ls="none",
                         label=f"{p[0]}, {p[5]} seed{'s' if p[5] > 1 else ''}")
     ax.set_xlabel("KL action entropy (nats; w = 0 is not diverse)")

@@ -16,7 +16,7 @@ pytest.importorskip("robotic")
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(str(ROOT / "src" / p) for p in ("lpds_core", "lpds_sim"))}
 TINY = ["--n-demos", "2", "--bc-steps", "40", "--env-steps", "400", "--eval-every", "400", "--warmup-steps", "200",
-        "--trials", "1", "--eval-trials", "1"]
+        "--trials", "1", "--eval-trials", "1", "--deploy-noise-scales", "0.5", "1"]
 
 
 def _pipeline(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -41,6 +41,10 @@ def test_pipeline_runs_end_to_end_and_rerun_skips_finished_stages(tmp_path):
     assert (steer_cfg["agent"]["use_eps"], steer_cfg["agent"]["eps_form"], steer_cfg["agent"]["delta"],
             steer_cfg["train"]["explore_eps_scale"]) == (True, "shrink", 8.0, [0.0, 1.0])
     assert "Δθ(s, ε) = h(s) − g(s)⊙ε" in report
+    choice = json.loads((out / "deploy" / "choice.json").read_text())  # the temperature, chosen on its own grids
+    assert sorted(choice["successes"]) == ["0.5", "1"] and choice["checkpoint"] == "best"
+    assert json.loads((out / "export" / "parity.json").read_text())["noise_scale"] == choice["noise_scale"]
+    assert "Deployed: the best checkpoint" in report
     assert "![eval/grid_base_vs_steered.png](eval/grid_base_vs_steered.png)" in report  # the pictures, 2 GIFs each
     for name in ("base", "steered"):
         assert f"![eval/{name}/trajectories.png]" in report
@@ -50,10 +54,19 @@ def test_pipeline_runs_end_to_end_and_rerun_skips_finished_stages(tmp_path):
     shutil.rmtree(out / "eval" / "steered")
     second = _pipeline(out)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    for stage in ("demos", "base", "steer", "export", "eval-base"):
+    for stage in ("demos", "base", "steer", "deploy", "export", "eval-base"):
         assert f"{stage}] skipped" in second.stdout
     assert "eval-steered] running" in second.stdout and "report] running" in second.stdout
     assert "$ lpds train-" not in second.stdout
+
+    # another deploy temperature: exported and graded again, nothing trained again
+    redeploy = _pipeline(out, "--deploy-noise-scales", "1")
+    assert redeploy.returncode == 0, redeploy.stdout[-3000:] + redeploy.stderr[-3000:]
+    for stage in ("demos", "base", "steer", "eval-base"):
+        assert f"{stage}] skipped" in redeploy.stdout
+    for stage in ("deploy", "export", "eval-steered", "report"):
+        assert f"{stage}] running" in redeploy.stdout
+    assert json.loads((out / "export" / "parity.json").read_text())["noise_scale"] == 1.0
 
     changed = _pipeline(out, "--delta", "0.3")
     assert changed.returncode == 2 and "delta" in changed.stderr

@@ -465,7 +465,7 @@ def test_pipeline_records_demos_in_the_world_steers_in_the_emulation_and_grades_
     monkeypatch.setattr(pipeline, "run_stages", lambda st, force=(): stages.extend(s.name for s in st) or [])
     pipeline.run_pipeline(cfg, tmp_path / "run")
     extra = [f"eval-base-{world}", f"eval-steered-{world}"] if world != "emulation" else []
-    assert stages == ["demos", "base", "steer", "export", "eval-base", "eval-steered", *extra, "report"]
+    assert stages == ["demos", "base", "steer", "deploy", "export", "eval-base", "eval-steered", *extra, "report"]
 
 
 def test_pipeline_grades_in_every_extra_world_once(tmp_path, monkeypatch):
@@ -484,7 +484,7 @@ def test_pipeline_grades_in_every_extra_world_once(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "run_stages", lambda st, force=(): stages.extend(st) or [])
     pipeline.run_pipeline(cfg, tmp_path / "run")
     names = [s.name for s in stages]
-    assert names == ["demos", "base", "steer", "export", "eval-base", "eval-steered", "eval-base-reality",
+    assert names == ["demos", "base", "steer", "deploy", "export", "eval-base", "eval-steered", "eval-base-reality",
                      "eval-steered-reality", "eval-base-late", "eval-steered-late", "report"]
     calls: list = []
     monkeypatch.setattr(pipeline, "lpds", lambda *a: calls.append(a))

@@ -76,6 +76,13 @@ class OnnxPolicy:
         else:
             self.takes_eps = False
         self.perturbation_space = self.spec.get("perturbation_space", "noise")
+        # the deploy temperature c the export was made with (`lpds export --noise-scale`): act decodes from c·ε
+        self.noise_scale = self.spec.get("noise_scale", 1.0)
+        if (isinstance(self.noise_scale, bool) or not isinstance(self.noise_scale, (int, float))
+                or not 0.0 <= self.noise_scale < float("inf")):
+            raise ExportFileError(f"'{dec_path}' has noise_scale {self.noise_scale!r} in its metadata, not a finite "
+                                  "number ≥ 0; re-export it with `lpds export`")
+        self.noise_scale = float(self.noise_scale)
         clip = self.spec.get("action_clip")  # the agent's own action clipping (None: exported without it)
         self.action_low = None if clip is None else np.asarray(clip["low"], np.float32)
         self.action_high = None if clip is None else np.asarray(clip["high"], np.float32)
@@ -158,12 +165,16 @@ class OnnxPolicy:
         return e
 
     def delta(self, obs: Any, eps: Any = None) -> np.ndarray:
-        """Δ(s[, ε]) (B, H, A) or (H, A); zeros when the export has no perturbation."""
+        """Δ(s[, cε]) (B, H, A) or (H, A), as `act` computes it; zeros when the export has no perturbation."""
         feed, single = self._prepare(obs)
         batch = next(iter(feed.values())).shape[0]
-        e = self._noise(eps, batch, single, None) if self.takes_eps else None
+        e = self._scaled(self._noise(eps, batch, single, None)) if self.takes_eps else None
         d = self._delta(feed, e, batch)
         return d[0] if single else d
+
+    def _scaled(self, eps: np.ndarray) -> np.ndarray:
+        """c·ε at the export's deploy temperature (ε itself at c = 1, bit for bit)."""
+        return eps if self.noise_scale == 1.0 else np.float32(self.noise_scale) * eps
 
     def _delta(self, feed: dict[str, np.ndarray], eps: np.ndarray | None, batch: int) -> np.ndarray:
         if self._perturbation is None:
@@ -183,11 +194,12 @@ class OnnxPolicy:
         return a[0] if single else a
 
     def act(self, obs: Any, eps: Any = None, rng: np.random.Generator | None = None) -> np.ndarray:
-        """One steered action chunk: w = ε + Δ(s) (or Δ(s, ε)); ε ~ N(0, I) from `rng` unless given.
-        A single observation gives (H, A); a batch (B, ...) gives (B, H, A)."""
+        """One steered action chunk: w = cε + Δ(s) (or Δ(s, cε)) with the export's deploy temperature c
+        (`noise_scale`, 1 unless exported with another); ε ~ N(0, I) from `rng` unless given, so a recorded ε
+        replays the same chunk. A single observation gives (H, A); a batch (B, ...) gives (B, H, A)."""
         feed, single = self._prepare(obs)
         batch = next(iter(feed.values())).shape[0]
-        e = self._noise(eps, batch, single, rng)
+        e = self._scaled(self._noise(eps, batch, single, rng))
         d = self._delta(feed, e, batch)
         if self.perturbation_space == "action":  # LP-DS-A: clip(clip(Φ(s, ε)) + Δ), as in training
             a = self._clip(self._clip(self._decoder.run(None, {**feed, "w": e})[0]) + d)

@@ -159,15 +159,17 @@ def sample_observations(env: Any, n: int, seed: int) -> Any:
 
 
 def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int = 16,
-               checkpoint: str = "latest") -> dict[str, Any]:
+               checkpoint: str = "latest", noise_scale: float = 1.0) -> dict[str, Any]:
     """Export `run` to `out` (decoder.onnx [+ perturbation.onnx] + parity.json) once parity holds; see the
-    module doc for what is refused and what is kept."""
+    module doc for what is refused and what is kept. `noise_scale`: the deploy temperature c the exported policy
+    decodes c·ε at (1: the policy as trained); only for policies that decode ε (base, lpds, lpds-a)."""
     from lpds_core.export import export_onnx
     from lpds_core.onnx_policy import OnnxPolicy
 
     from lpds_sim.evaluation import make_env
 
     out = Path(out)
+    check_noise_scale(noise_scale)
     check_export_target(out, run)
     cfg0 = runs.read_config_dict(run)
     task = cfg0.get("task")
@@ -182,13 +184,13 @@ def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int
     cfg = flatten(cfg)  # steer run configs keep the agent's settings in their `agent:` section
     meta = {"task": cfg["task"], "algo": cfg.get("algo", "base"), "delta": cfg.get("delta"),
             "perturbation_space": space, "run": str(Path(run).resolve()), "checkpoint": cfg.get("checkpoint"),
-            "tr_norm": cfg.get("tr_norm"), "control_hz": 10.0}
+            "tr_norm": cfg.get("tr_norm"), "control_hz": 10.0, "noise_scale": float(noise_scale)}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))  # ours: removed on every exit
     try:
         export_onnx(backbone, pert, tmp, metadata=meta, action_bounds=None if agent is None else agent.action_bounds())
         eps = np.random.default_rng(0).standard_normal((n_check, *backbone.noise_shape)).astype(np.float32)
-        ref = _torch_reference(backbone, agent, obs, eps, space)
+        ref = _torch_reference(backbone, agent, obs, np.float32(noise_scale) * eps, space)
         got = OnnxPolicy(tmp).act(obs, eps=eps)
         diff = float(np.max(np.abs(ref - got)))
         if not diff <= tol:  # NaN fails too
@@ -203,6 +205,15 @@ def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the built files (failure) or the replaced export (success)
     return record
+
+
+def check_noise_scale(c: float) -> None:
+    """ConfigError unless c is a finite number ≥ 0 (the deploy temperature)."""
+    from lpds_core.errors import ConfigError
+
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 <= c < float("inf"):
+        raise ConfigError(f"--noise-scale {c!r} must be a finite number ≥ 0 (1 = the policy as trained, 0 = its "
+                          f"mean-noise decode)")
 
 
 def is_export(folder: str | Path) -> bool:

@@ -45,6 +45,15 @@ class PipelineConfig:
     grade_worlds: list[str] = setting([], "more worlds both policies are graded in, beside the emulation and `world` "
                                       "(e.g. reality: `make demo` shows base vs steered there)")
     algo: str = setting("lpds", "steering algorithm", choices=ALGOS)
+    deploy_checkpoint: str = setting("best", "steer checkpoint exported: best (the best periodic grid of the world "
+                                     "it trained in, never reality's) or latest (the final policy)",
+                                     choices=("best", "latest"))
+    # the steered policy's own noise-temperature curve: decoding it at c < 1 trades diversity for success as the
+    # floor does, and lies above the floor at every c in reality (bench/RESULTS.md, ninth session)
+    deploy_noise_scales: list[float] = setting([0.25, 0.5, 0.75, 1.0], "deploy temperatures c the exported LP-DS "
+                                               "may decode c·ε at: each graded on the steering world's grid (its own "
+                                               "seeds, never reality's), the best exported (ties: the larger c); "
+                                               "[1] exports the policy as trained", min=0.0)
     trials: int = setting(5, "final grid trials per cell: 2×4×5 = 40 (pick-and-place), 2×2×5 = 20 (mug)", min=1)
     videos: int = setting(2, "GIFs of the first grid trials each grid evaluation writes (eval/*/videos/, a few "
                           "seconds each; skipped without a display or Xvfb); 0: none", min=0)
@@ -76,6 +85,11 @@ class PipelineConfig:
         return data
 
     def check(self) -> "PipelineConfig":
+        from lpds_core.errors import ConfigError
+
+        if not self.deploy_noise_scales or not all(c < float("inf") for c in self.deploy_noise_scales):
+            raise ConfigError(f"deploy_noise_scales {self.deploy_noise_scales} must list at least one finite "
+                              f"temperature c ≥ 0 (e.g. 0.5 1; 1 = the policy as trained)")
         resolve_world(self.world)  # one line if it is neither a preset nor a readable world file
         for w in [*([] if self.steer_world == IDENTIFIED else [self.steer_world]), *self.grade_worlds]:
             resolve_world(w)
@@ -96,6 +110,16 @@ class PipelineConfig:
     def world_label(self) -> str:
         return world_label(self.world)
 
+    @property
+    def noise_steered(self) -> bool:
+        """LP-DS / LP-DS-A: policies that decode ε + Δ (the ones a deploy temperature and Δθ(s, ε) apply to)."""
+        return self.algo in ("lpds", "lpds-a")
+
+    @property
+    def deploy_candidates(self) -> list[float]:
+        """The deploy temperatures tried, ascending; [1] for algorithms that sample their own noise."""
+        return sorted(set(float(c) for c in self.deploy_noise_scales)) if self.noise_steered else [1.0]
+
     def base_config(self, data: Path) -> BaseConfig:
         return BaseConfig(task=self.task, data=str(data), obs=self.obs, seed=self.train.seed,
                           threads=self.agent.threads, bc=dataclasses.replace(self.bc))
@@ -104,7 +128,7 @@ class PipelineConfig:
         """The `lpds train-steer` settings; the Δθ(s, ε) form, the noise-level exploration and the state critic
         only where they apply (LP-DS / LP-DS-A; the state critic for image observations). `world`: instead of
         steer_world (the file the identify stage wrote, for steer_world = identified)."""
-        noise_steer = self.algo in ("lpds", "lpds-a")
+        noise_steer = self.noise_steered
         agent = dataclasses.replace(self.agent, use_eps=self.agent.use_eps and noise_steer,
                                     critic_obs=self.agent.critic_obs if noise_steer and self.obs == "image" else None)
         train = dataclasses.replace(self.train, explore_eps_scale=self.train.explore_eps_scale if noise_steer else None)
@@ -194,15 +218,20 @@ def _resume(path: Path) -> list[str]:
     return ["--resume"] if (path / "config.yaml").is_file() else []
 
 
-def eval_valid(path: Path, n_trials: int, policy: Path, world: str = EMULATION) -> bool:
+def eval_valid(path: Path, n_trials: int, policy: Path, world: str = EMULATION, since: Path | None = None,
+               noise_scale: float = 1.0) -> bool:
+    """A complete grid of `policy` in `world` at noise scale `noise_scale`, newer than file `since` (the export or
+    run it graded: a re-export makes its grades stale)."""
     res = path / "grid_results.json"
-    if not res.is_file():
+    if not res.is_file() or (since is not None and (not since.is_file()
+                                                    or res.stat().st_mtime < since.stat().st_mtime)):
         return False
     doc = json.loads(res.read_text())
+    meta = doc.get("meta", {})
     # the policy by its name in the pipeline folder (base, export), so a moved pipeline folder stays valid
     return (int(doc.get("total", -1)) == n_trials and not doc.get("partial")
-            and Path(str(doc.get("meta", {}).get("policy"))).name == policy.name
-            and doc.get("meta", {}).get("world", EMULATION) == world)
+            and Path(str(meta.get("policy"))).name == policy.name and meta.get("world", EMULATION) == world
+            and float(meta.get("noise_scale", 1.0)) == noise_scale)
 
 
 def n_grid_trials(cfg: PipelineConfig) -> int:
@@ -212,12 +241,78 @@ def n_grid_trials(cfg: PipelineConfig) -> int:
     return rows * cols * cfg.trials
 
 
-def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path, world: str = EMULATION) -> None:
-    """`lpds eval` on the task's grid in `world`: the same seed (cell jitter) for base and steered, in every
-    world. The stage's own folder: results there are stale (the stage is invalid), so they are replaced."""
+GRADE_SEED = 20_000   # + the run's seed: the final grids (the same cell jitter for base and steered, every world)
+DEPLOY_SEED = 30_000  # + the run's seed: the grids that choose the deploy temperature (other draws than the final)
+
+
+def evaluate_policy(cfg: PipelineConfig, policy: Path, out: Path, world: str = EMULATION, *extra: str,
+                    seed: int = GRADE_SEED, videos: bool = True) -> None:
+    """`lpds eval` on the task's grid in `world`. The stage's own folder: results there are stale (the stage is
+    invalid), so they are replaced."""
     lpds("eval", "--task", cfg.task, "--policy", str(policy), "--obs", cfg.obs, "--out", str(out),
-         "--seed", str(20_000 + cfg.train.seed), "--trials", str(cfg.trials), "--no-progress", "--overwrite",
-         *_videos_flag(cfg.videos), *_world_flag(world))
+         "--seed", str(seed + cfg.train.seed), "--trials", str(cfg.trials), "--no-progress", "--overwrite",
+         *(_videos_flag(cfg.videos) if videos else []), *_world_flag(world), *extra)
+
+
+DEPLOY_DIR = "deploy"  # RUN/deploy/c<c>/ (one grid per candidate temperature) and RUN/deploy/choice.json
+CHOICE_FILE = "choice.json"
+
+
+def _steer_world_source(cfg: PipelineConfig, root: Path) -> str:
+    return str(root / IDENTIFIED_FILE) if cfg.steer_world == IDENTIFIED else cfg.steer_world
+
+
+def choice_valid(cfg: PipelineConfig, root: Path) -> bool:
+    """RUN/deploy/choice.json was made for this steer run, with today's candidates and checkpoint."""
+    path, done = root / DEPLOY_DIR / CHOICE_FILE, root / "steer" / "done.json"
+    if not path.is_file() or not done.is_file() or path.stat().st_mtime < done.stat().st_mtime:
+        return False
+    doc = json.loads(path.read_text())
+    return doc.get("candidates") == cfg.deploy_candidates and doc.get("checkpoint") == cfg.deploy_checkpoint
+
+
+def choose_deploy(cfg: PipelineConfig, root: Path, steer: Path | None = None, folder: Path | None = None,
+                  world: str | None = None) -> dict[str, Any]:
+    """Grade the steer run's checkpoint at every candidate temperature on the steering world's grid (seeds of its
+    own: neither the final grids' nor reality's) and keep the best, ties to the larger c (the more diverse policy).
+    One candidate is taken as it is, ungraded. A candidate graded earlier for this run is not graded again.
+    `steer`, `folder` (grids and choice.json) and `world` (its source): for runs outside the pipeline's layout."""
+    steer, folder = steer or root / "steer", folder or root / DEPLOY_DIR
+    cands, world = cfg.deploy_candidates, world or _steer_world_source(cfg, root)
+    n_trials = n_grid_trials(cfg)
+    successes: dict[str, int] = {}
+    if len(cands) > 1:
+        for c in cands:
+            out = folder / f"c{c:g}"
+            if not eval_valid(out, n_trials, steer, world_label(world), since=steer / "done.json", noise_scale=c):
+                evaluate_policy(cfg, steer, out, world, "--checkpoint", cfg.deploy_checkpoint, "--noise-scale",
+                                f"{c:g}", seed=DEPLOY_SEED, videos=False)
+            successes[f"{c:g}"] = int(json.loads((out / "grid_results.json").read_text())["successes"])
+    best = max(cands, key=lambda c: (successes.get(f"{c:g}", 0), c))
+    doc = {"checkpoint": cfg.deploy_checkpoint, "noise_scale": best, "candidates": cands, "successes": successes,
+           "n_trials": n_trials, "world": world_label(world), "seed": DEPLOY_SEED + cfg.train.seed}
+    folder.mkdir(parents=True, exist_ok=True)
+    runs.atomic_write_json(folder / CHOICE_FILE, doc)
+    return doc
+
+
+def deployed(root: Path) -> dict[str, Any]:
+    """RUN/deploy/choice.json: the checkpoint and temperature the export was made with."""
+    return json.loads((root / DEPLOY_DIR / CHOICE_FILE).read_text())
+
+
+def export_matches(root: Path) -> bool:
+    """The export passed parity, was made after the deploy choice, and at its temperature and checkpoint."""
+    from lpds_sim.export_run import PARITY_FILE, export_valid
+
+    export, choice = root / "export", root / DEPLOY_DIR / CHOICE_FILE
+    if not export_valid(export) or not choice.is_file():
+        return False
+    rec, doc = json.loads((export / PARITY_FILE).read_text()), deployed(root)
+    ckpt = "agent.pt" if doc["checkpoint"] == "latest" else "best.pt"
+    return ((export / PARITY_FILE).stat().st_mtime >= choice.stat().st_mtime
+            and float(rec.get("noise_scale", 1.0)) == float(doc["noise_scale"])
+            and Path(str(rec.get("checkpoint"))).name == ckpt)
 
 
 def _videos_flag(videos: int) -> list[str]:
@@ -253,7 +348,29 @@ def steer_description(cfg: PipelineConfig) -> str:
     critic = ("; the critic reads the simulator state (training only), Δθ the image features"
               if sc.critic_state else "")
     return (f"Steering: {sc.algo} with {form}, trust region E‖Δθ‖² ≤ {sc.agent.delta:g} (dual step η_λ = "
-            f"{sc.agent.eta_lambda:g}){explore}{critic}; deployed with ε ~ N(0, I).")
+            f"{sc.agent.eta_lambda:g}){explore}{critic}.")
+
+
+def deploy_description(root: Path) -> list[str]:
+    """The report's line on what was exported: the checkpoint and the deploy temperature, with the grades that
+    chose it (none for a run exported before the deploy stage existed)."""
+    path = root / DEPLOY_DIR / CHOICE_FILE
+    if not path.is_file():
+        return []
+    doc = deployed(root)
+    ckpt = "the final policy" if doc["checkpoint"] == "latest" else "the best checkpoint of the periodic evaluation"
+    best = root / "steer" / "checkpoints" / "best.json"
+    if doc["checkpoint"] == "best" and best.is_file():
+        b = json.loads(best.read_text())
+        ckpt += f" (env step {b['step']}, success {b['score']:.2f} there)"
+    c = doc["noise_scale"]
+    noise = "ε ~ N(0, I)" if c == 1.0 else f"c·ε with c = {c:g}, ε ~ N(0, I)"
+    line = f"Deployed: {ckpt}, decoding {noise}"
+    if doc["successes"]:
+        grades = ", ".join(f"c = {k}: {v}/{doc['n_trials']}" for k, v in doc["successes"].items())
+        line += (f"; c chosen on the {doc['world']} world's grid (grid seed {doc['seed']}, not the final grids' "
+                 f"draws): {grades}")
+    return [line + ".", ""]
 
 
 def write_report(cfg: PipelineConfig, root: Path) -> Path:
@@ -280,6 +397,7 @@ def write_report(cfg: PipelineConfig, root: Path) -> Path:
         "",
         steer_description(cfg),
         "",
+        *deploy_description(root),
         *identified_description(root / IDENTIFIED_FILE),
         "| policy | grid success | mean return |",
         "|---|---|---|",
@@ -335,14 +453,13 @@ def write_stage_config(cfg: Any, path: Path) -> Path:
     return path
 
 
-# settings that only add gradings or pictures: changing them keeps every stage already done valid
-GRADING_ONLY = ("grade_worlds", "videos")
+# settings that only add gradings or pictures, or whose stages check them themselves (the deploy choice and the
+# export record theirs): changing them keeps every stage that does not depend on them
+GRADING_ONLY = ("grade_worlds", "videos", "deploy_checkpoint", "deploy_noise_scales")
 
 
 def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run (or continue) the pipeline in `out`; returns the names of the stages that ran and the report path."""
-    from lpds_sim.export_run import export_valid
-
     validate(cfg)
     root = Path(out)
     saved = root / "pipeline.yaml"
@@ -359,7 +476,6 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     if not saved.is_file() or runs.read_yaml_mapping(saved) != to_dict(cfg):  # unchanged: left alone
         runs.save_config(saved, cfg)
     demos, base, steer, export = root / "demos.hdf5", root / "base", root / "steer", root / "export"
-    ev_base, ev_steered = root / "eval" / "base", root / "eval" / "steered"
     n_trials = n_grid_trials(cfg)
     identified = root / IDENTIFIED_FILE
     b = cfg.base_config(demos)
@@ -383,17 +499,19 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
         Stage("steer", lambda: run_done(steer), lambda: lpds(
             "train-steer", "--config", str(steer_config()), "--out", str(steer),
             "--no-progress", *_resume(steer))),
-        Stage("export", lambda: export_valid(export),
-              lambda: lpds("export", "--run", str(steer), "--out", str(export))),
-        Stage("eval-base", lambda: eval_valid(ev_base, n_trials, base), lambda: evaluate_policy(cfg, base, ev_base)),
-        Stage("eval-steered", lambda: eval_valid(ev_steered, n_trials, export),
-              lambda: evaluate_policy(cfg, export, ev_steered)),
+        Stage("deploy", lambda: choice_valid(cfg, root), lambda: choose_deploy(cfg, root)),
+        Stage("export", lambda: export_matches(root), lambda: lpds(
+            "export", "--run", str(steer), "--out", str(export), "--checkpoint", deployed(root)["checkpoint"],
+            "--noise-scale", f"{deployed(root)['noise_scale']:g}")),
     ]
-    for label, source in cfg.graded_worlds:  # both policies graded in the demos' world and `grade_worlds` too
-        stages += [Stage(f"eval-{name}-{label}", functools.partial(eval_valid, root / f"eval_{label}" / name,
-                                                                   n_trials, policy, label),
-                         functools.partial(evaluate_policy, cfg, policy, root / f"eval_{label}" / name, source))
-                   for name, policy in (("base", base), ("steered", export))]
+    graded = root / "export" / "parity.json"  # a re-export makes the steered grades stale
+    for label, source in [(EMULATION, EMULATION), *cfg.graded_worlds]:  # the emulation, the demos' world, ...
+        folder = root / ("eval" if label == EMULATION else f"eval_{label}")
+        suffix = "" if label == EMULATION else f"-{label}"
+        stages += [Stage(f"eval-{name}{suffix}", functools.partial(eval_valid, folder / name, n_trials, policy, label,
+                                                                   since),
+                         functools.partial(evaluate_policy, cfg, policy, folder / name, source))
+                   for name, policy, since in (("base", base, None), ("steered", export, graded))]
     evals = [root / "eval"] + [root / f"eval_{label}" for label, _ in cfg.graded_worlds]
     stages.append(Stage("report", lambda: (root / "report.md").is_file()
                         and all(_newer(root / "report.md", ev) for ev in evals), lambda: write_report(cfg, root)))

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
                         "periodic evaluation) or a checkpoint file")
     p.add_argument("--noise-scale", dest="noise_scale", type=float, default=1.0, metavar="C",
                    help="decode c·ε instead of ε ~ N(0, I) (the noise-temperature floor: 0 = the mean-noise "
-                        "policy, 1 = the policy as deployed)")
+                        "policy, 1 = the policy as deployed; an export made with `lpds export --noise-scale` "
+                        "decodes at c × its own)")
     p.add_argument("--max-trials", dest="max_trials", type=int, default=None,
                    help="stop after this many trials: the grid is saved as partial (cells not reached: 'not run')")
     p.add_argument("--videos", type=int, default=0, metavar="N",
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from lpds_core.config import require_count
     from lpds_core.errors import ConfigError
     from lpds_core.grid_protocol import GridProtocol
+
+    from lpds_sim.export_run import check_noise_scale
     from lpds_sim.policies import resolve_policy
     from lpds_sim.rai.world import WorldSetting, world_label
     from lpds_sim.tasks import TASKS, BenchSetting, get_task, make_env
@@ -75,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("rows", "cols", "trials", "max_trials"):
         require_count(getattr(args, flag), f"--{flag.replace('_', '-')}")
     require_count(args.videos, "--videos", minimum=0, meaning="GIFs of the first N trials; 0 = none")
-    if not (args.noise_scale >= 0 and args.noise_scale < float("inf")):
-        raise ConfigError(f"--noise-scale {args.noise_scale:g} must be a finite number ≥ 0 (1 = the policy as "
-                          "deployed, 0 = no noise)")
+    check_noise_scale(args.noise_scale)
     spec = get_task(args.task)
     rows, cols, trials = (args.rows or spec.grid[0], args.cols or spec.grid[1], args.trials or spec.grid[2])
     kw = {"obs_mode": args.obs, **BenchSetting(args.bench_profile).env_kwargs(),

@@ -16,13 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="latest", metavar="latest|best|PATH",
                    help="which agent of a steer run: latest (the finished run's agent.pt), best (the best periodic "
                         "evaluation, checkpoints/best.pt) or a checkpoint file")
+    p.add_argument("--noise-scale", dest="noise_scale", type=float, default=1.0, metavar="C",
+                   help="deploy temperature: the exported policy decodes c·ε + Δ(s, c·ε), ε ~ N(0, I) (1 = as "
+                        "trained; `lpds pipeline` picks c on the steering world's grid)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lpds_sim.export_run import export_run
 
-    info = export_run(args.run, args.out, tol=args.tol, checkpoint=args.checkpoint)
-    print(f"exported {args.run} ({args.checkpoint}) → {args.out}: max |torch − onnxruntime| = "
+    info = export_run(args.run, args.out, tol=args.tol, checkpoint=args.checkpoint, noise_scale=args.noise_scale)
+    temp = f", c = {args.noise_scale:g}" if args.noise_scale != 1.0 else ""
+    print(f"exported {args.run} ({args.checkpoint}{temp}) → {args.out}: max |torch − onnxruntime| = "
           f"{info['max_abs_diff']:.2e} (tolerance {args.tol:g})")
     return 0
