@@ -174,3 +174,28 @@ def test_onnx_policy_runs_without_torch(exported):
     )
     res = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, check=True)
     assert res.stdout.split() == [f"({H},", f"{A})", "False"]
+
+
+@pytest.mark.parametrize("space", ["noise", "action"])
+def test_the_deploy_temperature_in_the_metadata_scales_eps_before_the_perturbation_sees_it(tmp_path, space):
+    """metadata noise_scale = c: act(s, ε) decodes Φ(s, cε + Δ(s, cε)) (LP-DS-A: Φ(s, cε) + Δ(s, cε))."""
+    m = _model(FlowMatchingPolicy, "state")
+    pert = TinyEpsPerturbation(m.feature_dim).eval()
+    export_onnx(m, pert, tmp_path / "c", {"noise_scale": 0.4, "perturbation_space": space})
+    policy = OnnxPolicy(tmp_path / "c")
+    assert policy.noise_scale == 0.4
+    obs, eps = _obs("state", 3), torch.randn(3, H, A)
+    ce = 0.4 * eps
+    with torch.no_grad():
+        d = pert(m.encode(obs), ce)
+        ref = (m.decode(obs, ce + d) if space == "noise" else m.decode(obs, ce) + d).numpy()
+    np.testing.assert_allclose(policy.act(obs.numpy(), eps=eps.numpy()), ref, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(policy.delta(obs.numpy(), eps=eps.numpy()), d.numpy(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("inf"), "0.5", True, None])
+def test_an_export_with_a_bad_deploy_temperature_is_refused_on_load(tmp_path, bad):
+    m = _model(FlowMatchingPolicy, "state")
+    export_onnx(m, None, tmp_path, {"noise_scale": bad})
+    with pytest.raises(CheckpointError, match="noise_scale"):
+        OnnxPolicy(tmp_path)

@@ -192,6 +192,23 @@ class TopicRecorder:
             time.sleep(0.01)
         return self.seen_stamp(topic) >= stamp
 
+    def wait_latched(self, topic: str, accept: Any, timeout: float = 2.0) -> bool:
+        """Wait until the last message of the latched `topic` (a Recorded.topic) is one `accept(msg)` takes: a bag
+        begun right after a state change (the policy stopped) then opens with that state even when DDS delivers
+        it late, as it does on a loaded machine."""
+        from .episode_bag import typestore
+
+        name = self.names.get(topic, topic)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                item = self._latched.get(name)
+            if item is not None and accept(typestore().deserialize_cdr(item[1], item[0])):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
     def end(self, outcome: dict[str, Any]) -> tuple[Path, dict[str, int]] | None:
         self._closing = True  # no new images; the ones already received are still written
         try:

@@ -130,7 +130,12 @@ class GridEvaluatorNode(Node):
         if self.recorder is None:
             return
         from .episode_bag import free_bag_path
+        from .policy_core import STOPPED
 
+        # the stop just called publishes the "stopped" hold reason; the bag opens with it once the recorder has it
+        if not self.recorder.wait_latched(f"{self.p['policy_name']}/hold_reason", lambda m: m.data == STOPPED):
+            self.get_logger().warning(f"trial {t.index}: the recorder has not seen the policy stop; the bag opens "
+                                      "with the hold reason it last saw")
         pr = self.protocol
         path = self.recorder.begin(free_bag_path(self.p["record_dir"], f"trial_{t.index:03d}"), {
             "source": "grid_evaluator", "mode": self.p["mode"], "task": self.p["task"],

@@ -44,7 +44,8 @@ class OnnxRunner:
         self.last_eps: np.ndarray | None = None  # the noise of the last chunk (recorded, so a replay can reuse it)
 
     def act(self, obs: Any) -> np.ndarray:
-        """ε ~ N(0, I) from the node's seeded generator -> perturbation -> decode (all inside OnnxPolicy)."""
+        """ε ~ N(0, I) from the node's seeded generator -> c·ε at the export's deploy temperature -> perturbation ->
+        decode (all inside OnnxPolicy)."""
         self.last_eps = self._rng.standard_normal((self.horizon, self.act_dim), dtype=np.float32)
         return np.asarray(self.policy.act(obs, eps=self.last_eps), dtype=np.float64).reshape(self.horizon,
                                                                                             self.act_dim)
