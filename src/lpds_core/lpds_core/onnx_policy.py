@@ -20,6 +20,12 @@ PERTURBATION_FILE = "perturbation.onnx"
 _ORT_TYPES = {"float32": "tensor(float)", "uint8": "tensor(uint8)"}
 
 
+def valid_noise_scale(c: Any) -> bool:
+    """Whether `c` is a deploy temperature: a finite number ≥ 0 (not a bool). One rule for the CLI, the pipeline
+    and the export's metadata."""
+    return not isinstance(c, bool) and isinstance(c, (int, float)) and 0.0 <= c < float("inf")
+
+
 class ExportFileError(CheckpointError, ValueError):
     """An export folder cannot be loaded: missing, truncated or corrupt .onnx files, or foreign metadata."""
 
@@ -78,8 +84,7 @@ class OnnxPolicy:
         self.perturbation_space = self.spec.get("perturbation_space", "noise")
         # the deploy temperature c the export was made with (`lpds export --noise-scale`): act decodes from c·ε
         self.noise_scale = self.spec.get("noise_scale", 1.0)
-        if (isinstance(self.noise_scale, bool) or not isinstance(self.noise_scale, (int, float))
-                or not 0.0 <= self.noise_scale < float("inf")):
+        if not valid_noise_scale(self.noise_scale):
             raise ExportFileError(f"'{dec_path}' has noise_scale {self.noise_scale!r} in its metadata, not a finite "
                                   "number ≥ 0; re-export it with `lpds export`")
         self.noise_scale = float(self.noise_scale)

@@ -210,8 +210,9 @@ def export_run(run: str | Path, out: str | Path, tol: float = 1e-4, n_check: int
 def check_noise_scale(c: float) -> None:
     """ConfigError unless c is a finite number ≥ 0 (the deploy temperature)."""
     from lpds_core.errors import ConfigError
+    from lpds_core.onnx_policy import valid_noise_scale
 
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0.0 <= c < float("inf"):
+    if not valid_noise_scale(c):
         raise ConfigError(f"--noise-scale {c!r} must be a finite number ≥ 0 (1 = the policy as trained, 0 = its "
                           f"mean-noise decode)")
 

@@ -86,8 +86,9 @@ class PipelineConfig:
 
     def check(self) -> "PipelineConfig":
         from lpds_core.errors import ConfigError
+        from lpds_core.onnx_policy import valid_noise_scale
 
-        if not self.deploy_noise_scales or not all(c < float("inf") for c in self.deploy_noise_scales):
+        if not self.deploy_noise_scales or not all(map(valid_noise_scale, self.deploy_noise_scales)):
             raise ConfigError(f"deploy_noise_scales {self.deploy_noise_scales} must list at least one finite "
                               f"temperature c ≥ 0 (e.g. 0.5 1; 1 = the policy as trained)")
         resolve_world(self.world)  # one line if it is neither a preset nor a readable world file
