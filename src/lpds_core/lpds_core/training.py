@@ -5,8 +5,10 @@ observation of a finished episode is in `info["final_obs"]`), an agent, the loop
 buffer, an `evaluate(env_steps)` callback and a sink for scalars and checkpoints. It owns nothing env-specific: the
 toy (`train_steering`, any single Gymnasium env) and the RAI runs (`lpds_sim.train_steer`) are thin glue around it.
 Budgets are counted in *env* steps (not chunks), so agents with different chunk sizes compare fairly; warm-up acts
-with the base policy (w ~ N(0, I)); once warm-up is over, every collected chunk of every env is followed by `utd`
-updates. An on-policy agent (`agent.on_policy`, DPPO) goes through the same loop, evaluation and checkpoints, but
+with the base policy (w ~ N(0, I)); once warm-up is over, every collected chunk of every env brings `utd`
+updates. Those updates run while the envs execute the chunks just chosen (an `AsyncVectorEnv` steps in its worker
+processes meanwhile; a synchronous one runs the same schedule, so both give the same numbers): they sample the
+replay as it was before that vector step, and the env time hides behind the update time. An on-policy agent (`agent.on_policy`, DPPO) goes through the same loop, evaluation and checkpoints, but
 collects `agent.rollout_steps` chunks per env into a `Rollout` (with what `act_on_policy` returned beside each
 chunk) and then calls `agent.update_on_policy(rollout)`; it has no warm-up, no replay and no `utd`, and its
 checkpoints are written at rollout boundaries (the first one after each `ckpt_every`), so a resume loses at most
@@ -153,6 +155,7 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
         raise ConfigError(f"explore_eps_scale applies to agents that decode c·ε (lpds, lpds-a); {agent.name} "
                           f"samples its own chain: remove it")
     rollout = Rollout(agent.rollout_steps) if on_policy else None
+    overlap = isinstance(envs, gym.vector.AsyncVectorEnv)  # its workers step while this process updates
     t0 = time.perf_counter()
 
     def emit(group: str, values: dict[str, float] | None) -> None:
@@ -207,7 +210,17 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
                     chunk, noise = agent.decode(feats, noise_t).numpy(), noise_t.numpy()
             else:
                 chunk, noise = agent.act_with_noise(obs, eps_scale=eps_scale)
-            next_obs, reward, term, trunc, info = envs.step(chunk)
+            if overlap:
+                envs.step_async(chunk)
+            # off-policy updates, on the replay before this vector step (it samples with replacement: any size
+            # but empty works) while the envs execute it
+            if not on_policy and st.env_steps >= loop.warmup_steps and len(replay):
+                agent.train()
+                for _ in range(loop.utd * n_envs):
+                    for k, v in agent.update(replay.sample(loop.batch_size)).items():
+                        pending[k].append(float(v))
+                    st.updates += 1
+            next_obs, reward, term, trunc, info = envs.step_wait() if overlap else envs.step(chunk)
             next_obs = encode(next_obs)
             step_inc = 0
             finished: list[dict[str, float]] = []
@@ -252,14 +265,8 @@ def run_steering(envs: Any, agent: Agent, loop: LoopConfig, replay: ReplayBuffer
                     st.updates += 1
                     updated = True
                     emit_train()
-            elif st.env_steps >= loop.warmup_steps:  # (the replay samples with replacement: any size works)
-                agent.train()
-                for _ in range(loop.utd * n_envs):
-                    for k, v in agent.update(replay.sample(loop.batch_size)).items():
-                        pending[k].append(float(v))
-                    st.updates += 1
-                if pending and (st.chunks % (log_every * n_envs) == 0 or st.env_steps >= loop.env_steps):
-                    emit_train()
+            elif pending and (st.chunks % (log_every * n_envs) == 0 or st.env_steps >= loop.env_steps):
+                emit_train()
             if st.env_steps >= next_ckpt and not on_policy:
                 checkpoint()
                 next_ckpt += loop.ckpt_every
