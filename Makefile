@@ -9,6 +9,8 @@ APT_PKGS := liblapack3 xvfb xauth libgl1 libglu1-mesa libglx-mesa0 libgl1-mesa-d
 # RAI renders through GLX: without a display, run under a virtual one
 XRUN := $(if $(DISPLAY),,xvfb-run -a -s "-screen 0 1024x768x24")
 OUT ?= runs/demo
+# the demo's steering budget (the pipeline's default is 100k): half of it keeps `make demo` under 15 minutes on 2 cores
+DEMO_ENV_STEPS ?= 50000
 ROS_PKGS := $(wildcard src/lpds_ros/setup.py)
 PIP_EDITABLE := -e src/lpds_core -e src/lpds_sim $(if $(ROS_PKGS),-e src/lpds_ros,)
 
@@ -37,7 +39,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt src/lpds_core/pyproject.toml 
 # the main job: demos -> base -> LP-DS -> ONNX -> grid (base vs steered), then the same exported policy
 # driven through the ROS 2 graph (separate processes over DDS) against the RAI sim robot
 demo: setup
-	$(XRUN) $(BIN)/lpds pipeline --task pick_place --grade-worlds reality --out $(OUT)/pick_place
+	$(XRUN) $(BIN)/lpds pipeline --task pick_place --grade-worlds reality --env-steps $(DEMO_ENV_STEPS) --out $(OUT)/pick_place
 	@# the ROS grid of this export: one folder per exported model (its digest), so a rerun skips a finished grid
 	@# and a new model never overwrites the bags of an earlier one
 	@ros=$(OUT)/ros_grid/$$(sha256sum $(OUT)/pick_place/export/decoder.onnx | cut -c1-12); \
