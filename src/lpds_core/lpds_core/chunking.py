@@ -11,10 +11,14 @@ returns in env units) and the last step's info.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker
+
+# wrappers that hand the base env's observations through unchanged and never end an episode themselves
+_OBS_PASSTHROUGH = (OrderEnforcing, PassiveEnvChecker)
 
 
 def bootstrap_discount(gamma: float, n_steps: int) -> float:
@@ -29,6 +33,23 @@ def chunk_discounting(rewards: Sequence[float], gamma: float) -> tuple[float, fl
     The one definition the chunk wrapper and the training loops use for every agent."""
     total = sum(bootstrap_discount(gamma, k) * float(r) for k, r in enumerate(rewards))
     return total, bootstrap_discount(gamma, len(rewards))
+
+
+def render_skipper(env: gym.Env) -> Callable[[bool], None] | None:
+    """The base env's `skip_render(on)` hook, or None.
+
+    An env whose observations are costly to render (camera images) may offer `skip_render(on)`: while on, a step
+    that does not end the episode may return the previous step's images. Open-loop chunk execution reads only the
+    last step's observation, so it turns the hook on for the others. None when a wrapper in between could change
+    observations or end the episode itself (a TimeLimit would then end it on stale images): only wrappers in
+    `_OBS_PASSTHROUGH`, or with a true `keeps_observations` attribute, may stand between."""
+    e = env
+    while isinstance(e, gym.Wrapper):
+        if not (isinstance(e, _OBS_PASSTHROUGH) or getattr(type(e), "keeps_observations", False)):
+            return None
+        e = e.env
+    hook = getattr(e, "skip_render", None)
+    return hook if callable(hook) else None
 
 
 class ActionChunkWrapper(gym.Wrapper):
@@ -60,11 +81,18 @@ class ActionChunkWrapper(gym.Wrapper):
         terminated = truncated = False
         info: dict = {}
         obs = None
-        for a in chunk[:self.exec_steps]:
-            obs, r, terminated, truncated, info = self.env.step(a)
-            rewards.append(float(r))
-            if terminated or truncated:
-                break
+        skip = render_skipper(self.env)  # only the chunk's last observation is read: render no other
+        try:
+            for k, a in enumerate(chunk[:self.exec_steps]):
+                if skip is not None:
+                    skip(k < self.exec_steps - 1)
+                obs, r, terminated, truncated, info = self.env.step(a)
+                rewards.append(float(r))
+                if terminated or truncated:
+                    break
+        finally:
+            if skip is not None:
+                skip(False)
         total, disc = chunk_discounting(rewards, self.gamma)
         info = dict(info, chunk_steps=len(rewards), chunk_discount=disc, chunk_return_undiscounted=sum(rewards))
         return obs, total, terminated, truncated, info

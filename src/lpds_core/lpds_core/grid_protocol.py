@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .chunking import render_skipper
 from .jsonio import dumps
 
 
@@ -169,15 +170,25 @@ class GridResult:
 
 def run_episode(env: Any, policy: Callable, seed: int | None = None, options: dict | None = None,
                 record: bool = False) -> dict:
-    """Roll out one episode; returns success, return, length and (if `record`) obs/actions/rewards/dones."""
+    """Roll out one episode; returns success, return, length and (if `record`) obs/actions/rewards/dones.
+
+    A policy with a false `reads_next_obs` (a chunk executor in the middle of its chunk) lets the env skip
+    rendering the next observation (`lpds_core.chunking.render_skipper`), unless every observation is recorded."""
     obs, info = env.reset(seed=seed, options=options)
     if hasattr(policy, "reset"):
         policy.reset()
+    skip = None if record else render_skipper(env)
     obs_l, act_l, rew_l, done_l = [], [], [], []
     ret, success, steps, collisions = 0.0, False, 0, 0
     while True:
         a = np.asarray(policy(obs), dtype=np.float32)
-        nobs, r, term, trunc, info = env.step(a)
+        if skip is not None:
+            skip(not getattr(policy, "reads_next_obs", True))
+        try:
+            nobs, r, term, trunc, info = env.step(a)
+        finally:
+            if skip is not None:
+                skip(False)
         if record:
             obs_l.append(obs)
             act_l.append(a)

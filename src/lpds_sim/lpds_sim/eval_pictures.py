@@ -33,6 +33,8 @@ class EpisodeRecorder(gym.Wrapper):
     """Records every episode's end-effector path (row 0: the position after the reset, row i: after step i, so an
     episode of L steps has L + 1 rows), object start and target; renders the first `videos` episodes."""
 
+    keeps_observations = True  # hands observations through unchanged (lpds_core.chunking.render_skipper)
+
     def __init__(self, env: gym.Env, videos: int = 0, frame_every: int = FRAME_EVERY, width: int = VIDEO_WIDTH):
         super().__init__(env)
         self.videos, self.frame_every, self.width = int(videos), int(frame_every), int(width)

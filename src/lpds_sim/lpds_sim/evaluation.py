@@ -108,6 +108,11 @@ class ChunkExecutor:
     def reset(self) -> None:
         self._queue = []
 
+    @property
+    def reads_next_obs(self) -> bool:
+        """Whether the next call looks at its observation (only when the chunk has run out: it replans)."""
+        return not self._queue
+
     def __call__(self, obs: Any) -> np.ndarray:
         if not self._queue:
             chunk = np.asarray(self.chunk_policy(obs))

@@ -168,6 +168,8 @@ class PandaTaskEnv(gym.Env):
             self._cam_spec.noise = dataclasses.replace(self.world.sensor)
         self._camera: RGBDCamera | None = None
         self.fast_render = fast_render
+        self._skip_render = False   # see skip_render
+        self._images: tuple[np.ndarray, np.ndarray] | None = None  # the last rendered (rgb, depth)
         if obs_mode == "image":
             self._camera = RGBDCamera(self.C, self._cam_spec, fast=fast_render)
 
@@ -512,7 +514,13 @@ class PandaTaskEnv(gym.Env):
         reward = -0.1 * float(np.sqrt(d @ d)) - 0.5 * collision + 1.0 * success
         terminated = success and self.terminate_on_success
         truncated = self._steps >= self.max_episode_steps and not terminated
-        return self._obs(), reward, terminated, truncated, info
+        return self._obs(render=not self._skip_render or terminated or truncated), reward, terminated, truncated, info
+
+    def skip_render(self, on: bool) -> None:
+        """While on, a step that does not end the episode returns the last rendered camera images (proprio and
+        state stay current) instead of rendering new ones, ~10 ms each: what a chunk policy never reads between
+        its replans (`lpds_core.chunking.render_skipper` sets it; reset and an episode's last step always render)."""
+        self._skip_render = bool(on)
 
     gripper_speed: float = 0.3    # moveGripper speed at sim_dt substeps (RAI units: 0.01·speed per substep)
     free_obj_speed: float = 0.02  # m/s: the object counts as at rest below this (free-space substeps)
@@ -612,10 +620,13 @@ class PandaTaskEnv(gym.Env):
         # inside the observation space by construction (a flung object or a lagging arm must not leave it)
         return np.minimum(np.maximum(np.concatenate(parts).astype(np.float32), self._state_low), self._state_high)
 
-    def _obs(self):
+    def _obs(self, render: bool = True):
         if self.obs_mode == "state":
             return self._state() if self.world is None else self._world_state()
-        rgb, depth = self._camera.render(self.np_random)
+        if render or self._images is None:
+            self._images = self._camera.render(self.np_random)
+        # new arrays every step, as Gymnasium asks: a caller may keep or modify what it got
+        rgb, depth = (x.copy() for x in self._images)
         obs = {"rgb": rgb, "depth": depth, "proprio": self._proprio()}
         if self.privileged_state:
             obs["state"] = self._state()
