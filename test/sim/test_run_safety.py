@@ -266,6 +266,13 @@ def test_steering_keeps_the_best_evaluated_agent_and_export_eval_can_choose_it(t
                  "--n-envs", "1", "--warmup-steps", "16", "--eval-every", "100000", "--ckpt-every", "1000",
                  "--out", str(moved / "steer"), "--resume", "--no-progress"]) == 0
     assert "already finished" in capsys.readouterr().out
+    # a larger budget extends the finished run from its last checkpoint, with its replay and counters
+    assert main(["train-steer", "--base", str(moved / "base"), "--config", str(small), "--env-steps", "80",
+                 "--n-envs", "1", "--warmup-steps", "16", "--eval-every", "100000", "--ckpt-every", "1000",
+                 "--out", str(moved / "steer"), "--resume", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "extending it to 80" in printed and "resumed" in printed and "at env step 48" in printed
+    assert strict_json(moved / "steer" / "done.json")["env_steps"] == 80
 
 
 def test_interrupted_eval_saves_a_partial_grid(tmp_path, monkeypatch, capsys):

@@ -199,8 +199,13 @@ def train_steer(cfg: SteerConfig, out: str | Path, resume: bool = False, progres
                                        "hidden", "critic_hidden", "critic_obs", "actor_avg_rate",
                                        "seed", "gamma", "ckpt_every", "explore_eps_scale"))
     if run.is_done():
-        print(f"steer run {out} already finished; nothing to do")
-        return run.summary()
+        done = run.summary()
+        if int(done["env_steps"]) >= cfg.train.env_steps:
+            print(f"steer run {out} already finished; nothing to do")
+            return done
+        # a larger budget on --resume extends the finished run from its last checkpoint (done.json is rewritten at
+        # the end): no setting of the loop depends on the budget
+        print(f"steer run {out} finished at {done['env_steps']} env steps; extending it to {cfg.train.env_steps}")
 
     torch.manual_seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
