@@ -150,3 +150,30 @@ def test_changing_the_deploy_settings_of_a_started_pipeline_is_allowed(tmp_path,
     pipeline.run_pipeline(build(pipeline.PipelineConfig, {"deploy_noise_scales": [1.0], "deploy_checkpoint":
                                                           "latest"}), root)
     assert "latest" in (root / "pipeline.yaml").read_text()
+
+
+def test_a_larger_budget_extends_the_steer_run_of_a_started_pipeline(tmp_path, monkeypatch):
+    """--env-steps above the finished run's reopens the steer stage (train-steer --resume extends the run); a
+    smaller budget cannot be had from a longer run and stays an error."""
+    from lpds_core.errors import RunError
+    from lpds_sim import pipeline
+
+    stages: list = []
+    monkeypatch.setattr(pipeline, "run_stages", lambda st, force=(): stages.extend(st) or [])
+    root = tmp_path / "run"
+    pipeline.run_pipeline(build(pipeline.PipelineConfig, {"env_steps": 10000}), root)
+    _finished_steer(root)
+    (root / "steer" / "done.json").write_text(json.dumps({"env_steps": 10004}))
+    steer = next(s for s in stages if s.name == "steer")
+    assert steer.valid()
+    stages.clear()
+    pipeline.run_pipeline(build(pipeline.PipelineConfig, {"env_steps": 20000}), root)
+    steer = next(s for s in stages if s.name == "steer")
+    assert not steer.valid()   # 10004 < 20000: the stage runs again
+    calls: list = []
+    monkeypatch.setattr(pipeline, "lpds", lambda *a: calls.append(a))
+    steer.run()
+    assert calls[-1][0] == "train-steer" and calls[-1][-1] == "--resume"
+    assert "env_steps: 20000" in (root / "steer_config.yaml").read_text()
+    with pytest.raises(RunError, match="env_steps"):
+        pipeline.run_pipeline(build(pipeline.PipelineConfig, {"env_steps": 8000}), root)

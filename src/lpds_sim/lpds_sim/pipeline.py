@@ -215,6 +215,18 @@ def run_done(path: Path) -> bool:
     return (path / "done.json").is_file() and (path / "config.yaml").is_file()
 
 
+def steer_finished(path: Path, env_steps: int) -> bool:
+    """The steer run finished with at least this budget. A larger `--env-steps` on a started pipeline extends
+    its steer run (train-steer --resume goes on from the last checkpoint); the new done.json makes the deploy
+    choice, the export and the steered grades stale."""
+    if not run_done(path):
+        return False
+    try:
+        return int(json.loads((path / "done.json").read_text())["env_steps"]) >= env_steps
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _resume(path: Path) -> list[str]:
     return ["--resume"] if (path / "config.yaml").is_file() else []
 
@@ -455,7 +467,8 @@ def write_stage_config(cfg: Any, path: Path) -> Path:
 
 
 # settings that only add gradings or pictures, or whose stages check them themselves (the deploy choice and the
-# export record theirs): changing them keeps every stage that does not depend on them
+# export record theirs): changing them keeps every stage that does not depend on them. A larger env_steps is
+# allowed too: it extends the steer run (steer_finished)
 GRADING_ONLY = ("grade_worlds", "videos", "deploy_checkpoint", "deploy_noise_scales")
 
 
@@ -470,7 +483,8 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
     root.mkdir(parents=True, exist_ok=True)
     if saved.exists() and _has_outputs(root):  # settings of a start that produced nothing may change freely
         old, new = flatten(runs.load_yaml_config(saved, PipelineConfig)), flatten(cfg)
-        changed = [k for k in new if old.get(k) != new[k] and k not in GRADING_ONLY]
+        changed = [k for k in new if old.get(k) != new[k] and k not in GRADING_ONLY
+                   and not (k == "env_steps" and isinstance(old.get(k), int) and new[k] > old[k])]
         if changed:
             raise runs.RunError(f"{root} was run with different settings ({', '.join(changed)}); "
                                 f"use a new --out, or delete the stages that depend on them")
@@ -497,7 +511,7 @@ def run_pipeline(cfg: PipelineConfig, out: str | Path, force: tuple[str, ...] = 
         Stage("base", lambda: run_done(base), lambda: lpds(
             "train-base", "--config", str(write_stage_config(b, root / "base_config.yaml")), "--out", str(base),
             "--no-progress", *_resume(base))),
-        Stage("steer", lambda: run_done(steer), lambda: lpds(
+        Stage("steer", lambda: steer_finished(steer, cfg.train.env_steps), lambda: lpds(
             "train-steer", "--config", str(steer_config()), "--out", str(steer),
             "--no-progress", *_resume(steer))),
         Stage("deploy", lambda: choice_valid(cfg, root), lambda: choose_deploy(cfg, root)),
