@@ -28,9 +28,9 @@ from lpds_core.bench_profile import BenchProfile, calibrated_profile, load_profi
 from lpds_core.config import build, to_dict  # noqa: E402
 from lpds_sim import ENV_IDS  # noqa: E402
 from isolation import isolated  # noqa: E402
+from main_obs import MAIN, assert_main_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-MAIN = ROOT / "test" / "sim" / "data" / "bench_default_obs_main.npz"
 DEFAULT_YAML = ROOT / "config" / "bench" / "default.yaml"
 
 CAPTURE = textwrap.dedent("""
@@ -81,7 +81,7 @@ def test_default_profile_reproduces_main_state_observations_exactly(tmp_path, ta
     main = np.load(MAIN)
     got = _capture(tmp_path, task, "state", profile)
     assert np.array_equal(got["frames"], main[f"{task}_frames"])
-    assert np.array_equal(got["state"], main[f"{task}_state"])
+    assert_main_state(got["state"], main[f"{task}_state"], task)
 
 
 @pytest.mark.display

@@ -17,6 +17,12 @@ def env():
     e.close()
 
 
+def quat_yaw(q: np.ndarray) -> np.ndarray:
+    """Heading of a (w, x, y, z) quaternion's x axis in the table plane."""
+    w, x, y, z = np.moveaxis(np.asarray(q), -1, 0)
+    return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
 def hold(env, n):
     """Step with the gripper open and the arm still; returns the infos."""
     return [env.step(np.array([0, 0, 0, 0, 1.0], np.float32))[-1] for _ in range(n)]
@@ -133,6 +139,13 @@ def test_scripted_episode_hangs_the_mug_without_collisions(env):
     assert acts.shape[1] == 5 and np.all(np.abs(acts) <= 1.0)
     assert (acts[:, -1] < 0).any() and acts[-1, -1] > 0  # grasped, then released
     assert r["dones"][-1] and not r["dones"][:-1].any()
+    # the grasp-yaw features: sin, cos of 2(yaw(ee) - yaw(mug)), read here off the state's own quaternions
+    lay = env.unwrapped.state_layout
+    obs = np.array(r["obs"])
+    d = 2 * (quat_yaw(obs[:, lay["ee_quat"]]) - quat_yaw(obs[:, lay["obj_quat"]]))
+    assert np.allclose(obs[:, lay["extra"]], np.stack([np.sin(d), np.cos(d)], 1), atol=1e-4)
+    close = np.flatnonzero(acts[:, -1] < 0)[0]
+    assert obs[close, lay["extra"]][1] < -0.9  # the operator closes at +-90 deg to the mug's x axis
 
 
 def test_same_seed_same_operator_actions(env):
