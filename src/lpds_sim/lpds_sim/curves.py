@@ -8,6 +8,14 @@ from typing import Sequence
 from lpds_sim.runs import read_scalars
 
 
+def env_steps_axis(ax) -> None:
+    """Label an x axis of env steps with 50k / 1.2M ticks: full integers overlap from 100k on."""
+    from matplotlib.ticker import EngFormatter
+
+    ax.set_xlabel("env steps")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+
+
 def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
     pts = [(r["step"], r[key]) for r in rows if key in r]
     return [p[0] for p in pts], [p[1] for p in pts]
@@ -30,7 +38,7 @@ def plot_steer_curves(run: str | os.PathLike, out: str | os.PathLike | None = No
     for ax, key, label in ((axes[0], "success", "grid success rate"), (axes[1], "return", "grid mean return")):
         x, y = _series(ev, key)
         ax.plot(x, y, marker="o")
-        ax.set_xlabel("env steps")
+        env_steps_axis(ax)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     band = [(r["step"], r["success_lo"], r["success_hi"]) for r in ev if "success_lo" in r]
@@ -50,7 +58,7 @@ def plot_steer_curves(run: str | os.PathLike, out: str | os.PathLike | None = No
     for ax, key, label in ((axes[0], "lambda", "λ (dual variable)"), (axes[1], "delta_sq", "‖Δ‖² (batch mean)")):
         x, y = _series(tr, key)
         ax.plot(x, y, lw=1)
-        ax.set_xlabel("env steps")
+        env_steps_axis(ax)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     x, _ = _series(tr, "delta_sq")
@@ -101,7 +109,7 @@ def plot_comparison(runs: Sequence[tuple[str, str | os.PathLike]], out: str | os
     for label, run in runs:
         x, y = _series(read_scalars(run, "eval"), key)
         ax.plot(x, y, marker="o", label=label)
-    ax.set_xlabel("env steps")
+    env_steps_axis(ax)
     ax.set_ylabel(key)
     ax.grid(alpha=0.3)
     ax.legend()

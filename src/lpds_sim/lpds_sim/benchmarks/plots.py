@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from lpds_sim.curves import env_steps_axis
+
 
 def _plt() -> Any:
     import matplotlib
@@ -32,7 +34,7 @@ def plot_curves(bands: dict[str, dict[str, dict[str, np.ndarray] | None]], path:
                 lo, hi = (np.clip(b["lo"], 0, 1), np.clip(b["hi"], 0, 1)) if metric == "success" else (b["lo"], b["hi"])
                 ax.fill_between(b["steps"], lo, hi, alpha=0.2, color=line.get_color())
         ax.set_title(task)
-        ax.set_xlabel("env steps")
+        env_steps_axis(ax)
         ax.set_xlim(0, budget)
         ax.grid(alpha=0.3)
         if ax.has_data():

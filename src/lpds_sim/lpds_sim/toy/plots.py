@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from lpds_sim.curves import env_steps_axis
+
 from .multigoal import MultiGoalEnv, reward_map
 
 
@@ -52,7 +54,7 @@ def plot_mode_coverage(steps: list[int], fractions: list[list[float]], base_frac
         ax.axhline(base_fractions[g], color="gray", ls="--", label="base")
         ax.axhline(0.10, color="tab:red", ls=":", lw=0.8, label="10 %")
         ax.set_title(f"goal {g} {names[g]}")
-        ax.set_xlabel("env steps")
+        env_steps_axis(ax)
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("fraction of rollouts")
     axes[0].legend(fontsize=8)
@@ -75,12 +77,12 @@ def plot_training(history: dict[str, list], path: Path, delta: float | None = No
             ax.axhline(delta, color="tab:red", ls="--", label="δ")
             ax.legend()
         ax.set_title(k)
-        ax.set_xlabel("env steps")
+        env_steps_axis(ax)
     ax = axes[0][-1]
     if history.get("episode_return"):
         ax.plot(history["episode_env_steps"], history["episode_return"], ".", ms=2, alpha=0.5)
     ax.set_title("training episode return")
-    ax.set_xlabel("env steps")
+    env_steps_axis(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
